@@ -1,0 +1,1 @@
+"""gardenlab: bring up, break and measure a Patroni cluster on one machine."""

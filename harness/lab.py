@@ -1,0 +1,117 @@
+"""What the lab is made of: its files, its members, and the ports it publishes on loopback."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+PROJECT = "gardenlab"
+SCOPE = "gardenlab"  # Patroni's cluster name
+NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
+ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    name: str  # what a user calls it: rw, ro, pooler, stats, or a node name for its REST API
+    env_var: str  # the variable that moves it, in .env or the environment
+    default: int
+
+
+PUBLISHED_PORTS = (
+    PublishedPort("rw", "GARDENLAB_RW_PORT", 5000),
+    PublishedPort("ro", "GARDENLAB_RO_PORT", 5001),
+    PublishedPort("pooler", "GARDENLAB_POOLER_PORT", 6432),
+    PublishedPort("stats", "GARDENLAB_STATS_PORT", 7000),
+    PublishedPort("pg1", "GARDENLAB_PG1_REST_PORT", 8008),
+    PublishedPort("pg2", "GARDENLAB_PG2_REST_PORT", 8009),
+    PublishedPort("pg3", "GARDENLAB_PG3_REST_PORT", 8010),
+)
+
+
+def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
+    """Port per name, from settings (the environment over .env) or the defaults."""
+    ports: dict[str, int] = {}
+    for p in PUBLISHED_PORTS:
+        raw = settings.get(p.env_var, "")
+        if not raw:
+            ports[p.name] = p.default
+            continue
+        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+            raise ConfigError(f"{p.env_var}={raw!r} is not a TCP port", "use a number 1-65535")
+        ports[p.name] = int(raw)
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            raise ConfigError(
+                f"ports {taken[port]} and {name} are both set to {port}",
+                "give each published port its own number",
+            )
+        taken[port] = name
+    return ports
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The project's files on disk and its settings; everything else derives from these."""
+
+    root: Path
+    settings: Mapping[str, str]  # .env values overlaid by the environment
+
+    @classmethod
+    def discover(cls, root: Path | None = None) -> Lab:
+        from harness.envfile import read_env_file
+
+        root = root or Path(os.environ.get("GARDENLAB_ROOT", Path(__file__).resolve().parents[1]))
+        settings = {**read_env_file(root / ".env"), **os.environ}
+        return cls(root=root, settings=settings)
+
+    @property
+    def compose_dir(self) -> Path:
+        return self.root / "compose"
+
+    @property
+    def compose_file(self) -> Path:
+        return self.compose_dir / "docker-compose.yml"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def rendered_dir(self) -> Path:
+        return self.compose_dir / "rendered"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return resolve_ports(self.settings)
+
+    def secret(self, key: str) -> str:
+        value = self.settings.get(key, "")
+        if not value:
+            raise ConfigError(
+                f"{key} is not set in {self.env_file}",
+                "run `make dev-up` (or `harness up`) once: it generates the lab's secrets",
+            )
+        return value
+
+    def dsn(self, endpoint: str, dbname: str = "postgres", connect_timeout: int = 3) -> str:
+        """libpq connection string for a published endpoint (rw, ro or pooler)."""
+        if endpoint not in ("rw", "ro", "pooler"):
+            raise ConfigError(f"unknown endpoint {endpoint!r}", "choose rw, ro or pooler")
+        return (
+            f"host={LOOPBACK} port={self.ports[endpoint]} dbname={dbname} user=postgres "
+            f"password={self.secret('POSTGRES_PASSWORD')} connect_timeout={connect_timeout} "
+            f"application_name=gardenlab-harness"
+        )
+
+    def rest_urls(self) -> list[str]:
+        return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]
+
+    def stats_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['stats']}/;csv"
