@@ -44,7 +44,7 @@ class PortInUseError(HarnessError):
     def __init__(self, name: str, port: int, env_var: str) -> None:
         super().__init__(
             f"port {port} ({name}) on 127.0.0.1 is already in use by another program",
-            f"stop that program, or choose another port: {env_var}=<port> in .env or the environment",
+            f"stop that program, or move the port: {env_var}=<port> in .env or the environment",
         )
         self.port = port
 
@@ -56,7 +56,9 @@ class StateError(HarnessError):
 class CommandError(HarnessError):
     """An external command failed; keeps the command, exit code and stderr as evidence."""
 
-    def __init__(self, command: Sequence[str], returncode: int, stderr: str, hint: str = "") -> None:
+    def __init__(
+        self, command: Sequence[str], returncode: int, stderr: str, hint: str = ""
+    ) -> None:
         tail = "\n".join(stderr.strip().splitlines()[-15:])
         super().__init__(
             f"command failed (exit {returncode}): {' '.join(command)}\n{tail}".rstrip(), hint

@@ -1,0 +1,262 @@
+"""`harness` (also `python -m harness`): bring the lab up, look at it, take it down.
+
+Errors the harness expects print as one message plus a hint and exit non-zero;
+usage errors exit 2, a status that is not healthy exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from harness.engine import Engine
+from harness.errors import HarnessError
+from harness.lab import NODES, Lab
+from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
+from harness.readiness import Results
+from harness.stack import Stack, StackStatus
+
+# Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
+out = Console(width=None if Console().is_terminal else 120)
+err = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 120)
+
+ENDPOINT_HOSTS = {"rw": ("haproxy", 5000), "ro": ("haproxy", 5001), "pooler": ("pgbouncer", 6432)}
+BUILD_STEP = re.compile(r"^(Step \d+/\d+ : (FROM|RUN)|Successfully tagged)")
+
+
+def fail(exc: HarnessError) -> NoReturn:
+    err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+    if exc.hint:
+        err.print(f"  [yellow]hint:[/] {exc.hint}", highlight=False)
+    sys.exit(exc.exit_code)
+
+
+class ProgressView:
+    """Shows long steps as they go: a spinner on a terminal, a line per milestone elsewhere."""
+
+    def __init__(self) -> None:
+        self.tty = err.is_terminal
+        self.status: Status | None = err.status("") if self.tty else None
+        self.passed: set[str] = set()
+
+    def __enter__(self) -> ProgressView:
+        if self.status:
+            self.status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status:
+            self.status.stop()
+
+    def say(self, text: str) -> None:
+        err.print(text, highlight=False)
+
+    def build_line(self, line: str) -> None:
+        if self.status:
+            self.status.update(f"building images: {line[:90]}")
+        elif BUILD_STEP.match(line):
+            err.print(f"  build: {line}", highlight=False, markup=False)
+
+    def readiness_round(self, results: Results, elapsed: float) -> None:
+        for check, probe in results:
+            if probe.ok and check.name not in self.passed:
+                self.passed.add(check.name)
+                err.print(f"  [green]ok[/] {check.name} ({elapsed:.1f} s): {probe.detail}")
+        pending = [(c, p) for c, p in results if not p.ok]
+        if self.status and pending:
+            check, probe = pending[0]
+            self.status.update(f"waiting {elapsed:.0f} s for {check.name}: {probe.detail[:80]}")
+
+
+def status_table(status: StackStatus) -> Table:
+    cluster = status.cluster
+    leader = cluster.leader.name if cluster and cluster.leader else "none"
+    health = "[green]healthy[/]" if status.healthy else "[bold red]NOT HEALTHY[/]"
+    table = Table(title=f"gardenlab: {health}  leader: {leader}", title_justify="left")
+    for column in ("member", "role", "state", "TL", "lag (bytes)", "rw", "ro", "container"):
+        table.add_column(column)
+    for node in NODES:
+        m = cluster.member(node) if cluster else None
+        table.add_row(
+            node,
+            m.role if m else "-",
+            m.state if m else "-",
+            str(m.timeline) if m and m.timeline is not None else "-",
+            str(m.lag) if m and m.lag is not None else "-",
+            status.backend("rw", node),
+            status.backend("ro", node),
+            status.containers.get(node, "absent"),
+        )
+    return table
+
+
+def status_json(status: StackStatus) -> dict[str, Any]:
+    return {
+        "healthy": status.healthy,
+        "containers": status.containers,
+        "cluster": asdict(status.cluster) if status.cluster else None,
+        "cluster_error": status.cluster_error,
+        "backends": [asdict(b) for b in status.backends],
+    }
+
+
+def make_stack(say: Callable[[str], None] = err.print) -> Stack:
+    return Stack(Lab.discover(), say=say)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """gardenlab: a three-node Patroni cluster (etcd, HAProxy, PgBouncer) on this machine.
+
+    Endpoints on 127.0.0.1: 5000 read-write (leader), 5001 read-only (replicas),
+    6432 PgBouncer, 7000 HAProxy stats, 8008-8010 Patroni REST of pg1-pg3.
+    Secrets live in .env at the project root, generated on first `up`.
+    """
+
+
+@cli.command()
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=lambda: os.environ.get("GARDENLAB_PRESET", DEFAULT_PRESET),
+    show_default=f"$GARDENLAB_PRESET or {DEFAULT_PRESET}",
+    help="Timing preset for Patroni and HAProxy: "
+    + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
+)
+@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for readiness.")
+def up(preset: str, timeout: float) -> None:
+    """Build and start the stack, then wait until it is proven healthy.
+
+    Installs the Docker engine and Compose plugin first when missing (root on
+    Debian). Running it again on a healthy stack changes nothing. Ctrl-C stops
+    the half-started stack (data volumes are kept) so the next `up` starts clean.
+    """
+    chosen = get_preset(preset)
+    with ProgressView() as view:
+        stack = make_stack(view.say)
+        try:
+            report = stack.up(
+                chosen,
+                timeout,
+                ensure_engine=Engine(say=view.say).ensure,
+                on_build_line=view.build_line,
+                on_round=view.readiness_round,
+            )
+        except KeyboardInterrupt:
+            view.say("interrupted: stopping the stack (data volumes kept) so `up` starts clean")
+            try:
+                stack.down(volumes=False)
+            except HarnessError as exc:
+                view.say(f"could not stop it: {exc.message}; run `harness down`")
+            sys.exit(130)
+    phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.phases.items())
+    err.print(
+        f"[green]ready[/] in {sum(report.phases.values()):.1f} s ({phases}); preset {chosen.name}"
+    )
+    if report.preset_changes:
+        err.print(f"patched Patroni's live configuration: {report.preset_changes}")
+    out.print(status_table(stack.status()))
+
+
+@cli.command()
+@click.option("--volumes", "-v", is_flag=True, help="Also delete the data volumes (all data).")
+def down(volumes: bool) -> None:
+    """Stop and remove the stack's containers and network (and volumes with --volumes).
+
+    Works from any state, including leftovers of an earlier run or a missing .env.
+    """
+    removed = make_stack().down(volumes=volumes)
+    counts = ", ".join(f"{len(names)} {kind}" for kind, names in removed.items())
+    err.print(f"removed {counts}" if any(removed.values()) else "nothing to remove")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def status(as_json: bool) -> None:
+    """Show members, roles, timelines, lag and HAProxy's routing. Exit 1 unless healthy."""
+    current = make_stack().status()
+    if as_json:
+        click.echo(json.dumps(status_json(current), indent=2))
+    else:
+        out.print(status_table(current))
+        others = {s: st for s, st in current.containers.items() if s not in NODES}
+        listed = ", ".join(f"{s} {st}" for s, st in sorted(others.items()))
+        out.print(f"services: {listed or 'none'}")
+        if current.cluster_error:
+            out.print(f"[yellow]Patroni:[/] {current.cluster_error}")
+    sys.exit(0 if current.healthy else 1)
+
+
+@cli.command()
+@click.argument("services", nargs=-1)
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming new lines (Ctrl-C stops).")
+@click.option("--tail", default="100", show_default=True, help="Lines per service, or 'all'.")
+def logs(services: tuple[str, ...], follow: bool, tail: str) -> None:
+    """Print the logs of the stack's services (all of them by default)."""
+    compose = make_stack().compose().compose
+    if follow:
+        try:
+            for _source, line in compose.logs(list(services), tail=tail, follow=True, stream=True):
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+    else:
+        click.echo(compose.logs(list(services), tail=tail))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("endpoint", type=click.Choice(list(ENDPOINT_HOSTS)), default="rw")
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def psql(endpoint: str, psql_args: tuple[str, ...]) -> None:
+    """Open psql on an endpoint: rw (leader), ro (replicas) or pooler (PgBouncer).
+
+    Runs the cluster's own psql 17 inside a running node, so nothing needs
+    installing here. Extra arguments go to psql, e.g. `harness psql ro -c 'select 1'`.
+    """
+    stack = make_stack()
+    lab = stack.lab
+    running = sorted(stack.running_services() & set(NODES))
+    if not running:
+        fail(HarnessError("no database node is running", "start the lab with `make dev-up`"))
+    host, port = ENDPOINT_HOSTS[endpoint]
+    container = next(c.name for c in stack.containers() if c.name.endswith(f"-{running[0]}-1"))
+    tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
+    command = [
+        "docker",
+        "exec",
+        "-i",
+        *tty,
+        "-e",
+        "PGPASSWORD",
+        container,
+        "psql",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+        "postgres",
+        *psql_args,
+    ]
+    env = {**os.environ, "PGPASSWORD": lab.secret("POSTGRES_PASSWORD")}
+    sys.exit(subprocess.call(command, env=env))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except HarnessError as exc:
+        fail(exc)

@@ -1,0 +1,283 @@
+"""The lab's lifecycle: prepare, build, start, prove ready, report, and tear down.
+
+Compose builds and starts the stack; teardown and inventory go by the project's
+Compose label instead, so they also clear leftovers of earlier runs and work
+when .env or the rendered files are gone.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from python_on_whales import Container, DockerClient, Network, Volume
+from python_on_whales.exceptions import DockerException
+
+from harness.envfile import SECRET_KEYS, ensure_secrets
+from harness.errors import CommandError, HarnessError, PortInUseError, StateError
+from harness.haproxy import BackendServer, fetch_backends
+from harness.lab import LOOPBACK, NODES, PROJECT, PUBLISHED_PORTS, Lab
+from harness.patroni import Cluster, PatroniClient
+from harness.presets import TimingPreset
+from harness.readiness import OnRound, lab_checks, wait_for
+from harness.render import write_rendered
+
+PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
+SERVICE_LABEL = "com.docker.compose.service"
+STOP_TIMEOUT = 30  # s; Patroni shuts PostgreSQL down cleanly well within this
+
+Say = Callable[[str], None]
+
+
+def service_of(container: Container) -> str:
+    return (container.config.labels or {}).get(SERVICE_LABEL, container.name)
+
+
+@contextmanager
+def docker_errors(hint: str = "") -> Iterator[None]:
+    """Turn python-on-whales' exception into ours, keeping the command, exit code and stderr."""
+    try:
+        yield
+    except DockerException as exc:
+        raise CommandError(
+            exc.docker_command, exc.return_code, exc.stderr or exc.stdout or "", hint
+        ) from exc
+
+
+@dataclass
+class UpReport:
+    phases: dict[str, float] = field(default_factory=dict)  # phase name -> seconds
+    preset_changes: dict[str, object] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = time.monotonic() - start
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    containers: dict[str, str]  # service -> container state (running, exited, paused, ...)
+    cluster: Cluster | None
+    cluster_error: str
+    backends: list[BackendServer]
+
+    @property
+    def healthy(self) -> bool:
+        c = self.cluster
+        return (
+            c is not None
+            and c.leader is not None
+            and len(c.streaming_replicas) == len(NODES) - 1
+            and bool(c.sync_standbys)
+            and self.backend("rw", c.leader.name).startswith("UP")
+        )
+
+    def backend(self, listener: str, server: str) -> str:
+        return next(
+            (b.status for b in self.backends if b.listener == listener and b.server == server), "-"
+        )
+
+
+class Stack:
+    def __init__(self, lab: Lab, say: Say = print) -> None:
+        self.lab = lab
+        self.say = say
+
+    # -- clients -------------------------------------------------------------------------
+
+    def compose(self) -> DockerClient:
+        """A client bound to the project's compose file and whichever env files exist."""
+        env_files: list[str | Path] = [
+            p for p in (self.lab.env_file, self.lab.rendered_dir / "rendered.env") if p.exists()
+        ]
+        return DockerClient(
+            compose_files=[self.lab.compose_file],
+            compose_env_files=env_files,
+            compose_project_name=PROJECT,
+            compose_project_directory=self.lab.compose_dir,
+        )
+
+    @property
+    def docker(self) -> DockerClient:
+        return DockerClient()
+
+    def patroni(self) -> PatroniClient:
+        auth = ("patroni", self.lab.settings.get("PATRONI_RESTAPI_PASSWORD", ""))
+        return PatroniClient(self.lab.rest_urls(), auth=auth)
+
+    # -- inventory -----------------------------------------------------------------------
+
+    def containers(self) -> list[Container]:
+        with docker_errors():
+            return self.docker.container.list(all=True, filters={"label": PROJECT_LABEL})
+
+    def leftovers(self) -> dict[str, list[str]]:
+        """Every container, network and volume carrying the project's label."""
+        with docker_errors():
+            return {
+                "containers": [c.name for c in self.containers()],
+                "networks": [
+                    n.name for n in self.docker.network.list(filters={"label": PROJECT_LABEL})
+                ],
+                "volumes": [
+                    v.name for v in self.docker.volume.list(filters={"label": PROJECT_LABEL})
+                ],
+            }
+
+    def running_services(self) -> set[str]:
+        return {service_of(c) for c in self.containers() if c.state.running and not c.state.paused}
+
+    # -- up ------------------------------------------------------------------------------
+
+    def prepare(self, preset: TimingPreset) -> None:
+        """Secrets and rendered configuration; refuses when that would strand existing data."""
+        missing = [k for k in SECRET_KEYS if not self.lab.settings.get(k)]
+        if missing and self.leftovers()["volumes"]:
+            raise StateError(
+                f"data volumes of an earlier run exist but {self.lab.env_file} lacks "
+                f"{', '.join(missing)}: new passwords would not open the old data",
+                "restore that .env, or start over with `harness down --volumes` (deletes the data)",
+            )
+        added = ensure_secrets(self.lab.env_file)
+        if added:
+            self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
+            self.lab = Lab.discover(self.lab.root)
+        write_rendered(preset, self.lab.rendered_dir)
+
+    def check_ports(self) -> None:
+        """Each published port must be free, unless this stack already publishes it."""
+        ours = {
+            int(binding["HostPort"])
+            for c in self.containers()
+            if c.state.running
+            for bindings in (c.network_settings.ports or {}).values()
+            for binding in bindings or []
+        }
+        ports = self.lab.ports
+        for p in PUBLISHED_PORTS:
+            port = ports[p.name]
+            if port in ours:
+                continue
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((LOOPBACK, port))
+                except OSError:
+                    raise PortInUseError(p.name, port, p.env_var) from None
+
+    def build(self, on_line: Callable[[str], None]) -> None:
+        """Build the images from the Debian base; layers are cached, so rebuilds are quick."""
+        tail: deque[str] = deque(maxlen=40)
+        try:
+            for _source, raw in self.compose().compose.build(stream_logs=True):
+                line = raw.decode(errors="replace").rstrip()
+                tail.append(line)
+                on_line(line)
+        except DockerException as exc:
+            raise CommandError(
+                exc.docker_command,
+                exc.return_code,
+                "\n".join(tail),
+                "an apt-get step failing usually means the Debian mirror is unreachable",
+            ) from exc
+
+    def start(self) -> None:
+        with docker_errors("`harness down` clears a half-started stack"):
+            self.compose().compose.up(detach=True, remove_orphans=True, quiet=True)
+
+    def wait_ready(self, timeout: float, on_round: OnRound | None = None) -> float:
+        with self.patroni() as patroni:
+            return wait_for(
+                lab_checks(self.lab, patroni), timeout, on_round=on_round, log_tail=self.log_tail
+            )
+
+    def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
+        """Bring Patroni's live timings to the preset (bootstrap applies them only once)."""
+        wanted = preset.dcs_settings()
+        with self.patroni() as patroni:
+            live = patroni.config()
+            changes: dict[str, object] = {k: v for k, v in wanted.items() if live.get(k) != v}
+            if changes:
+                patroni.patch_config(changes)
+        return changes
+
+    def up(
+        self,
+        preset: TimingPreset,
+        timeout: float,
+        *,
+        ensure_engine: Callable[[], None],
+        on_build_line: Callable[[str], None],
+        on_round: OnRound | None = None,
+    ) -> UpReport:
+        report = UpReport()
+        with report.phase("engine"):
+            ensure_engine()
+        with report.phase("prepare"):
+            self.prepare(preset)
+            self.check_ports()
+        with report.phase("build"):
+            self.build(on_build_line)
+        with report.phase("start"):
+            self.start()
+        with report.phase("ready"):
+            self.wait_ready(timeout, on_round)
+        with report.phase("preset"):
+            report.preset_changes = self.apply_preset(preset)
+        return report
+
+    # -- down ----------------------------------------------------------------------------
+
+    def down(self, volumes: bool = False) -> dict[str, list[str]]:
+        """Stop gracefully and remove everything the project made; return what was removed."""
+        found = self.leftovers()
+        docker = self.docker
+        with docker_errors():
+            containers = self.containers()
+            paused = [c for c in containers if c.state.paused]
+            if paused:
+                docker.container.unpause(paused)
+            running = [c for c in containers if c.state.running]
+            if running:
+                docker.container.stop(running, time=STOP_TIMEOUT)
+            if containers:
+                docker.container.remove(containers, force=True)
+            if found["networks"]:
+                docker.network.remove(list[str | Network](found["networks"]))
+            if volumes and found["volumes"]:
+                docker.volume.remove(list[str | Volume](found["volumes"]))
+        if not volumes:
+            found["volumes"] = []
+        return found
+
+    # -- observation ---------------------------------------------------------------------
+
+    def status(self) -> StackStatus:
+        containers = {service_of(c): c.state.status or "unknown" for c in self.containers()}
+        cluster, error = None, ""
+        try:
+            with self.patroni() as patroni:
+                cluster = patroni.cluster()
+        except HarnessError as exc:
+            error = exc.message
+        try:
+            backends = fetch_backends(self.lab.stats_url())
+        except (httpx.HTTPError, ValueError):  # a down HAProxy is a status, not an error
+            backends = []
+        return StackStatus(containers, cluster, error, backends)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return str(self.compose().compose.logs(tail=str(lines), no_log_prefix=False))
+        except DockerException as exc:
+            return f"(logs unavailable: {(exc.stderr or '').strip()})"
