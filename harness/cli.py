@@ -25,7 +25,7 @@ from harness.errors import HarnessError
 from harness.lab import NODES, Lab
 from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
-from harness.stack import Stack, StackStatus
+from harness.stack import Stack, StackStatus, service_of
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
 out = Console(width=None if Console().is_terminal else 120)
@@ -231,7 +231,7 @@ def psql(endpoint: str, psql_args: tuple[str, ...]) -> None:
     if not running:
         fail(HarnessError("no database node is running", "start the lab with `make dev-up`"))
     host, port = ENDPOINT_HOSTS[endpoint]
-    container = next(c.name for c in stack.containers() if c.name.endswith(f"-{running[0]}-1"))
+    container = next(c.name for c in stack.containers() if service_of(c) == running[0])
     tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
     command = [
         "docker",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
 
-PROJECT = "gardenlab"
+DEFAULT_PROJECT = "gardenlab"
 SCOPE = "gardenlab"  # Patroni's cluster name
 NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
@@ -72,6 +73,17 @@ class Lab:
         return cls(root=root, settings=settings)
 
     @property
+    def project(self) -> str:
+        """Compose project name; a second project (the test suite's) never touches the first."""
+        name = self.settings.get("GARDENLAB_PROJECT") or DEFAULT_PROJECT
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ConfigError(
+                f"GARDENLAB_PROJECT={name!r} is not a Compose project name",
+                "use lower-case letters, digits, '-' and '_'",
+            )
+        return name
+
+    @property
     def compose_dir(self) -> Path:
         return self.root / "compose"
 
@@ -85,7 +97,15 @@ class Lab:
 
     @property
     def rendered_dir(self) -> Path:
-        return self.compose_dir / "rendered"
+        return self.compose_dir / "rendered" / self.project
+
+    def compose_settings(self) -> dict[str, str]:
+        """What Compose must see as this lab resolved it: ports and the rendered files' folder."""
+        ports = self.ports
+        return {
+            "GARDENLAB_RENDERED": f"./rendered/{self.project}",
+            **{p.env_var: str(ports[p.name]) for p in PUBLISHED_PORTS},
+        }
 
     @property
     def ports(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ rendered.env so Compose recreates a service when its configuration changes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,11 +137,14 @@ def config_hash_var(filename: str) -> str:
     return f"GARDENLAB_{stem}_CONFIG_HASH"
 
 
-def write_rendered(preset: TimingPreset, out_dir: Path) -> Path:
-    """Write the rendered files and rendered.env (hashes + preset); return rendered.env's path."""
+def write_rendered(
+    preset: TimingPreset, out_dir: Path, compose_settings: Mapping[str, str]
+) -> Path:
+    """Write the files and rendered.env (settings, preset, hashes); return rendered.env's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = render_files(preset)
-    lines = [f"GARDENLAB_PRESET={preset.name}"]
+    lines = [f"{key}={value}" for key, value in compose_settings.items()]
+    lines.append(f"GARDENLAB_PRESET={preset.name}")
     for name, content in files.items():
         (out_dir / name).write_text(content)
         digest = hashlib.sha256(content.encode()).hexdigest()[:16]

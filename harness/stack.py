@@ -22,13 +22,12 @@ from python_on_whales.exceptions import DockerException
 from harness.envfile import SECRET_KEYS, ensure_secrets
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
-from harness.lab import LOOPBACK, NODES, PROJECT, PUBLISHED_PORTS, Lab
+from harness.lab import LOOPBACK, NODES, PUBLISHED_PORTS, Lab
 from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
 from harness.render import write_rendered
 
-PROJECT_LABEL = f"com.docker.compose.project={PROJECT}"
 SERVICE_LABEL = "com.docker.compose.service"
 STOP_TIMEOUT = 30  # s; Patroni shuts PostgreSQL down cleanly well within this
 
@@ -103,9 +102,13 @@ class Stack:
         return DockerClient(
             compose_files=[self.lab.compose_file],
             compose_env_files=env_files,
-            compose_project_name=PROJECT,
+            compose_project_name=self.lab.project,
             compose_project_directory=self.lab.compose_dir,
         )
+
+    @property
+    def project_filter(self) -> dict[str, str]:
+        return {"label": f"com.docker.compose.project={self.lab.project}"}
 
     @property
     def docker(self) -> DockerClient:
@@ -119,19 +122,15 @@ class Stack:
 
     def containers(self) -> list[Container]:
         with docker_errors():
-            return self.docker.container.list(all=True, filters={"label": PROJECT_LABEL})
+            return self.docker.container.list(all=True, filters=self.project_filter)
 
     def leftovers(self) -> dict[str, list[str]]:
         """Every container, network and volume carrying the project's label."""
         with docker_errors():
             return {
                 "containers": [c.name for c in self.containers()],
-                "networks": [
-                    n.name for n in self.docker.network.list(filters={"label": PROJECT_LABEL})
-                ],
-                "volumes": [
-                    v.name for v in self.docker.volume.list(filters={"label": PROJECT_LABEL})
-                ],
+                "networks": [n.name for n in self.docker.network.list(filters=self.project_filter)],
+                "volumes": [v.name for v in self.docker.volume.list(filters=self.project_filter)],
             }
 
     def running_services(self) -> set[str]:
@@ -152,7 +151,7 @@ class Stack:
         if added:
             self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
             self.lab = Lab.discover(self.lab.root)
-        write_rendered(preset, self.lab.rendered_dir)
+        write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings())
 
     def check_ports(self) -> None:
         """Each published port must be free, unless this stack already publishes it."""

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def cluster_json() -> dict[str, Any]:
+    """/cluster as recorded from the running lab: pg3 leader, pg1 sync standby, pg2 replica."""
+    data: dict[str, Any] = json.loads((FIXTURES / "cluster_healthy.json").read_text())
+    return data
+
+
+@pytest.fixture
+def stats_csv() -> str:
+    return (FIXTURES / "haproxy_stats.csv").read_text()

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from harness.envfile import SECRET_KEYS, ensure_secrets, read_env_file
+from harness.errors import ConfigError
+from harness.lab import Lab, resolve_ports
+
+
+def test_default_ports_follow_the_conventions() -> None:
+    assert resolve_ports({}) == {
+        "rw": 5000, "ro": 5001, "pooler": 6432, "stats": 7000,
+        "pg1": 8008, "pg2": 8009, "pg3": 8010,
+    }  # fmt: skip
+
+
+def test_a_port_moves_by_its_variable() -> None:
+    assert resolve_ports({"GARDENLAB_RW_PORT": "15000"})["rw"] == 15000
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "70000", "-1"])
+def test_a_bad_port_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="GARDENLAB_RO_PORT"):
+        resolve_ports({"GARDENLAB_RO_PORT": value})
+
+
+def test_two_endpoints_on_one_port_are_refused() -> None:
+    with pytest.raises(ConfigError, match="rw and ro"):
+        resolve_ports({"GARDENLAB_RO_PORT": "5000"})
+
+
+def test_dsn_without_secrets_says_how_to_get_them(tmp_path: Path) -> None:
+    lab = Lab(root=tmp_path, settings={})
+    with pytest.raises(ConfigError, match="POSTGRES_PASSWORD") as info:
+        lab.dsn("rw")
+    assert "make dev-up" in info.value.hint
+
+
+def test_dsn_points_at_loopback(tmp_path: Path) -> None:
+    lab = Lab(root=tmp_path, settings={"POSTGRES_PASSWORD": "pw", "GARDENLAB_RO_PORT": "15001"})
+    assert "host=127.0.0.1 port=15001" in lab.dsn("ro")
+    with pytest.raises(ConfigError, match="unknown endpoint"):
+        lab.dsn("primary")
+
+
+def test_secrets_are_generated_private_and_kept(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    assert ensure_secrets(env) == list(SECRET_KEYS)
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    first = read_env_file(env)
+    assert all(len(first[k]) >= 24 for k in SECRET_KEYS)
+    assert ensure_secrets(env) == []
+    assert read_env_file(env) == first
+
+
+def test_missing_secrets_are_added_next_to_user_settings(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("GARDENLAB_RW_PORT=15000\nPOSTGRES_PASSWORD='mine'")
+    assert ensure_secrets(env) == ["REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD"]
+    values = read_env_file(env)
+    assert values["POSTGRES_PASSWORD"] == "mine"
+    assert values["GARDENLAB_RW_PORT"] == "15000"

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from harness.envfile import read_env_file
+from harness.presets import get_preset
+from harness.render import patroni_config, render_files, write_rendered
+
+
+def test_patroni_bootstrap_carries_the_safety_settings() -> None:
+    config = patroni_config(get_preset("fast"))
+    dcs = config["bootstrap"]["dcs"]
+    assert dcs["synchronous_mode"] is True
+    assert dcs["failsafe_mode"] is True
+    assert dcs["postgresql"]["use_pg_rewind"] is True
+    assert dcs["postgresql"]["use_slots"] is True
+    assert dcs["postgresql"]["parameters"]["wal_level"] == "logical"
+    assert "data-checksums" in config["bootstrap"]["initdb"]
+    assert config["etcd3"]["hosts"] == ["etcd1:2379", "etcd2:2379", "etcd3:2379"]
+
+
+def test_pg_hba_admits_only_the_stack_network_by_scram() -> None:
+    hba = patroni_config(get_preset("fast"))["postgresql"]["pg_hba"]
+    network_rules = [rule for rule in hba if rule.startswith("host")]
+    assert network_rules and all(r.endswith("samenet scram-sha-256") for r in network_rules)
+
+
+def test_one_preset_drives_patroni_and_haproxy() -> None:
+    for name in ("fast", "safe"):
+        p = get_preset(name)
+        files = render_files(p)
+        dcs = yaml.safe_load(files["patroni.yml"])["bootstrap"]["dcs"]
+        assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (
+            p.ttl, p.loop_wait, p.retry_timeout,
+        )  # fmt: skip
+        checks = f"inter {p.check_inter_ms}ms fall {p.check_fall} rise {p.check_rise}"
+        assert files["haproxy.cfg"].count(checks) == 2  # rw and ro listeners
+        assert f"timeout connect {p.connect_timeout_ms}ms" in files["haproxy.cfg"]
+
+
+def test_haproxy_routes_rw_to_primary_and_ro_to_replicas() -> None:
+    cfg = render_files(get_preset("fast"))["haproxy.cfg"]
+    rw, ro = cfg.split("listen rw")[1].split("listen ro")
+    assert "uri /primary" in rw and "bind *:5000" in rw
+    assert "uri /replica" in ro and "bind *:5001" in ro and "balance roundrobin" in ro
+    for node in ("pg1", "pg2", "pg3"):
+        assert f"server {node} {node}:5432" in rw and f"server {node} {node}:5432" in ro
+    assert "on-marked-down shutdown-sessions" in cfg
+
+
+def test_rendered_files_hold_no_secret(tmp_path: Path) -> None:
+    for content in render_files(get_preset("fast")).values():
+        assert "password" not in content.lower().replace("password_encryption", "")
+
+
+def test_hash_changes_only_for_files_the_preset_touches(tmp_path: Path) -> None:
+    fast = read_env_file(write_rendered(get_preset("fast"), tmp_path / "a", {"X": "1"}))
+    safe = read_env_file(write_rendered(get_preset("safe"), tmp_path / "b", {}))
+    assert fast["X"] == "1"
+    assert fast["GARDENLAB_HAPROXY_CONFIG_HASH"] != safe["GARDENLAB_HAPROXY_CONFIG_HASH"]
+    assert fast["GARDENLAB_PGBOUNCER_CONFIG_HASH"] == safe["GARDENLAB_PGBOUNCER_CONFIG_HASH"]
+    assert safe["GARDENLAB_PRESET"] == "safe"
+    assert (tmp_path / "a" / "haproxy.cfg").exists()

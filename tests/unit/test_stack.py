@@ -1,0 +1,77 @@
+"""Stack decisions that need no engine: port conflicts, stranded data, health."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import PortInUseError, StateError
+from harness.haproxy import parse_stats_csv
+from harness.lab import Lab
+from harness.patroni import Cluster
+from harness.presets import get_preset
+from harness.stack import Stack, StackStatus
+
+
+def quiet_stack(tmp_path: Path, settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Stack:
+    stack = Stack(Lab(root=tmp_path, settings=settings), say=lambda _: None)
+    monkeypatch.setattr(stack, "containers", lambda: [])
+    return stack
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        free = {f"GARDENLAB_{k}": str(port + i + 1) for i, k in enumerate(
+            ["RW_PORT", "RO_PORT", "POOLER_PORT", "PG1_REST_PORT", "PG2_REST_PORT", "PG3_REST_PORT"]
+        )}  # fmt: skip
+        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)}, monkeypatch)
+        with pytest.raises(PortInUseError) as info:
+            stack.check_ports()
+    assert info.value.port == port
+    assert "(stats)" in info.value.message and "GARDENLAB_STATS_PORT" in info.value.hint
+
+
+def test_data_without_its_passwords_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = quiet_stack(tmp_path, {}, monkeypatch)
+    monkeypatch.setattr(
+        stack, "leftovers", lambda: {"containers": [], "networks": [], "volumes": ["gardenlab_pg1"]}
+    )
+    with pytest.raises(StateError, match="new passwords would not open the old data"):
+        stack.prepare(get_preset("fast"))
+    assert not (tmp_path / ".env").exists()
+
+
+def test_first_prepare_generates_secrets_and_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = quiet_stack(tmp_path, {}, monkeypatch)
+    monkeypatch.setattr(
+        stack, "leftovers", lambda: {"containers": [], "networks": [], "volumes": []}
+    )
+    stack.prepare(get_preset("normal"))
+    assert stack.lab.secret("POSTGRES_PASSWORD")
+    rendered = tmp_path / "compose" / "rendered" / "gardenlab"
+    assert (rendered / "haproxy.cfg").exists()
+    assert "GARDENLAB_RW_PORT=5000" in (rendered / "rendered.env").read_text()
+
+
+def test_health_needs_haproxy_to_route_rw_to_the_leader(
+    cluster_json: dict[str, Any], stats_csv: str
+) -> None:
+    cluster = Cluster.from_json(cluster_json)
+    backends = parse_stats_csv(stats_csv)
+    assert StackStatus({}, cluster, "", backends).healthy
+    assert not StackStatus({}, cluster, "", []).healthy
+    assert not StackStatus({}, None, "no Patroni", backends).healthy
+    cluster_json["members"][0]["state"] = "starting"
+    assert not StackStatus({}, Cluster.from_json(cluster_json), "", backends).healthy
