@@ -10,10 +10,11 @@ from __future__ import annotations
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from python_on_whales import Container, DockerClient, Network, Volume
@@ -22,7 +23,7 @@ from python_on_whales.exceptions import DockerException
 from harness.envfile import SECRET_KEYS, ensure_secrets
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
-from harness.lab import LOOPBACK, NODES, PUBLISHED_PORTS, Lab
+from harness.lab import ETCD_MEMBERS, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
 from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
@@ -36,6 +37,16 @@ Say = Callable[[str], None]
 
 def service_of(container: Container) -> str:
     return (container.config.labels or {}).get(SERVICE_LABEL, container.name)
+
+
+def stop_order(containers: Iterable[Container]) -> list[list[Container]]:
+    """Clients first, then the nodes, etcd last: Patroni releases its leader key on the way
+    out, and with etcd stopping beside it waits out the whole stop timeout instead."""
+    tiers: list[list[Container]] = [[], [], []]
+    for c in containers:
+        service = service_of(c)
+        tiers[2 if service in ETCD_MEMBERS else 1 if service in NODES else 0].append(c)
+    return [tier for tier in tiers if tier]
 
 
 @contextmanager
@@ -107,8 +118,8 @@ class Stack:
         )
 
     @property
-    def project_filter(self) -> dict[str, str]:
-        return {"label": f"com.docker.compose.project={self.lab.project}"}
+    def project_filter(self) -> list[tuple[Literal["label"], str]]:
+        return [("label", f"com.docker.compose.project={self.lab.project}")]
 
     @property
     def docker(self) -> DockerClient:
@@ -246,9 +257,8 @@ class Stack:
             paused = [c for c in containers if c.state.paused]
             if paused:
                 docker.container.unpause(paused)
-            running = [c for c in containers if c.state.running]
-            if running:
-                docker.container.stop(running, time=STOP_TIMEOUT)
+            for tier in stop_order(c for c in containers if c.state.running):
+                docker.container.stop(tier, time=STOP_TIMEOUT)
             if containers:
                 docker.container.remove(containers, force=True)
             if found["networks"]:

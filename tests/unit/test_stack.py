@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from harness.haproxy import parse_stats_csv
 from harness.lab import Lab
 from harness.patroni import Cluster
 from harness.presets import get_preset
-from harness.stack import Stack, StackStatus
+from harness.stack import SERVICE_LABEL, Stack, StackStatus, stop_order
 
 
 def quiet_stack(tmp_path: Path, settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Stack:
@@ -75,3 +76,16 @@ def test_health_needs_haproxy_to_route_rw_to_the_leader(
     assert not StackStatus({}, None, "no Patroni", backends).healthy
     cluster_json["members"][0]["state"] = "starting"
     assert not StackStatus({}, Cluster.from_json(cluster_json), "", backends).healthy
+
+
+def test_down_stops_clients_then_nodes_then_etcd() -> None:
+    def container(service: str) -> Any:
+        return SimpleNamespace(
+            name=service, config=SimpleNamespace(labels={SERVICE_LABEL: service})
+        )
+
+    services = ["etcd1", "pg1", "haproxy", "etcd2", "pg2", "pgbouncer"]
+    tiers = stop_order(container(s) for s in services)
+    assert [[c.name for c in tier] for tier in tiers] == [
+        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["etcd1", "etcd2"],
+    ]  # fmt: skip

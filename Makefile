@@ -1,0 +1,45 @@
+# gardenlab: `make help` lists the targets. Every target creates .venv itself when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HARNESS := $(BIN)/harness
+PRESET ?= fast
+
+.DEFAULT_GOAL := help
+.PHONY: help venv dev-up dev-down status logs test test-unit lint bench-startup
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed ## Create or refresh the virtualenv in .venv
+
+dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe)
+	$(HARNESS) up --preset $(PRESET)
+
+dev-down: venv ## Stop and remove the lab; data volumes kept (VOLUMES=1 deletes them)
+	$(HARNESS) down $(if $(VOLUMES),--volumes)
+
+status: venv ## Members, roles, timelines, lag and HAProxy routing
+	$(HARNESS) status
+
+logs: venv ## Recent logs of every service (SERVICE=pg1 for one)
+	$(HARNESS) logs $(SERVICE)
+
+lint: venv ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test-unit: venv ## Fast unit tests only (no engine needed)
+	$(BIN)/pytest tests/unit
+
+test: lint ## Lint, unit tests, then the integration suite on a real stack of its own
+	$(BIN)/pytest
+
+bench-startup: venv ## Figures: cold and warm start, memory of the running stack
+	$(BIN)/python -m benchmarks.startup $(if $(COLD),--cold)
+
+help: ## This list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
