@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -71,6 +71,13 @@ class Lab:
         root = root or Path(os.environ.get("GARDENLAB_ROOT", Path(__file__).resolve().parents[1]))
         settings = {**read_env_file(root / ".env"), **os.environ}
         return cls(root=root, settings=settings)
+
+    def with_env_file(self) -> Lab:
+        """The same lab after .env changed: what the file now holds fills what is unset."""
+        from harness.envfile import read_env_file
+
+        current = {k: v for k, v in self.settings.items() if v}
+        return replace(self, settings={**read_env_file(self.env_file), **current})
 
     @property
     def project(self) -> str:

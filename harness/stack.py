@@ -161,7 +161,7 @@ class Stack:
         added = ensure_secrets(self.lab.env_file)
         if added:
             self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
-            self.lab = Lab.discover(self.lab.root)
+            self.lab = self.lab.with_env_file()
         write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings())
 
     def check_ports(self) -> None:

@@ -55,15 +55,17 @@ def test_data_without_its_passwords_is_not_overwritten(
 def test_first_prepare_generates_secrets_and_renders(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stack = quiet_stack(tmp_path, {}, monkeypatch)
+    settings = {"GARDENLAB_PROJECT": "other", "GARDENLAB_RW_PORT": "15000"}
+    stack = quiet_stack(tmp_path, settings, monkeypatch)
     monkeypatch.setattr(
         stack, "leftovers", lambda: {"containers": [], "networks": [], "volumes": []}
     )
     stack.prepare(get_preset("normal"))
     assert stack.lab.secret("POSTGRES_PASSWORD")
-    rendered = tmp_path / "compose" / "rendered" / "gardenlab"
+    assert (stack.lab.project, stack.lab.ports["rw"]) == ("other", 15000)  # overlay kept
+    rendered = tmp_path / "compose" / "rendered" / "other"
     assert (rendered / "haproxy.cfg").exists()
-    assert "GARDENLAB_RW_PORT=5000" in (rendered / "rendered.env").read_text()
+    assert "GARDENLAB_RW_PORT=15000" in (rendered / "rendered.env").read_text()
 
 
 def test_health_needs_haproxy_to_route_rw_to_the_leader(
