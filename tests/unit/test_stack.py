@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import PortInUseError, StateError
 from harness.haproxy import parse_stats_csv
-from harness.lab import Lab
+from harness.lab import PUBLISHED_PORTS, Lab
 from harness.patroni import Cluster
 from harness.presets import get_preset
 from harness.stack import SERVICE_LABEL, Stack, StackStatus, stop_order
@@ -23,6 +23,12 @@ def quiet_stack(tmp_path: Path, settings: dict[str, str], monkeypatch: pytest.Mo
     return stack
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_a_taken_port_is_named_with_the_variable_that_moves_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -30,9 +36,7 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        free = {f"GARDENLAB_{k}": str(port + i + 1) for i, k in enumerate(
-            ["RW_PORT", "RO_PORT", "POOLER_PORT", "PG1_REST_PORT", "PG2_REST_PORT", "PG3_REST_PORT"]
-        )}  # fmt: skip
+        free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "stats"}
         stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)}, monkeypatch)
         with pytest.raises(PortInUseError) as info:
             stack.check_ports()
@@ -89,5 +93,5 @@ def test_down_stops_clients_then_nodes_then_etcd() -> None:
     services = ["etcd1", "pg1", "haproxy", "etcd2", "pg2", "pgbouncer"]
     tiers = stop_order(container(s) for s in services)
     assert [[c.name for c in tier] for tier in tiers] == [
-        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["etcd1", "etcd2"],
+        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["etcd1"], ["etcd2"],
     ]  # fmt: skip
