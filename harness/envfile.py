@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 
 SECRET_KEYS = ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD")
@@ -13,6 +15,12 @@ HEADER = """\
 # directories were initialised with these passwords.
 # Published ports can be moved here too, e.g. GARDENLAB_RW_PORT=15000.
 """
+
+
+def secrets_fingerprint(settings: Mapping[str, str]) -> str:
+    """Names the set of secrets a data volume was initialised with, without revealing them."""
+    joined = "\0".join(settings.get(key, "") for key in SECRET_KEYS)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 def read_env_file(path: Path) -> dict[str, str]:

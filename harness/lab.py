@@ -107,10 +107,13 @@ class Lab:
         return self.compose_dir / "rendered" / self.project
 
     def compose_settings(self) -> dict[str, str]:
-        """What Compose must see as this lab resolved it: ports and the rendered files' folder."""
+        """What Compose must see as this lab resolved it: ports, rendered files, secrets' id."""
+        from harness.envfile import secrets_fingerprint
+
         ports = self.ports
         return {
             "GARDENLAB_RENDERED": f"./rendered/{self.project}",
+            "GARDENLAB_SECRETS_ID": secrets_fingerprint(self.settings),
             **{p.env_var: str(ports[p.name]) for p in PUBLISHED_PORTS},
         }
 

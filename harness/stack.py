@@ -20,7 +20,7 @@ import httpx
 from python_on_whales import Container, DockerClient, Network, Volume
 from python_on_whales.exceptions import DockerException
 
-from harness.envfile import SECRET_KEYS, ensure_secrets
+from harness.envfile import SECRET_KEYS, ensure_secrets, secrets_fingerprint
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
 from harness.lab import ETCD_MEMBERS, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
@@ -30,6 +30,7 @@ from harness.readiness import OnRound, lab_checks, wait_for
 from harness.render import write_rendered
 
 SERVICE_LABEL = "com.docker.compose.service"
+SECRETS_LABEL = "org.gardenlab.secrets-id"
 STOP_TIMEOUT = 30  # s; Patroni shuts PostgreSQL down cleanly well within this
 
 Say = Callable[[str], None]
@@ -146,8 +147,12 @@ class Stack:
             return {
                 "containers": [c.name for c in self.containers()],
                 "networks": [n.name for n in self.docker.network.list(filters=self.project_filter)],
-                "volumes": [v.name for v in self.docker.volume.list(filters=self.project_filter)],
+                "volumes": [v.name for v in self.volumes()],
             }
+
+    def volumes(self) -> list[Volume]:
+        with docker_errors():
+            return self.docker.volume.list(filters=self.project_filter)
 
     def running_services(self) -> set[str]:
         return {service_of(c) for c in self.containers() if c.state.running and not c.state.paused}
@@ -157,7 +162,7 @@ class Stack:
     def prepare(self, preset: TimingPreset) -> None:
         """Secrets and rendered configuration; refuses when that would strand existing data."""
         missing = [k for k in SECRET_KEYS if not self.lab.settings.get(k)]
-        if missing and self.leftovers()["volumes"]:
+        if missing and self.volumes():
             raise StateError(
                 f"data volumes of an earlier run exist but {self.lab.env_file} lacks "
                 f"{', '.join(missing)}: new passwords would not open the old data",
@@ -167,7 +172,24 @@ class Stack:
         if added:
             self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
             self.lab = self.lab.with_env_file()
+        self.check_volume_secrets()
         write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings())
+
+    def check_volume_secrets(self) -> None:
+        """Existing data must have been initialised with the secrets in .env."""
+        current = secrets_fingerprint(self.lab.settings)
+        foreign = [
+            v.name
+            for v in self.volumes()
+            if (v.labels or {}).get(SECRETS_LABEL, "unknown") not in ("unknown", current)
+        ]
+        if foreign:
+            raise StateError(
+                f"volumes {', '.join(sorted(foreign))} were initialised with other secrets than "
+                f"those in {self.lab.env_file} (another checkout's or an older .env)",
+                "restore the .env that made them, or start over with "
+                "`harness down --volumes` (deletes the data)",
+            )
 
     def check_ports(self) -> None:
         """Each published port must be free, unless this stack already publishes it."""

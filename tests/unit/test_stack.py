@@ -9,12 +9,17 @@ from typing import Any
 
 import pytest
 
+from harness.envfile import ensure_secrets, read_env_file, secrets_fingerprint
 from harness.errors import PortInUseError, StateError
 from harness.haproxy import parse_stats_csv
 from harness.lab import PUBLISHED_PORTS, Lab
 from harness.patroni import Cluster
 from harness.presets import get_preset
-from harness.stack import SERVICE_LABEL, Stack, StackStatus, stop_order
+from harness.stack import SECRETS_LABEL, SERVICE_LABEL, Stack, StackStatus, stop_order
+
+
+def volume(name: str, secrets_id: str) -> Any:
+    return SimpleNamespace(name=name, labels={SECRETS_LABEL: secrets_id})
 
 
 def quiet_stack(tmp_path: Path, settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Stack:
@@ -48,9 +53,7 @@ def test_data_without_its_passwords_is_not_overwritten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack = quiet_stack(tmp_path, {}, monkeypatch)
-    monkeypatch.setattr(
-        stack, "leftovers", lambda: {"containers": [], "networks": [], "volumes": ["gardenlab_pg1"]}
-    )
+    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg1", "abc")])
     with pytest.raises(StateError, match="new passwords would not open the old data"):
         stack.prepare(get_preset("fast"))
     assert not (tmp_path / ".env").exists()
@@ -61,15 +64,36 @@ def test_first_prepare_generates_secrets_and_renders(
 ) -> None:
     settings = {"GARDENLAB_PROJECT": "other", "GARDENLAB_RW_PORT": "15000"}
     stack = quiet_stack(tmp_path, settings, monkeypatch)
-    monkeypatch.setattr(
-        stack, "leftovers", lambda: {"containers": [], "networks": [], "volumes": []}
-    )
+    monkeypatch.setattr(stack, "volumes", lambda: [])
     stack.prepare(get_preset("normal"))
     assert stack.lab.secret("POSTGRES_PASSWORD")
     assert (stack.lab.project, stack.lab.ports["rw"]) == ("other", 15000)  # overlay kept
     rendered = tmp_path / "compose" / "rendered" / "other"
     assert (rendered / "haproxy.cfg").exists()
     assert "GARDENLAB_RW_PORT=15000" in (rendered / "rendered.env").read_text()
+
+
+@pytest.mark.parametrize("label", ["unknown", "match"])
+def test_data_made_with_these_secrets_or_unlabelled_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str
+) -> None:
+    ensure_secrets(tmp_path / ".env")
+    settings = read_env_file(tmp_path / ".env")
+    secrets_id = secrets_fingerprint(settings) if label == "match" else label
+    stack = quiet_stack(tmp_path, settings, monkeypatch)
+    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg1", secrets_id)])
+    stack.prepare(get_preset("fast"))
+
+
+def test_data_made_with_other_secrets_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ensure_secrets(tmp_path / ".env")
+    stack = quiet_stack(tmp_path, read_env_file(tmp_path / ".env"), monkeypatch)
+    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg2", "0123456789abcdef")])
+    with pytest.raises(StateError, match="gardenlab_pg2 were initialised with other secrets"):
+        stack.prepare(get_preset("fast"))
+    assert not (tmp_path / "compose" / "rendered").exists()
 
 
 def test_health_needs_haproxy_to_route_rw_to_the_leader(
