@@ -193,7 +193,9 @@ def status(as_json: bool) -> None:
         others = {s: st for s, st in current.containers.items() if s not in NODES}
         listed = ", ".join(f"{s} {st}" for s, st in sorted(others.items()))
         out.print(f"services: {listed or 'none'}")
-        if current.cluster_error:
+        if not current.containers:
+            out.print("[yellow]the lab is down:[/] `make dev-up` starts it")
+        elif current.cluster_error:
             out.print(f"[yellow]Patroni:[/] {current.cluster_error}")
     sys.exit(0 if current.healthy else 1)
 
