@@ -14,6 +14,7 @@ DEFAULT_PROJECT = "gardenlab"
 SCOPE = "gardenlab"  # Patroni's cluster name
 NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
+FAULTPROXY = "faultproxy"
 LOOPBACK = "127.0.0.1"
 
 
@@ -32,7 +33,12 @@ PUBLISHED_PORTS = (
     PublishedPort("pg1", "GARDENLAB_PG1_REST_PORT", 8008),
     PublishedPort("pg2", "GARDENLAB_PG2_REST_PORT", 8009),
     PublishedPort("pg3", "GARDENLAB_PG3_REST_PORT", 8010),
+    PublishedPort("faultproxy", "GARDENLAB_FAULTPROXY_PORT", 8474),
+    PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
+    PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
+    PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
 )
+ENDPOINTS = ("rw", "ro", "pooler", "proxied-rw", "proxied-ro", "proxied-pooler")
 
 
 def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
@@ -131,9 +137,9 @@ class Lab:
         return value
 
     def dsn(self, endpoint: str, dbname: str = "postgres", connect_timeout: int = 3) -> str:
-        """libpq connection string for a published endpoint (rw, ro or pooler)."""
-        if endpoint not in ("rw", "ro", "pooler"):
-            raise ConfigError(f"unknown endpoint {endpoint!r}", "choose rw, ro or pooler")
+        """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
+        if endpoint not in ENDPOINTS:
+            raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
         return (
             f"host={LOOPBACK} port={self.ports[endpoint]} dbname={dbname} user=postgres "
             f"password={self.secret('POSTGRES_PASSWORD')} connect_timeout={connect_timeout} "
@@ -142,6 +148,9 @@ class Lab:
 
     def rest_urls(self) -> list[str]:
         return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]
+
+    def faultproxy_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['faultproxy']}"
 
     def stats_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports['stats']}/;csv"

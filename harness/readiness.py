@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import httpx
 import psycopg
 
 from harness.errors import HarnessError, ReadinessTimeout
 from harness.lab import NODES, Lab
 from harness.patroni import PatroniClient
+from harness.render import PROXY_LINKS
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,27 @@ class SqlAnswers:
         return Probe(ok, where)
 
 
+@dataclass(frozen=True)
+class FaultProxyClean:
+    """The fault proxy answers, carries every link, and none is disabled or poisoned."""
+
+    url: str
+    links: tuple[str, ...]
+    name: str = "fault proxy: every link enabled, no toxics"
+
+    def probe(self) -> Probe:
+        proxies = httpx.get(f"{self.url}/proxies", timeout=2).json()
+        missing = [link for link in self.links if link not in proxies]
+        disabled = [n for n, p in proxies.items() if not p["enabled"]]
+        poisoned = [n for n, p in proxies.items() if p["toxics"]]
+        ok = not (missing or disabled or poisoned)
+        detail = f"missing {missing}, disabled {disabled}, with toxics {poisoned}"
+        return Probe(ok, f"{len(proxies)} links" if ok else detail)
+
+
 def lab_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
     return [
+        FaultProxyClean(lab.faultproxy_url(), tuple(link.name for link in PROXY_LINKS)),
         PatroniTopology(patroni),
         SqlAnswers("rw port on the primary", lab.dsn("rw", connect_timeout=2), False),
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),
@@ -80,7 +101,7 @@ def probe_safely(check: Check) -> Probe:
     """A probe that raises is a 'not yet', with the reason kept for the timeout message."""
     try:
         return check.probe()
-    except (HarnessError, psycopg.Error, OSError) as exc:
+    except (HarnessError, psycopg.Error, httpx.HTTPError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Probe(False, reason)
 

@@ -8,6 +8,7 @@ rendered.env so Compose recreates a service when its configuration changes.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,40 @@ class Listener:
     check_path: str
     balance: str
     summary: str
+
+
+@dataclass(frozen=True)
+class ProxyLink:
+    """A link the fault proxy carries: faults on it are toxics on this proxy."""
+
+    name: str
+    port: int  # inside the proxy's container
+    upstream: str
+    summary: str
+
+
+REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
+PROXY_LINKS = (
+    ProxyLink("client-rw", 25000, f"haproxy:{RW_PORT}", "clients to HAProxy's rw port"),
+    ProxyLink("client-ro", 25001, f"haproxy:{RO_PORT}", "clients to HAProxy's ro port"),
+    ProxyLink("client-pooler", 26432, f"pgbouncer:{POOLER_PORT}", "clients to PgBouncer"),
+    *(
+        ProxyLink(
+            f"repl-{node}",
+            REPLICATION_PORT_BASE + i,
+            f"{node}:{PG_PORT}",
+            f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
+        )
+        for i, node in enumerate(NODES, start=1)
+    ),
+)
+
+
+def faultproxy_config() -> list[dict[str, object]]:
+    return [
+        {"name": link.name, "listen": f"0.0.0.0:{link.port}", "upstream": link.upstream}
+        for link in PROXY_LINKS
+    ]
 
 
 LISTENERS = (
@@ -129,6 +164,7 @@ def render_files(preset: TimingPreset) -> dict[str, str]:
         "pgbouncer.ini": env.get_template("pgbouncer.ini.j2").render(
             upstream_host="haproxy", upstream_port=RW_PORT, listen_port=POOLER_PORT
         ),
+        "faultproxy.json": json.dumps(faultproxy_config(), indent=2) + "\n",
     }
 
 

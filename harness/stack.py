@@ -23,7 +23,7 @@ from python_on_whales.exceptions import DockerException
 from harness.envfile import SECRET_KEYS, ensure_secrets, secrets_fingerprint
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
-from harness.lab import ETCD_MEMBERS, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
+from harness.lab import ETCD_MEMBERS, FAULTPROXY, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
 from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
@@ -41,18 +41,26 @@ def service_of(container: Container) -> str:
 
 
 def stop_order(containers: Iterable[Container]) -> list[list[Container]]:
-    """Groups to stop one after another: clients, then the nodes, then etcd one member at a time.
+    """Groups to stop one after another: clients, the nodes, the fault proxy their replication
+    passes, then etcd one member at a time.
 
     Patroni releases its leader key on the way out, so etcd must outlive it; etcd members
     stopped together lose quorum mid-shutdown and take 7 s instead of 3 s one by one.
     """
     clients: list[Container] = []
     nodes: list[Container] = []
+    proxy: list[Container] = []
     etcd: list[Container] = []
     for c in containers:
         service = service_of(c)
-        (etcd if service in ETCD_MEMBERS else nodes if service in NODES else clients).append(c)
-    return [group for group in (clients, nodes, *([m] for m in etcd)) if group]
+        group = (
+            etcd if service in ETCD_MEMBERS
+            else nodes if service in NODES
+            else proxy if service == FAULTPROXY
+            else clients
+        )  # fmt: skip
+        group.append(c)
+    return [group for group in (clients, nodes, proxy, *([m] for m in etcd)) if group]
 
 
 @contextmanager

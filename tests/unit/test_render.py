@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
 
 from harness.envfile import read_env_file
 from harness.presets import get_preset
-from harness.render import patroni_config, render_files, write_rendered
+from harness.render import faultproxy_config, patroni_config, render_files, write_rendered
 
 
 def test_patroni_bootstrap_carries_the_safety_settings() -> None:
@@ -48,6 +49,15 @@ def test_haproxy_routes_rw_to_primary_and_ro_to_replicas() -> None:
     for node in ("pg1", "pg2", "pg3"):
         assert f"server {node} {node}:5432" in rw and f"server {node} {node}:5432" in ro
     assert "on-marked-down shutdown-sessions" in cfg
+
+
+def test_every_node_is_reached_by_peers_through_its_replication_proxy() -> None:
+    proxies = {p["name"]: p for p in faultproxy_config()}
+    for i, node in enumerate(("pg1", "pg2", "pg3"), start=1):
+        assert proxies[f"repl-{node}"]["upstream"] == f"{node}:5432"
+        assert proxies[f"repl-{node}"]["listen"] == f"0.0.0.0:2543{i}"
+    assert proxies["client-rw"]["upstream"] == "haproxy:5000"
+    assert json.loads(render_files(get_preset("fast"))["faultproxy.json"]) == list(proxies.values())
 
 
 def test_rendered_files_hold_no_secret(tmp_path: Path) -> None:

@@ -114,8 +114,8 @@ def test_down_stops_clients_then_nodes_then_etcd() -> None:
             name=service, config=SimpleNamespace(labels={SERVICE_LABEL: service})
         )
 
-    services = ["etcd1", "pg1", "haproxy", "etcd2", "pg2", "pgbouncer"]
+    services = ["etcd1", "pg1", "faultproxy", "haproxy", "etcd2", "pg2", "pgbouncer"]
     tiers = stop_order(container(s) for s in services)
     assert [[c.name for c in tier] for tier in tiers] == [
-        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["etcd1"], ["etcd2"],
+        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["faultproxy"], ["etcd1"], ["etcd2"],
     ]  # fmt: skip
