@@ -22,6 +22,7 @@ from rich.table import Table
 
 from harness.engine import Engine
 from harness.errors import HarnessError
+from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
 from harness.lab import NODES, Lab
 from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
@@ -255,6 +256,139 @@ def psql(endpoint: str, psql_args: tuple[str, ...]) -> None:
     ]
     env = {**os.environ, "PGPASSWORD": lab.secret("POSTGRES_PASSWORD")}
     sys.exit(subprocess.call(command, env=env))
+
+
+@cli.group()
+def fault() -> None:
+    """Break the running lab on purpose, and heal it.
+
+    TARGET is a service (pg1-pg3, etcd1-etcd3, haproxy, pgbouncer, faultproxy) or a
+    role resolved at injection time: leader, sync-standby, replica. LINK is a node or
+    role (its replication link through the fault proxy) or a client path: rw, ro,
+    pooler (the proxied ports 5010, 5011, 6442). Faults stay until `harness fault heal`.
+    """
+
+
+def inject(build: Callable[[Faults], Fault]) -> None:
+    """Faults from the command line outlive the command: `fault heal` undoes them."""
+    built = build(Faults(make_stack()))
+    built.apply()
+    err.print(f"injected: {built.description}; undo with `harness fault heal`")
+
+
+def stream_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--stream", type=click.Choice(["downstream", "upstream"]), default="downstream",
+        show_default=True, help="downstream: towards the client/replica; upstream: back.",
+    )(f)  # fmt: skip
+
+
+for _action, _help in (
+    ("kill", "SIGKILL a service's container."),
+    ("stop", "Stop a service's container gracefully."),
+    ("pause", "Freeze a service's container (docker pause)."),
+    ("restart", "Restart a service's container."),
+):
+
+    def _command(target: str, action: str = _action) -> None:
+        inject(lambda f: f.container_fault(action, target))
+
+    fault.command(name=_action, help=_help)(click.argument("target")(_command))
+
+
+@fault.command()
+@click.argument("target")
+def isolate(target: str) -> None:
+    """Cut a database node from every other container (iptables)."""
+    inject(lambda f: f.isolate(target))
+
+
+@fault.command("cut-etcd")
+@click.argument("target")
+def cut_etcd(target: str) -> None:
+    """Cut a database node from the etcd cluster only (iptables)."""
+    inject(lambda f: f.cut_from_etcd(target))
+
+
+@fault.command("cut-peers")
+@click.argument("target")
+def cut_peers(target: str) -> None:
+    """Cut a database node from the other nodes and its replication (iptables)."""
+    inject(lambda f: f.cut_from_peers(target))
+
+
+@fault.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("--one-way", is_flag=True, help="Drop only SOURCE -> DESTINATION.")
+def partition(source: str, destination: str, one_way: bool) -> None:
+    """Drop traffic between two services (one side must be a database node)."""
+    inject(lambda f: f.partition(source, destination, one_way))
+
+
+@fault.command()
+@click.argument("link")
+@click.argument("delay")
+@click.option("--jitter", default="0", help="Random +/- variation, e.g. 20ms.")
+@stream_option
+def latency(link: str, delay: str, jitter: str, stream: str) -> None:
+    """Delay a link's data: `harness fault latency pg2 200ms`."""
+    attributes = {"latency": parse_duration_ms(delay), "jitter": parse_duration_ms(jitter)}
+    inject(lambda f: f.toxic(link, "latency", attributes, stream))
+
+
+@fault.command()
+@click.argument("link")
+@click.argument("rate")
+@stream_option
+def bandwidth(link: str, rate: str, stream: str) -> None:
+    """Limit a link's rate: `harness fault bandwidth rw 100KB/s`."""
+    inject(lambda f: f.toxic(link, "bandwidth", {"rate": parse_rate_kbps(rate)}, stream))
+
+
+@fault.command()
+@click.argument("link")
+@click.argument("after")
+@stream_option
+def timeout(link: str, after: str, stream: str) -> None:
+    """Stop a link's data; close its connections AFTER (0: hold them open)."""
+    inject(lambda f: f.toxic(link, "timeout", {"timeout": parse_duration_ms(after)}, stream))
+
+
+@fault.command("reset-peer")
+@click.argument("link")
+@click.argument("after")
+@stream_option
+def reset_peer(link: str, after: str, stream: str) -> None:
+    """Reset (TCP RST) a link's connections AFTER a delay (0ms: at once)."""
+    inject(lambda f: f.toxic(link, "reset_peer", {"timeout": parse_duration_ms(after)}, stream))
+
+
+@fault.command("down")
+@click.argument("link")
+def link_down(link: str) -> None:
+    """Take a link down: its proxy refuses and drops connections."""
+    inject(lambda f: f.link_down(link))
+
+
+@fault.command("list")
+def list_faults() -> None:
+    """Show every fault trace in the lab. Exit 1 when there is any."""
+    found = Faults(make_stack()).leftovers()
+    if not found:
+        out.print("no fault in place")
+        return
+    for kind, value in asdict(found).items():
+        if value:
+            out.print(f"{kind}: {value}")
+    sys.exit(1)
+
+
+@fault.command()
+def heal() -> None:
+    """Undo every fault: unpause, start, remove iptables rules, reset the fault proxy."""
+    done = Faults(make_stack()).heal_all()
+    err.print("\n".join(f"healed: {line}" for line in done) if done else "nothing to heal")
 
 
 def main() -> None:

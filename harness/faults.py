@@ -36,6 +36,10 @@ CHAINS = {"in": ("GARDENLAB_IN", "INPUT"), "out": ("GARDENLAB_OUT", "OUTPUT")}
 STREAMS = ("downstream", "upstream")
 
 
+class AlreadyInjected(HarnessError):
+    """The same fault is in place already; nothing was changed."""
+
+
 class Fault(ABC):
     """Something broken on purpose; `with fault:` guarantees the heal."""
 
@@ -47,12 +51,18 @@ class Fault(ABC):
     @abstractmethod
     def heal(self) -> None: ...
 
-    def __enter__(self) -> Fault:
+    def apply(self) -> None:
+        """Inject; a fault that fails half-way is healed, so nothing is left half-made."""
         try:
             self.inject()
-        except BaseException:
-            self.heal()  # a half-injected fault leaves nothing behind
+        except AlreadyInjected:
             raise
+        except BaseException:
+            self.heal()
+            raise
+
+    def __enter__(self) -> Fault:
+        self.apply()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,7 +135,12 @@ class ToxicFault(Fault):
         return f"{self.toxic['type']} on {self.link} ({self.toxic['stream']}: {attrs})"
 
     def inject(self) -> None:
-        self.faults.proxy_request("POST", f"/proxies/{self.link}/toxics", self.toxic)
+        path = f"/proxies/{self.link}/toxics"
+        if self.faults.proxy_request("GET", f"{path}/{self.toxic['name']}", missing_ok=True):
+            raise AlreadyInjected(
+                f"{self.toxic['type']} is already on {self.link}", "`harness fault heal` first"
+            )
+        self.faults.proxy_request("POST", path, self.toxic)
 
     def heal(self) -> None:
         self.faults.proxy_request(
