@@ -6,7 +6,7 @@ HARNESS := $(BIN)/harness
 PRESET ?= fast
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-up dev-down status logs test test-unit lint bench-startup
+.PHONY: help venv dev-up dev-down status logs test test-unit lint bench-startup bench-proxy
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ test: lint ## Lint, unit tests, then the integration suite on a real stack of it
 
 bench-startup: venv ## Figures: cold and warm start, memory of the running stack
 	$(BIN)/python -m benchmarks.startup $(if $(COLD),--cold)
+
+bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
+	$(BIN)/python -m benchmarks.faultproxy_hop
+	$(BIN)/python -m benchmarks.proxy_cost
 
 help: ## This list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -28,9 +28,13 @@ BENCH_SETTINGS = {
     "GARDENLAB_PG1_REST_PORT": "28008",
     "GARDENLAB_PG2_REST_PORT": "28009",
     "GARDENLAB_PG3_REST_PORT": "28010",
+    "GARDENLAB_FAULTPROXY_PORT": "28474",
+    "GARDENLAB_PROXIED_RW_PORT": "25010",
+    "GARDENLAB_PROXIED_RO_PORT": "25011",
+    "GARDENLAB_PROXIED_POOLER_PORT": "26442",
 }
 IMAGES = ("gardenlab/postgres:17", "gardenlab/etcd:3.5", "gardenlab/haproxy:3.0",
-          "gardenlab/pgbouncer:1.24")  # fmt: skip
+          "gardenlab/pgbouncer:1.24", "gardenlab/faultproxy:1")  # fmt: skip
 MIB = 1024 * 1024
 
 
