@@ -346,22 +346,18 @@ def bandwidth(link: str, rate: str, stream: str) -> None:
     inject(lambda f: f.toxic(link, "bandwidth", {"rate": parse_rate_kbps(rate)}, stream))
 
 
-@fault.command()
-@click.argument("link")
-@click.argument("after")
-@stream_option
-def timeout(link: str, after: str, stream: str) -> None:
-    """Stop a link's data; close its connections AFTER (0: hold them open)."""
-    inject(lambda f: f.toxic(link, "timeout", {"timeout": parse_duration_ms(after)}, stream))
+for _name, _kind, _help in (
+    ("timeout", "timeout", "Stop a link's data; close its connections AFTER (0: hold them open)."),
+    ("reset-peer", "reset_peer", "Reset (TCP RST) a link's connections AFTER a delay (0ms: now)."),
+):
 
+    def _timed(link: str, after: str, stream: str, kind: str = _kind) -> None:
+        attributes = {"timeout": parse_duration_ms(after)}
+        inject(lambda f: f.toxic(link, kind, attributes, stream))
 
-@fault.command("reset-peer")
-@click.argument("link")
-@click.argument("after")
-@stream_option
-def reset_peer(link: str, after: str, stream: str) -> None:
-    """Reset (TCP RST) a link's connections AFTER a delay (0ms: at once)."""
-    inject(lambda f: f.toxic(link, "reset_peer", {"timeout": parse_duration_ms(after)}, stream))
+    fault.command(name=_name, help=_help)(
+        click.argument("link")(click.argument("after")(stream_option(_timed)))
+    )
 
 
 @fault.command("down")
