@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.envfile import read_env_file, secrets_fingerprint
 from harness.errors import ConfigError
 
 DEFAULT_PROJECT = "gardenlab"
@@ -72,16 +73,12 @@ class Lab:
 
     @classmethod
     def discover(cls, root: Path | None = None) -> Lab:
-        from harness.envfile import read_env_file
-
         root = root or Path(os.environ.get("GARDENLAB_ROOT", Path(__file__).resolve().parents[1]))
         settings = {**read_env_file(root / ".env"), **os.environ}
         return cls(root=root, settings=settings)
 
     def with_env_file(self) -> Lab:
         """The same lab after .env changed: what the file now holds fills what is unset."""
-        from harness.envfile import read_env_file
-
         current = {k: v for k, v in self.settings.items() if v}
         return replace(self, settings={**read_env_file(self.env_file), **current})
 
@@ -114,8 +111,6 @@ class Lab:
 
     def compose_settings(self) -> dict[str, str]:
         """What Compose must see as this lab resolved it: ports, rendered files, secrets' id."""
-        from harness.envfile import secrets_fingerprint
-
         ports = self.ports
         return {
             "GARDENLAB_RENDERED": f"./rendered/{self.project}",

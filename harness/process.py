@@ -35,12 +35,3 @@ def run(
     if done.returncode != 0:
         raise CommandError(command, done.returncode, done.stderr or done.stdout, hint)
     return done.stdout
-
-
-def succeeds(command: Sequence[str], *, timeout: float = 30) -> bool:
-    """True when the command exits 0; for probes whose failure is an answer, not an error."""
-    try:
-        run(command, timeout=timeout)
-    except CommandError:
-        return False
-    return True
