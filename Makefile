@@ -6,7 +6,8 @@ HARNESS := $(BIN)/harness
 PRESET ?= fast
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-up dev-down status logs test test-unit lint bench-startup bench-proxy
+.PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint \
+	bench-startup bench-proxy
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,15 @@ status: venv ## Members, roles, timelines, lag and HAProxy routing
 
 logs: venv ## Recent logs of every service (SERVICE=pg1 for one)
 	$(HARNESS) logs $(SERVICE)
+
+migrate: venv ## Apply the CRM schema's migrations (dev-up does it too)
+	$(HARNESS) migrate
+
+seed: venv ## Seed CRM data (SCALE=small|prod, SEED=42, RESET=1 to replace other data)
+	$(HARNESS) seed --scale $(or $(SCALE),small) --seed $(or $(SEED),42) $(if $(RESET),--reset)
+
+verify: venv ## Row counts and checksums per table on every node
+	$(HARNESS) verify
 
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

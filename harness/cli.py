@@ -17,15 +17,18 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.status import Status
 from rich.table import Table
 
+from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.engine import Engine
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
 from harness.lab import NODES, Lab
 from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
+from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus, service_of
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
@@ -167,6 +170,8 @@ def up(preset: str, timeout: float) -> None:
     )
     if report.preset_changes:
         err.print(f"patched Patroni's live configuration: {report.preset_changes}")
+    if report.migrations:
+        err.print(f"applied migrations: {', '.join(report.migrations)}")
     out.print(status_table(stack.status()))
 
 
@@ -256,6 +261,102 @@ def psql(endpoint: str, psql_args: tuple[str, ...]) -> None:
     ]
     env = {**os.environ, "PGPASSWORD": lab.secret("POSTGRES_PASSWORD")}
     sys.exit(subprocess.call(command, env=env))
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply the CRM schema's pending migrations (`up` does this too)."""
+    applied = migrate(make_stack().lab)
+    err.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def parse_counts(values: tuple[str, ...]) -> dict[str, int]:
+    counts = {}
+    for value in values:
+        table, _, number = value.partition("=")
+        if not number.lstrip("-").isdigit():
+            raise ConfigError(f"--count {value!r} is not TABLE=N", "e.g. --count leads=200000")
+        counts[table] = int(number)
+    return counts
+
+
+@cli.command("seed")
+@click.option(
+    "--scale",
+    type=click.Choice(list(SCALES)),
+    default="small",
+    show_default=True,
+    help="small: seconds, for CI; prod: 1M leads, 100K clients and the rest.",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    default=42,
+    show_default=True,
+    help="The same seed gives the same rows, byte for byte.",
+)
+@click.option(
+    "--count",
+    "counts",
+    multiple=True,
+    metavar="TABLE=N",
+    help="Override one table's row count; repeatable.",
+)
+@click.option("--reset", is_flag=True, help="Replace data seeded with other parameters.")
+@click.option("--force", is_flag=True, help="Seed a target that is not the lab.")
+@click.option("--dsn", default=None, help="Target connection string (default: the lab's rw).")
+def seed_command(
+    scale: str, seed_value: int, counts: tuple[str, ...], reset: bool, force: bool,
+    dsn: str | None,
+) -> None:  # fmt: skip
+    """Load realistic, deterministic CRM data with COPY. Running it again changes nothing."""
+    data = CrmData(seed_value, resolve_counts(scale, parse_counts(counts)))
+    target = dsn or make_stack().lab.dsn("rw")
+    total = sum(data.counts.values())
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.speed:>9,.0f} rows/s" ), TimeElapsedColumn(), console=err,
+        disable=not err.is_terminal,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(f"seeding {scale} (seed {seed_value})", total=total)
+        report = seed(
+            target, data, reset=reset, force=force,
+            progress=lambda table, rows: bar.advance(task, rows), say=err.print,
+        )  # fmt: skip
+    if report.outcome == "unchanged":
+        err.print(f"already seeded: {scale}, seed {seed_value}; nothing to do")
+        return
+    seconds = sum(report.seconds.values())
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    err.print(f"seeded {total:,} rows in {seconds:.1f} s ({total / seconds:,.0f} rows/s; {phases})")
+
+
+@cli.command("verify")
+def verify_command() -> None:
+    """Row counts and content checksums per table on every node. Exit 1 on any difference."""
+    stack = make_stack()
+    with stack.patroni() as patroni:
+        leader = patroni.cluster().leader
+    if leader is None:
+        fail(HarnessError("no leader to compare against", "`make status` shows the cluster"))
+    checks = verify(stack.node_sql, leader.name)
+    table = Table(title=f"content per node (primary: {leader.name})", title_justify="left")
+    table.add_column("table")
+    for node in NODES:
+        table.add_column(f"{node} rows", justify="right")
+    table.add_column("checksums")
+    for check in checks:
+        sums = {s for _, s in check.per_node.values()}
+        table.add_row(
+            check.table,
+            *(f"{check.per_node[n][0]:,}" for n in NODES),
+            "[green]equal[/]" if check.consistent else f"[bold red]DIFFER ({len(sums)})[/]",
+        )
+    out.print(table)
+    different = [c.table for c in checks if not c.consistent]
+    if different:
+        fail(HarnessError(f"nodes differ on: {', '.join(different)}", "a replica lags or diverged"))
+    err.print(f"all {len(checks)} tables equal on {', '.join(NODES)}")
 
 
 @cli.group()

@@ -7,7 +7,10 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-SECRET_KEYS = ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD")
+# The secrets a cluster is initialised with; data volumes remember their fingerprint.
+BOOTSTRAP_SECRETS = ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD")
+# Secrets applied to a running cluster (role passwords), set again by `harness migrate`.
+SECRET_KEYS = (*BOOTSTRAP_SECRETS, "CRM_APP_PASSWORD")
 
 HEADER = """\
 # gardenlab lab secrets, generated on first start. Ignored by git: never commit.
@@ -19,7 +22,7 @@ HEADER = """\
 
 def secrets_fingerprint(settings: Mapping[str, str]) -> str:
     """Names the set of secrets a data volume was initialised with, without revealing them."""
-    joined = "\0".join(settings.get(key, "") for key in SECRET_KEYS)
+    joined = "\0".join(settings.get(key, "") for key in BOOTSTRAP_SECRETS)
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 

@@ -39,6 +39,7 @@ PUBLISHED_PORTS = (
     PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
     PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
 )
+ROLE_SECRETS = {"postgres": "POSTGRES_PASSWORD", "crm_app": "CRM_APP_PASSWORD"}
 ENDPOINTS = ("rw", "ro", "pooler", "proxied-rw", "proxied-ro", "proxied-pooler")
 
 
@@ -131,13 +132,19 @@ class Lab:
             )
         return value
 
-    def dsn(self, endpoint: str, dbname: str = "postgres", connect_timeout: int = 3) -> str:
+    def dsn(
+        self,
+        endpoint: str,
+        dbname: str = "postgres",
+        connect_timeout: int = 3,
+        role: str = "postgres",
+    ) -> str:
         """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
         if endpoint not in ENDPOINTS:
             raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
         return (
-            f"host={LOOPBACK} port={self.ports[endpoint]} dbname={dbname} user=postgres "
-            f"password={self.secret('POSTGRES_PASSWORD')} connect_timeout={connect_timeout} "
+            f"host={LOOPBACK} port={self.ports[endpoint]} dbname={dbname} user={role} "
+            f"password={self.secret(ROLE_SECRETS[role])} connect_timeout={connect_timeout} "
             f"application_name=gardenlab-harness"
         )
 

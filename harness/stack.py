@@ -20,7 +20,7 @@ import httpx
 from python_on_whales import Container, DockerClient, Network, Volume
 from python_on_whales.exceptions import DockerException
 
-from harness.envfile import SECRET_KEYS, ensure_secrets, secrets_fingerprint
+from harness.envfile import BOOTSTRAP_SECRETS, ensure_secrets, secrets_fingerprint
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
 from harness.lab import ETCD_MEMBERS, FAULTPROXY, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
@@ -28,6 +28,7 @@ from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
 from harness.render import write_rendered
+from harness.seed import migrate
 
 SERVICE_LABEL = "com.docker.compose.service"
 SECRETS_LABEL = "org.gardenlab.secrets-id"
@@ -78,6 +79,7 @@ def docker_errors(hint: str = "") -> Iterator[None]:
 class UpReport:
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> seconds
     preset_changes: dict[str, object] = field(default_factory=dict)
+    migrations: list[str] = field(default_factory=list)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -169,7 +171,7 @@ class Stack:
 
     def prepare(self, preset: TimingPreset) -> None:
         """Secrets and rendered configuration; refuses when that would strand existing data."""
-        missing = [k for k in SECRET_KEYS if not self.lab.settings.get(k)]
+        missing = [k for k in BOOTSTRAP_SECRETS if not self.lab.settings.get(k)]
         if missing and self.volumes():
             raise StateError(
                 f"data volumes of an earlier run exist but {self.lab.env_file} lacks "
@@ -279,6 +281,8 @@ class Stack:
             self.wait_ready(timeout, on_round)
         with report.phase("preset"):
             report.preset_changes = self.apply_preset(preset)
+        with report.phase("migrate"):
+            report.migrations = migrate(self.lab)
         return report
 
     # -- down ----------------------------------------------------------------------------
@@ -319,6 +323,19 @@ class Stack:
         except (httpx.HTTPError, ValueError):  # a down HAProxy is a status, not an error
             backends = []
         return StackStatus(containers, cluster, error, backends)
+
+    def node_sql(self, node: str, query: str) -> str:
+        """A query on one node over its local socket: answers even while its network is cut."""
+        container = next((c for c in self.containers() if service_of(c) == node), None)
+        if container is None:
+            raise HarnessError(f"{node} has no container", "is the lab up? `make status`")
+        with docker_errors():
+            result = container.execute(
+                ["psql", "-X", "-U", "postgres", "-d", "postgres", "-Atc", query],
+                user="postgres",
+                tty=False,
+            )
+        return str(result).strip()
 
     def log_tail(self, lines: int = 15) -> str:
         try:

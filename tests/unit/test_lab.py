@@ -60,7 +60,11 @@ def test_secrets_are_generated_private_and_kept(tmp_path: Path) -> None:
 def test_missing_secrets_are_added_next_to_user_settings(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("GARDENLAB_RW_PORT=15000\nPOSTGRES_PASSWORD='mine'")
-    assert ensure_secrets(env) == ["REPLICATION_PASSWORD", "PATRONI_RESTAPI_PASSWORD"]
+    assert ensure_secrets(env) == [
+        "REPLICATION_PASSWORD",
+        "PATRONI_RESTAPI_PASSWORD",
+        "CRM_APP_PASSWORD",
+    ]
     values = read_env_file(env)
     assert values["POSTGRES_PASSWORD"] == "mine"
     assert values["GARDENLAB_RW_PORT"] == "15000"
