@@ -7,7 +7,7 @@ PRESET ?= fast
 
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint \
-	bench-startup bench-proxy
+	bench-startup bench-seed bench-proxy
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ test: lint ## Lint, unit tests, then the integration suite on a real stack of it
 
 bench-startup: venv ## Figures: cold and warm start, memory of the running stack
 	$(BIN)/python -m benchmarks.startup $(if $(COLD),--cold)
+
+bench-seed: venv ## Figures: seeding end to end vs COPY of ready rows vs pgbench -i
+	$(BIN)/python -m benchmarks.seed --scale $(or $(SCALE),prod)
 
 bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
 	$(BIN)/python -m benchmarks.faultproxy_hop
