@@ -116,3 +116,9 @@ def test_force_allows_another_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("psycopg.connect", lambda *a, **k: fake)
     connection: object = seed_module.connect_primary("host=x", force=True)
     assert connection is fake
+
+
+def test_prod_scale_is_what_the_plans_name() -> None:
+    prod = resolve_counts("prod")
+    assert prod["leads"] == 1_000_000 and prod["clients"] == 100_000
+    assert all(prod[t] > resolve_counts("small")[t] for t in TABLES if t != "agencies")
