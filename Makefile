@@ -7,6 +7,7 @@ PRESET ?= fast
 
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint \
+	test-failover chaos \
 	bench-startup bench-seed bench-proxy
 
 $(BIN)/.installed: pyproject.toml
@@ -36,6 +37,12 @@ seed: venv ## Seed CRM data (SCALE=small|prod, SEED=42, RESET=1 to replace other
 
 verify: venv ## Row counts and checksums per table on every node
 	$(HARNESS) verify
+
+test-failover: venv ## Leader kill under write load: RTO, lost/unknown/ghost writes, JSON + PNG
+	$(HARNESS) chaos run leader-kill --out artifacts/failover
+
+chaos: venv ## The whole scenario catalog on a real stack (RUNS=10 repeats it)
+	$(BIN)/pytest tests/chaos -m chaos --runs $(or $(RUNS),1)
 
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

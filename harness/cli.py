@@ -11,8 +11,10 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -21,6 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.status import Status
 from rich.table import Table
 
+from harness.chaos import run as run_scenario
+from harness.chaos import summary, write_report
 from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
@@ -30,6 +34,7 @@ from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
 from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus, service_of
+from scenarios.catalog import CATALOG
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
 out = Console(width=None if Console().is_terminal else 120)
@@ -357,6 +362,42 @@ def verify_command() -> None:
     if different:
         fail(HarnessError(f"nodes differ on: {', '.join(different)}", "a replica lags or diverged"))
     err.print(f"all {len(checks)} tables equal on {', '.join(NODES)}")
+
+
+@cli.group()
+def chaos() -> None:
+    """Run chaos scenarios under write load and check the invariants afterwards."""
+
+
+@chaos.command("list")
+def chaos_list() -> None:
+    """The scenario catalog, with what each one promises."""
+    for scenario in CATALOG.values():
+        budget = scenario.expect.max_write_gap
+        out.print(f"[bold]{scenario.name}[/] (write outage budget: "
+                  f"{'none' if budget is None else f'{budget:g} s'})")  # fmt: skip
+        out.print(f"  {scenario.story}", highlight=False)
+
+
+@chaos.command("run")
+@click.argument("name")
+@click.option("--writers", default=4, show_default=True, help="Concurrent writer clients.")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Where result.json and timeline.png go [artifacts/NAME-TIME].")  # fmt: skip
+def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
+    """Run one scenario; exit 1 when an invariant or a budget fails."""
+    if name not in CATALOG:
+        raise ConfigError(f"unknown scenario {name!r}", "`harness chaos list` shows the catalog")
+    stack = make_stack()
+    scenario = CATALOG[name]
+    result = run_scenario(stack, scenario, writers=writers, say=err.print)
+    directory = Path(out_dir) if out_dir else (
+        stack.lab.root / "artifacts" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )  # fmt: skip
+    json_path, png_path = write_report(result, directory)
+    out.print(summary(result, scenario), highlight=False)
+    out.print(f"  report: {json_path}, {png_path}", highlight=False)
+    sys.exit(0 if result.passed else 1)
 
 
 @cli.group()

@@ -165,6 +165,45 @@ class LinkDown(Fault):
 
 
 @dataclass
+class Together(Fault):
+    """Several faults at once; healed in reverse order."""
+
+    parts: list[Fault]
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return " + ".join(part.description for part in self.parts)
+
+    def inject(self) -> None:
+        for part in self.parts:
+            part.inject()
+
+    def heal(self) -> None:
+        for part in reversed(self.parts):
+            part.heal()
+
+
+@dataclass
+class Switchover(Fault):
+    """A planned switchover through Patroni's REST API: nothing to heal afterwards."""
+
+    faults: Faults
+    leader: str
+    candidate: str
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"switchover {self.leader} -> {self.candidate}"
+
+    def inject(self) -> None:
+        with self.faults.stack.patroni() as patroni:
+            patroni.switchover(self.leader, self.candidate)
+
+    def heal(self) -> None:
+        pass
+
+
+@dataclass
 class Leftovers:
     """Traces of faults; all empty means the stack carries none."""
 
@@ -334,6 +373,12 @@ class Faults:
 
     def link_down(self, target: str) -> LinkDown:
         return LinkDown(self, self.resolve_link(target))
+
+    def together(self, *parts: Fault) -> Together:
+        return Together(list(parts))
+
+    def switchover(self, candidate: str = "sync-standby") -> Switchover:
+        return Switchover(self, self.resolve_node("leader"), self.resolve_node(candidate))
 
     # -- the backstop ------------------------------------------------------------------------
 

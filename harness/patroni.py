@@ -100,19 +100,35 @@ class PatroniClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, json: Any = None) -> Any:
+    def _request(
+        self, method: str, path: str, json: Any = None, timeout: float | None = None
+    ) -> Any:
+        """The first node that answers serves; a changing request is never sent twice once a
+        node has answered it, whatever the answer."""
         errors: list[str] = []
         for url in self._urls:
             try:
-                response = self._http.request(method, url + path, json=json)
-            except httpx.HTTPError as exc:
+                response = self._http.request(
+                    method, url + path, json=json, timeout=timeout or self._http.timeout
+                )
+            except httpx.ConnectError as exc:
                 errors.append(f"{url}: {type(exc).__name__}")
                 continue
-            if response.status_code >= 500 or response.status_code == 404:
+            except httpx.HTTPError as exc:
+                if method != "GET":
+                    raise PatroniUnavailable(f"{method} {path} on {url} failed: {exc!r}") from exc
+                errors.append(f"{url}: {type(exc).__name__}")
+                continue
+            if method == "GET" and (response.status_code >= 500 or response.status_code == 404):
                 errors.append(f"{url}: HTTP {response.status_code}")
                 continue
-            response.raise_for_status()
-            return response.json()
+            if response.status_code >= 400:
+                raise PatroniUnavailable(
+                    f"{method} {path} refused by {url}: HTTP {response.status_code} "
+                    f"{response.text.strip()[:300]}"
+                )
+            is_json = response.headers.get("content-type", "").startswith("application/json")
+            return response.json() if is_json else response.text
         raise PatroniUnavailable(
             f"no Patroni REST endpoint answered {method} {path} ({'; '.join(errors)})",
             "is the stack up? `make status` shows it, `make dev-up` starts it",
@@ -124,6 +140,12 @@ class PatroniClient:
     def config(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/config")
         return result
+
+    def switchover(self, leader: str, candidate: str) -> None:
+        """Planned switchover; Patroni answers once the candidate has taken over."""
+        self._request(
+            "POST", "/switchover", json={"leader": leader, "candidate": candidate}, timeout=60
+        )
 
     def patch_config(self, changes: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._request("PATCH", "/config", json=changes)

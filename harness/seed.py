@@ -213,7 +213,10 @@ class TableCheck:
 
 
 def verify(
-    run_sql: Callable[[str, str], str], primary: str, catch_up_seconds: float = 30
+    run_sql: Callable[[str, str], str],
+    primary: str,
+    catch_up_seconds: float = 30,
+    tables: tuple[str, ...] = (*TABLES, "app.seed_runs"),
 ) -> list[TableCheck]:
     """Counts and checksums per table on every node, once replicas replayed the primary's WAL.
 
@@ -228,7 +231,7 @@ def verify(
                 break
             time.sleep(0.5)
     checks = []
-    for table in (*TABLES, "app.seed_runs"):
+    for table in tables:
         per_node = {}
         for node in NODES:
             count, checksum = run_sql(node, CHECKSUM.format(table)).split("|")
