@@ -52,8 +52,8 @@ lint: venv ## ruff (lint + format check) and mypy --strict
 test-unit: venv ## Fast unit tests only (no engine needed)
 	$(BIN)/pytest tests/unit
 
-test: lint ## Lint, unit tests, then the integration suite on a real stack of its own
-	$(BIN)/pytest
+test: lint ## Lint, unit, proxy conformance, integration and the CI chaos subset (real stack)
+	$(BIN)/pytest -m "not chaos or chaos_ci"
 
 bench-startup: venv ## Figures: cold and warm start, memory of the running stack
 	$(BIN)/python -m benchmarks.startup $(if $(COLD),--cold)

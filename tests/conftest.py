@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from tests.realstack import stack, test_env
+
+__all__ = ["stack", "test_env"]  # the real stack's session fixtures, for every suite
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -19,3 +22,9 @@ def cluster_json() -> dict[str, Any]:
 @pytest.fixture
 def stats_csv() -> str:
     return (FIXTURES / "haproxy_stats.csv").read_text()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--runs", type=int, default=1, help="Repeat each chaos scenario this many times."
+    )

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 
 from harness.stack import Stack
-from tests.integration.conftest import answering_address, bring_up, node_addresses
+from tests.integration.conftest import answering_address, node_addresses
+from tests.realstack import bring_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
