@@ -31,6 +31,7 @@ def test_a_clean_failover_passes_every_check() -> None:
     assert (verdict.acknowledged, verdict.failed, verdict.unknown) == (69, 1, 1)
     assert verdict.ghosts == []
     gap = verdict.outage
+    assert gap.client_after is not None
     assert round(gap.write_gap, 1) == 20.1 and round(gap.client_after, 1) == 20.0
     assert (gap.leader_before, gap.leader_after, gap.leader_changes) == ("pg1", "pg3", 1)
     assert gap.promoted_after == 19.0 and gap.haproxy_after == 20.0
