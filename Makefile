@@ -6,7 +6,7 @@ HARNESS := $(BIN)/harness
 PRESET ?= fast
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint \
+.PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos \
 	bench-startup bench-seed bench-proxy
 
@@ -60,6 +60,9 @@ bench-startup: venv ## Figures: cold and warm start, memory of the running stack
 
 bench-seed: venv ## Figures: seeding end to end vs COPY of ready rows vs pgbench -i
 	$(BIN)/python -m benchmarks.seed --scale $(or $(SCALE),prod)
+
+bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) on the dev lab
+	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 
 bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
 	$(BIN)/python -m benchmarks.faultproxy_hop
