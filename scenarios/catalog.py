@@ -60,7 +60,9 @@ CATALOG: dict[str, Scenario] = {
             "replica takes over; thawed, the old leader finds itself replaced and rejoins.",
             fault=lambda f: f.container_fault("pause", "leader"),
             hold=TTL + 10,
-            expect=Expectation(failover=True, max_write_gap=TTL + 2),
+            # Unlike a kill, a frozen node neither refuses nor resets connections: HAProxy's
+            # checks time out and hung sessions close only then (measured 22.4 s once).
+            expect=Expectation(failover=True, max_write_gap=TTL + 5),
         ),
         Scenario(
             name="leader-isolated",
@@ -72,14 +74,15 @@ CATALOG: dict[str, Scenario] = {
         ),
         Scenario(
             name="leader-cut-from-etcd",
-            story="Only the leader loses etcd; the replicas still reach it and etcd.",
+            story="Only the leader loses etcd; the replicas still reach it and etcd. Failsafe "
+            "mode keeps it: every member still answers it over REST, so nobody takes over.",
             fault=lambda f: f.cut_from_etcd("leader"),
             hold=TTL + 10,
             expect=Expectation(
-                failover=None,
-                max_write_gap=TTL + 5,
-                note="the lock expires in etcd; failsafe mode cannot keep a leader whose "
-                "peers still see etcd, so a replica takes over or the leader keeps it",
+                failover=False,
+                max_write_gap=1,
+                note="observed with failsafe_mode: the leader stays and keeps writing; "
+                "without it the leader would demote after ttl",
             ),
         ),
         Scenario(
