@@ -53,4 +53,4 @@ def test_scenario(stack: Stack, scenario_name: str, run_index: int) -> None:
     print(summary(result, scenario))
     if not result.passed:
         save_evidence(stack, directory)
-    assert result.passed, summary(result, scenario)
+        pytest.fail(f"{summary(result, scenario)}\n  evidence: {directory}", pytrace=False)
