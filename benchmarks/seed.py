@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.lab import Lab
 from harness.seed import seed
-from harness.stack import Stack, service_of
+from harness.stack import Stack
 
 PGBENCH_ROWS_PER_SCALE = 100_000
 
@@ -67,7 +67,7 @@ def main() -> None:
     scale = max(1, round(rows / PGBENCH_ROWS_PER_SCALE))
     start = time.monotonic()
     stack.node_sql(leader.name, "select 1")  # warm the exec path
-    container = next(c for c in stack.containers() if service_of(c) == leader.name)
+    container = stack.container(leader.name)
     container.execute(["pgbench", "-i", "-q", "-s", str(scale), "postgres"], user="postgres",
                       tty=False)  # fmt: skip
     pgbench = time.monotonic() - start

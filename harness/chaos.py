@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -198,8 +198,3 @@ def plot_timeline(result: Result, path: Path, bin_seconds: float = 0.5) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
-
-
-def scenario_json(scenario: Scenario) -> dict[str, Any]:
-    return {"name": scenario.name, "story": scenario.story, "hold": scenario.hold,
-            "expect": asdict(scenario.expect)}  # fmt: skip

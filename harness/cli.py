@@ -33,7 +33,7 @@ from harness.lab import NODES, Lab
 from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
 from harness.seed import migrate, seed, verify
-from harness.stack import Stack, StackStatus, service_of
+from harness.stack import Stack, StackStatus
 from scenarios.catalog import CATALOG
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
@@ -244,7 +244,7 @@ def psql(endpoint: str, psql_args: tuple[str, ...]) -> None:
     if not running:
         fail(HarnessError("no database node is running", "start the lab with `make dev-up`"))
     host, port = ENDPOINT_HOSTS[endpoint]
-    container = next(c.name for c in stack.containers() if service_of(c) == running[0])
+    container = stack.container(running[0]).name
     tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []
     command = [
         "docker",

@@ -267,10 +267,7 @@ class Faults:
         return f"repl-{self.resolve_node(target)}"
 
     def container(self, service: str) -> Container:
-        for container in self.stack.containers():
-            if service_of(container) == service:
-                return container
-        raise HarnessError(f"{service} has no container", "is the lab up? `make dev-up`")
+        return self.stack.container(service)
 
     def address(self, service: str) -> str:
         networks = self.container(service).network_settings.networks or {}
@@ -392,16 +389,17 @@ class Faults:
                 found.stopped.append(service)
             elif service in NODES and (rules := self.rules_in(service)):
                 found.rules[service] = rules
+        found.toxics, found.disabled_links = self.proxy_faults()
+        return found
+
+    def proxy_faults(self) -> tuple[dict[str, list[str]], list[str]]:
+        """Toxics per link and disabled links on the fault proxy (none when it is down)."""
         try:
             proxies = self.http.get("/proxies").json()
         except httpx.HTTPError:
-            proxies = {}
-        for name, proxy in proxies.items():
-            if proxy["toxics"]:
-                found.toxics[name] = [t["name"] for t in proxy["toxics"]]
-            if not proxy["enabled"]:
-                found.disabled_links.append(name)
-        return found
+            return {}, []
+        toxics = {n: [t["name"] for t in p["toxics"]] for n, p in proxies.items() if p["toxics"]}
+        return toxics, [n for n, p in proxies.items() if not p["enabled"]]
 
     def heal_all(self) -> list[str]:
         """Undo every fault this module can leave; return what was done."""
@@ -422,14 +420,11 @@ class Faults:
                 for chain, _ in CHAINS.values():
                     self.iptables(node, "-F", chain, check=False)
                 done.append(f"removed {len(rules)} iptables rules in {node}")
-        leftover = self.leftovers()
-        if leftover.toxics or leftover.disabled_links:
+        toxics, disabled = self.proxy_faults()
+        if toxics or disabled:
             self.proxy_request("POST", "/reset")
-            toxics = sum(len(names) for names in leftover.toxics.values())
-            done.append(
-                f"reset the fault proxy ({toxics} toxics, "
-                f"{len(leftover.disabled_links)} links re-enabled)"
-            )
+            count = sum(len(names) for names in toxics.values())
+            done.append(f"reset the fault proxy ({count} toxics, {len(disabled)} links re-enabled)")
         return done
 
 

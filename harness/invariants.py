@@ -90,7 +90,8 @@ def outage(record: Record, fault_at: float) -> Outage:
     leaders = [s.leader for s in record.samples if s.leader]
     seen_before = [s.leader for s in record.samples if s.at <= fault_at and s.leader]
     before_leader = seen_before[-1] if seen_before else (leaders[0] if leaders else "")
-    changes = [c for c in leader_changes(record) if c[0] > fault_at]
+    all_changes = leader_changes(record)
+    changes = [c for c in all_changes if c[0] > fault_at]
     promoted = changes[0][0] - fault_at if changes else None
     switched = None
     if changes:
@@ -106,7 +107,7 @@ def outage(record: Record, fault_at: float) -> Outage:
         client_after=(end - fault_at) if end is not None and end > fault_at else None,
         leader_before=before_leader,
         leader_after=leaders[-1] if leaders else "",
-        leader_changes=len(leader_changes(record)),
+        leader_changes=len(all_changes),
     )
 
 

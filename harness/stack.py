@@ -324,13 +324,17 @@ class Stack:
             backends = []
         return StackStatus(containers, cluster, error, backends)
 
+    def container(self, service: str) -> Container:
+        """The container of a service, as it is now."""
+        for container in self.containers():
+            if service_of(container) == service:
+                return container
+        raise HarnessError(f"{service} has no container", "is the lab up? `make status`")
+
     def node_sql(self, node: str, query: str) -> str:
         """A query on one node over its local socket: answers even while its network is cut."""
-        container = next((c for c in self.containers() if service_of(c) == node), None)
-        if container is None:
-            raise HarnessError(f"{node} has no container", "is the lab up? `make status`")
         with docker_errors():
-            result = container.execute(
+            result = self.container(node).execute(
                 ["psql", "-X", "-U", "postgres", "-d", "postgres", "-Atc", query],
                 user="postgres",
                 tty=False,
