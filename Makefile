@@ -7,7 +7,7 @@ PRESET ?= fast
 
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
-	test-failover chaos \
+	test-failover chaos load load-chaos \
 	bench-startup bench-seed bench-proxy
 
 $(BIN)/.installed: pyproject.toml
@@ -43,6 +43,15 @@ test-failover: venv ## Leader kill under write load: RTO, lost/unknown/ghost wri
 
 chaos: venv ## The whole scenario catalog on a real stack (RUNS=10 repeats it)
 	$(BIN)/pytest tests/chaos -m chaos --runs $(or $(RUNS),1)
+
+LOAD_ARGS = --users $(or $(USERS),100) --via $(or $(VIA),haproxy) --processes $(or $(PROCESSES),1) \
+	$(foreach t,$(THRESHOLDS),--threshold $(t))
+
+load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms or > 0.1 % errors
+	$(HARNESS) load $(LOAD_ARGS) --duration $(or $(DURATION),3m)
+
+load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
+	$(HARNESS) load $(LOAD_ARGS) --scenario $(or $(SCENARIO),leader-kill)
 
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -30,10 +30,22 @@ from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
 from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
 from harness.lab import NODES, Lab
+from harness.load import (
+    DEFAULT_LIMITS,
+    WRITE_ENDPOINTS,
+    LoadPlan,
+    parse_duration,
+    parse_wait,
+    run_load,
+    run_load_chaos,
+)
+from harness.load import summary as load_summary
+from harness.loadreport import merge_limits, parse_limit
 from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
 from harness.readiness import Results
 from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus
+from loadtests.mix import REQUEST_NAMES
 from scenarios.catalog import CATALOG
 
 # Off a terminal (CI logs, pipes) rich would wrap at 80 columns; tables need more.
@@ -397,6 +409,101 @@ def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
     json_path, png_path = write_report(result, directory)
     out.print(summary(result, scenario), highlight=False)
     out.print(f"  report: {json_path}, {png_path}", highlight=False)
+    sys.exit(0 if result.passed else 1)
+
+
+@cli.command("load")
+@click.option("--users", "-u", default=100, show_default=True, help="Concurrent Locust users.")
+@click.option(
+    "--spawn-rate",
+    "-r",
+    default=10.0,
+    show_default=True,
+    help="Users started per second (the ramp lasts users / rate).",
+)
+@click.option(
+    "--duration",
+    "-t",
+    default="3m",
+    show_default=True,
+    help="The whole run, ramp included: 90, 90s, 3m, 1h. Ignored with --scenario, "
+    "which runs ramp + 20 s + the scenario + 15 s.",
+)
+@click.option(
+    "--via",
+    type=click.Choice(list(WRITE_ENDPOINTS)),
+    default="haproxy",
+    show_default=True,
+    help="The primary path: HAProxy's rw port or PgBouncer. "
+    "Stale-tolerant reads always use HAProxy's ro port.",
+)
+@click.option(
+    "--processes",
+    "-p",
+    default=1,
+    show_default=True,
+    help="Load-generating processes (Locust's --processes: a master and N workers).",
+)
+@click.option(
+    "--pool-size", default=40, show_default=True, help="Connections per endpoint and load process."
+)
+@click.option(
+    "--wait",
+    default="0.2,1.0",
+    show_default=True,
+    help="Think time between a user's requests: MIN,MAX seconds (0,0: flat out).",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="[REQUEST:]METRIC=VALUE",
+    help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, "
+    "p99 (ms) and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). "
+    "Per request type: search_leads:p99=50.",
+)
+@click.option(
+    "--scenario",
+    default=None,
+    help="Run this chaos scenario under the load (`harness chaos list`).",
+)
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Where the reports go [artifacts/load/NAME-TIME].")  # fmt: skip
+def load_command(
+    users: int, spawn_rate: float, duration: str, via: str, processes: int, pool_size: int,
+    wait: str, thresholds: tuple[str, ...], scenario: str | None, out_dir: str | None,
+) -> None:  # fmt: skip
+    """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
+
+    The mix (loadtests/mix.py): lead search by trigram, client lookup by phone, the agency
+    dashboard and agent-memory search on the ro port; new leads, bookings (read back on the
+    primary) and messages on the primary. Each user works for one agency under RLS.
+    Prints percentiles per request type for the steady state (the ramp excluded) and, with
+    --scenario, for the fault window and the recovery too. Exit 1 when a threshold is
+    breached or the scenario fails; reports, CSV, HTML and a timeline go to --out.
+    """
+    if scenario is not None and scenario not in CATALOG:
+        raise ConfigError(
+            f"unknown scenario {scenario!r}", "`harness chaos list` shows the catalog"
+        )
+    limits = [parse_limit(t, REQUEST_NAMES) for t in thresholds]
+    plan = LoadPlan(
+        users=users, spawn_rate=spawn_rate, duration=parse_duration(duration), via=via,
+        processes=processes, pool_size=pool_size, wait=parse_wait(wait),
+        limits=tuple(merge_limits(DEFAULT_LIMITS, limits)),
+    )  # fmt: skip
+    stack = make_stack()
+    label = scenario or f"{users}u-{via}"
+    directory = Path(out_dir) if out_dir else (
+        stack.lab.root / "artifacts" / "load" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )  # fmt: skip
+    if scenario is None:
+        result = run_load(stack, plan, directory, say=err.print)
+    else:
+        result = run_load_chaos(stack, plan, CATALOG[scenario], directory, say=err.print)
+        assert result.chaos is not None
+        out.print(summary(result.chaos, CATALOG[scenario]), highlight=False)
+    out.print(load_summary(result), highlight=False)
     sys.exit(0 if result.passed else 1)
 
 

@@ -56,9 +56,15 @@ class Record:
     reads: list[tuple[float, bool]] = field(default_factory=list)  # (at, succeeded)
     samples: list[Sample] = field(default_factory=list)
     marks: dict[str, float] = field(default_factory=dict)  # fault, heal, ... -> seconds
+    epoch: float = 0.0  # wall-clock time of second 0, to line marks up with other records
+
+    def wall(self, mark: str) -> float:
+        """A mark as epoch seconds."""
+        return self.epoch + self.marks[mark]
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "epoch": self.epoch,
             "attempts": [a.__dict__ for a in self.attempts],
             "reads": self.reads,
             "samples": [s.__dict__ for s in self.samples],
@@ -109,6 +115,7 @@ class Workload:
     def __enter__(self) -> Workload:
         prepare_table(self.lab)
         self._start = time.monotonic()
+        self.record.epoch = time.time()
         self._stop.clear()
         targets: list[Callable[[], None]] = [self._monitor]
         targets += [self._writer_loop(w) for w in range(1, self.writers + 1)]

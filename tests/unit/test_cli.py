@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
-from harness.errors import PortInUseError
+from harness.errors import HarnessError, PortInUseError
 
 
 def test_unknown_preset_is_a_usage_error_listing_the_choices() -> None:
@@ -37,3 +37,24 @@ def test_harness_errors_print_message_and_hint_and_exit_non_zero(
     stderr = capsys.readouterr().err
     assert "port 5000 (rw)" in stderr and "GARDENLAB_RW_PORT=<port>" in stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--scenario", "meteor-strike"], "unknown scenario 'meteor-strike'"),
+        (["--threshold", "p95<100"], "is not [REQUEST:]METRIC=VALUE"),
+        (["--users", "0"], "--users must be at least 1"),
+        (["--duration", "soon"], "duration 'soon' is not a number"),
+    ],
+)
+def test_load_refuses_bad_input_before_touching_the_lab(
+    args: list[str], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_stack() -> None:
+        raise AssertionError("the lab must not be touched")
+
+    monkeypatch.setattr(cli, "make_stack", no_stack)
+    result = CliRunner().invoke(cli.cli, ["load", *args])
+    assert isinstance(result.exception, HarnessError)
+    assert says in result.exception.message

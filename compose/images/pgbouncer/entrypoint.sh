@@ -3,5 +3,6 @@
 # write the auth file PgBouncer reads, readable by its user only.
 set -eu
 umask 077
-printf '"postgres" "%s"\n' "$POSTGRES_PASSWORD" > /var/lib/pgbouncer/userlist.txt
+printf '"postgres" "%s"\n"crm_app" "%s"\n' "$POSTGRES_PASSWORD" "$CRM_APP_PASSWORD" \
+  > /var/lib/pgbouncer/userlist.txt
 exec pgbouncer /etc/pgbouncer/pgbouncer.ini

@@ -1,0 +1,1 @@
+"""Load against the lab: the CRM workload mix (locust-free) and the Locust user that runs it."""

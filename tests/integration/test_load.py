@@ -1,0 +1,75 @@
+"""Locust load on the real stack: short runs through each path, with two processes, and under
+a switchover. Figures for the 100-user target come from `make load`, not from here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.crmdata import CrmData, resolve_counts
+from harness.load import LoadPlan, run_load, run_load_chaos
+from harness.loadreport import ALL, Limit
+from harness.seed import seed
+from harness.stack import Stack
+from loadtests.mix import REQUEST_NAMES
+from scenarios.catalog import CATALOG
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+QUICK = {"users": 10, "spawn_rate": 10.0, "duration": 20.0}
+
+
+@pytest.fixture(scope="module")
+def seeded(stack: Stack) -> Stack:
+    data = CrmData(42, resolve_counts("small"))
+    seed(stack.lab.dsn("rw"), data, reset=True, force=False,
+         progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    return stack
+
+
+def test_every_request_type_runs_and_the_reports_are_written(seeded: Stack, tmp_path: Path) -> None:
+    result = run_load(seeded, LoadPlan(**QUICK), tmp_path)  # type: ignore[arg-type]
+    steady = {s.name: s for s in result.stats["steady"]}
+    assert result.passed, result.failures
+    assert set(REQUEST_NAMES) <= set(steady)
+    assert steady[ALL].errors == 0 and steady[ALL].count > 50
+    for name in ("locust.html", "locust_stats.csv", "timeline.png", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "summary.json").read_text())["passed"] is True
+
+
+def test_through_pgbouncer_with_two_load_processes(seeded: Stack, tmp_path: Path) -> None:
+    plan = LoadPlan(**QUICK, via="pgbouncer", processes=2)  # type: ignore[arg-type]
+    result = run_load(seeded, plan, tmp_path)
+    assert result.passed, result.failures
+    assert len(list(tmp_path.glob("requests-*.csv"))) == 2  # one log per worker process
+
+
+def test_a_threshold_that_cannot_hold_fails_the_run(seeded: Stack, tmp_path: Path) -> None:
+    plan = LoadPlan(**QUICK, limits=(Limit(ALL, "p50", 0.01),))  # type: ignore[arg-type]
+    result = run_load(seeded, plan, tmp_path)
+    assert not result.passed
+    assert "all requests: p50" in result.failures[0]
+
+
+def test_load_during_a_switchover_separates_the_fault_window(seeded: Stack, tmp_path: Path) -> None:
+    plan = LoadPlan(users=20, spawn_rate=20.0)
+    result = run_load_chaos(seeded, plan, CATALOG["switchover"], tmp_path)
+    assert result.chaos is not None and result.chaos.passed, result.chaos and result.chaos.failures
+    assert [w.name for w in result.windows] == ["ramp", "steady", "fault", "recovery"]
+    assert {s.name: s for s in result.stats["fault"]}[ALL].count > 0
+    assert result.errors_after_fault is not None
+    assert (tmp_path / "chaos" / "result.json").exists()
+
+
+def test_a_lab_that_is_down_is_named_before_any_load(test_env: dict[str, str]) -> None:
+    env = {**test_env, "GARDENLAB_PROJECT": "gardenlab-absent"}
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "load", "--users", "1", "--duration", "10"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "the lab is down" in done.stderr and "make dev-up" in done.stderr
