@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +24,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.status import Status
 from rich.table import Table
 
+from harness.backup import (
+    BACKUP_TYPES,
+    backups_table_rows,
+    drill,
+    drill_summary,
+    repository_info,
+    restore,
+    take_backup,
+)
 from harness.chaos import run as run_scenario
 from harness.chaos import summary, write_report
 from harness.crmdata import SCALES, CrmData, resolve_counts
@@ -41,7 +51,7 @@ from harness.load import (
 )
 from harness.load import summary as load_summary
 from harness.loadreport import merge_limits, parse_limit
-from harness.presets import DEFAULT_PRESET, PRESETS, get_preset
+from harness.presets import DEFAULT_PRESET, PRESETS, TimingPreset, get_preset
 from harness.readiness import Results
 from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus
@@ -187,6 +197,8 @@ def up(preset: str, timeout: float) -> None:
     )
     if report.preset_changes:
         err.print(f"patched Patroni's live configuration: {report.preset_changes}")
+    if report.restarted:
+        err.print(f"restarted for pending settings: {', '.join(report.restarted)}")
     if report.migrations:
         err.print(f"applied migrations: {', '.join(report.migrations)}")
     out.print(status_table(stack.status()))
@@ -505,6 +517,110 @@ def load_command(
         out.print(summary(result.chaos, CATALOG[scenario]), highlight=False)
     out.print(load_summary(result), highlight=False)
     sys.exit(0 if result.passed else 1)
+
+
+def current_preset() -> TimingPreset:
+    return get_preset(os.environ.get("GARDENLAB_PRESET", DEFAULT_PRESET))
+
+
+@cli.command("backup")
+@click.option("--type", "kind", type=click.Choice(list(BACKUP_TYPES)), default="full",
+              show_default=True, help="full, diff (since the last full) or incr.")  # fmt: skip
+def backup_command(kind: str) -> None:
+    """Take a pgBackRest backup on the leader into the repository (the `backups` volume)."""
+    with err.status(f"{kind} backup on the leader"):
+        report = take_backup(make_stack(), kind)
+    b = report.backup
+    err.print(f"backup {b.label} ({b.type}) on {report.node} in {report.seconds:.1f} s: "
+              f"database {b.database_bytes / 2**20:,.0f} MiB, "
+              f"{b.repository_bytes / 2**20:,.0f} MiB stored")  # fmt: skip
+
+
+@cli.command("backups")
+@click.option("--json", "as_json", is_flag=True, help="pgBackRest's own JSON (`info`).")
+def backups_command(as_json: bool) -> None:
+    """List the backups and the archived WAL range. Exit 1 when there is no usable backup."""
+    stack = make_stack()
+    if as_json:
+        click.echo(stack.pgbackrest("info", "--output=json"))
+        return
+    info = repository_info(stack)
+    table = Table(title=f"backups (repository: {info.status_message})", title_justify="left")
+    for column in ("label", "type", "started (UTC)", "seconds", "database MiB", "stored MiB"):
+        table.add_column(column)
+    for row in backups_table_rows(info):
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"archived WAL: {info.archive_min or '-'} .. {info.archive_max or '-'}")
+    sys.exit(0 if info.status_code == 0 and info.backups else 1)
+
+
+@cli.command("restore")
+@click.option(
+    "--time",
+    "target",
+    default=None,
+    metavar="TIMESTAMP",
+    help="Recover to this time, e.g. '2026-11-22 10:30:00+00' (default: the latest).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask: the cluster's current data is replaced.")
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for readiness.")
+def restore_command(target: str | None, yes: bool, timeout: float) -> None:
+    """Replace the cluster with a backup's state: the latest, or a point in time.
+
+    First checks that the repository can serve it (a backup ending before the time,
+    `pgbackrest verify` clean) and refuses otherwise, leaving the cluster untouched. Then
+    destroys the nodes' and etcd's volumes, bootstraps the first node from the backup
+    (Patroni, recovering to the target from the archived WAL) and lets the replicas
+    clone it. Prints the RTO: from "cluster lost" to "writes accepted again".
+    """  # fmt: skip
+    when = parse_timestamp(target) if target else None
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("restore replaces the cluster's data", "pass --yes to confirm")
+        click.confirm("This replaces all data of the cluster. Go on?", abort=True)
+    with ProgressView() as view:
+        report = restore(make_stack(view.say), current_preset(), when, timeout=timeout,
+                         say=view.say)  # fmt: skip
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items())
+    err.print(f"[green]restored[/] to {report.target}; RTO {report.rto:.1f} s ({phases})")
+    out.print(status_table(make_stack().status()))
+
+
+def parse_timestamp(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--time {text!r} is not a timestamp",
+                          "e.g. '2026-11-22 10:30:00+00'") from None  # fmt: skip
+    if when.tzinfo is None:
+        raise ConfigError(f"--time {text!r} has no time zone", "add one, e.g. +00 for UTC")
+    return when
+
+
+@cli.command("drill")
+@click.option("--scale", type=click.Choice(list(SCALES)), default="small", show_default=True,
+              help="What to seed when the lab holds no CRM data yet.")  # fmt: skip
+@click.option("--out", "out_dir", type=click.Path(), default=None,
+              help="Where drill.json goes [artifacts/drill-TIME].")  # fmt: skip
+def drill_command(scale: str, out_dir: str | None) -> None:
+    """The timed restore drill: back up, write, mark a point, write more, destroy the
+    cluster, restore to the point, and check the content is exactly the point's.
+
+    Exit 1 when any table differs from its checksum at the point, when a row written
+    before the point is missing or one written after it is there.
+    """
+    with ProgressView() as view:
+        stack = make_stack(view.say)
+        report = drill(stack, current_preset(), scale, say=view.say)
+    directory = Path(out_dir) if out_dir else (
+        stack.lab.root / "artifacts" / f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "drill.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
+    out.print(drill_summary(report), highlight=False)
+    out.print(f"  report: {directory / 'drill.json'}", highlight=False)
+    sys.exit(0 if report.passed else 1)
 
 
 @cli.group()

@@ -10,6 +10,7 @@ the CLI prints both and exits non-zero, never a traceback.
     ├── StateError         leftovers that would lose data if we went on
     ├── CommandError       an external command failed (carries its evidence)
     ├── PatroniUnavailable no Patroni REST endpoint answered
+    ├── BackupError        no usable backup for what was asked (the cluster is left alone)
     └── ReadinessTimeout   a wait ran past its deadline
 """
 
@@ -69,6 +70,10 @@ class CommandError(HarnessError):
 
 
 class PatroniUnavailable(HarnessError):
+    pass
+
+
+class BackupError(HarnessError):
     pass
 
 

@@ -42,6 +42,7 @@ from harness.loadreport import (
     stats_json,
     window_stats,
 )
+from harness.seed import seeded
 from harness.stack import Stack
 
 Say = Callable[[str], None]
@@ -127,14 +128,8 @@ def preflight(stack: Stack, plan: LoadPlan) -> None:
         )
     try:
         with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT to_regclass('public.leads') IS NOT NULL, "
-                "to_regclass('app.seed_runs') IS NOT NULL"
-            ).fetchone()
-            schema, seeded = row if row else (False, False)
-            finished = seeded and conn.execute(
-                "SELECT EXISTS (SELECT FROM app.seed_runs WHERE finished_at IS NOT NULL)"
-            ).fetchone() == (True,)
+            row = conn.execute("SELECT to_regclass('public.leads') IS NOT NULL").fetchone()
+            schema, finished = bool(row and row[0]), seeded(conn)
     except psycopg.OperationalError as exc:
         raise HarnessError(f"cannot reach the rw endpoint: {str(exc).strip().splitlines()[0]}",
                            "`make status`") from None  # fmt: skip

@@ -21,6 +21,7 @@ class Member:
     host: str
     timeline: int | None
     lag: int | None  # bytes behind the leader; None for the leader or when unknown
+    pending_restart: bool = False  # a changed setting waits for PostgreSQL's restart
 
     @property
     def is_leader(self) -> bool:
@@ -46,6 +47,7 @@ class Cluster:
                 host=str(m.get("host", "")),
                 timeline=m.get("timeline"),
                 lag=m["lag"] if isinstance(m.get("lag"), int) else None,
+                pending_restart=bool(m.get("pending_restart", False)),
             )
             for m in data.get("members", [])
         )
@@ -136,6 +138,17 @@ class PatroniClient:
 
     def cluster(self) -> Cluster:
         return Cluster.from_json(self._request("GET", "/cluster"))
+
+    def restart(self, member_url: str) -> None:
+        """Restart one member's PostgreSQL if a setting waits for it; Patroni answers when done."""
+        response = self._http.post(
+            f"{member_url}/restart", json={"restart_pending": True}, timeout=120
+        )
+        if response.status_code >= 400:
+            raise PatroniUnavailable(
+                f"restart on {member_url} refused: HTTP {response.status_code} "
+                f"{response.text.strip()[:300]}"
+            )
 
     def config(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/config")

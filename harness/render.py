@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,18 @@ BIN_DIR = "/usr/lib/postgresql/17/bin"
 
 # Inside containers only: local sockets by OS identity, every network client by
 # SCRAM, and only from the networks the node sits on (the stack's own).
+# pgBackRest: one stanza named after the cluster, its repository on the `backups` volume.
+STANZA = SCOPE
+REPO_PATH = "/var/lib/pgbackrest"
+# Only the leader archives (archive_mode on), so archiving follows the leader through a
+# failover; archive_timeout bounds how old the newest archived WAL can be.
+ARCHIVE_PARAMETERS = {
+    "archive_mode": "on",
+    "archive_command": f"pgbackrest --stanza={STANZA} archive-push %p",
+    "archive_timeout": 60,
+}
+RESTORE_COMMAND = f'pgbackrest --stanza={STANZA} archive-get %f "%p"'
+
 PG_HBA = [
     "local all all peer",
     "host replication replicator samenet scram-sha-256",
@@ -109,12 +122,77 @@ def dcs_config(preset: TimingPreset) -> dict[str, Any]:
                 "shared_buffers": "64MB",
                 "password_encryption": "scram-sha-256",
                 "shared_preload_libraries": "pg_stat_statements",
+                **ARCHIVE_PARAMETERS,
             },
         },
     }
 
 
-def patroni_config(preset: TimingPreset) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Bootstrap the cluster from the backup repository instead of initdb.
+
+    pgBackRest only copies the backup's files (`--type=none`); recovery is Patroni's, from
+    `recovery_conf`, so no recovery target lingers in postgresql.auto.conf for the replicas
+    cloned later. `time` None replays the archive to its end; otherwise recovery stops at
+    that time, transactions committed at it included, and the node is promoted.
+    """
+
+    time: str | None = None  # a timestamp with time zone, as PostgreSQL prints it
+    backup_set: str | None = None  # the backup to start from: the newest one before `time`
+
+    def command(self) -> str:
+        """What Patroni runs (split with shlex) in place of initdb."""
+        restore = ["pgbackrest", f"--stanza={STANZA}", "--delta", "--type=none"]
+        if self.backup_set:
+            restore.append(f"--set={self.backup_set}")
+        script = f"mkdir -p -m 700 {DATA_DIR} && exec {shlex.join([*restore, 'restore'])}"
+        return shlex.join(["sh", "-c", script])
+
+    def recovery_conf(self) -> dict[str, str]:
+        conf = {"restore_command": RESTORE_COMMAND}
+        if self.time:
+            conf |= {"recovery_target_time": self.time, "recovery_target_action": "promote"}
+        return conf
+
+
+def bootstrap_config(preset: TimingPreset, restore: RestoreTarget | None) -> dict[str, Any]:
+    bootstrap: dict[str, Any] = {
+        "dcs": dcs_config(preset),
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+    }
+    if restore is not None:
+        bootstrap["method"] = "pgbackrest"
+        bootstrap["pgbackrest"] = {
+            "command": restore.command(),
+            "no_params": True,
+            "recovery_conf": restore.recovery_conf(),
+        }
+    return bootstrap
+
+
+def pgbackrest_conf() -> str:
+    return f"""\
+[global]
+repo1-path={REPO_PATH}
+repo1-retention-full=2
+compress-type=lz4
+process-max=2
+start-fast=y
+archive-timeout=60
+log-level-console=warn
+log-level-stderr=warn
+log-level-file=off
+lock-path=/tmp/pgbackrest
+
+[{STANZA}]
+pg1-path={DATA_DIR}
+pg1-socket-path=/var/run/postgresql
+pg1-user=postgres
+"""
+
+
+def patroni_config(preset: TimingPreset, restore: RestoreTarget | None = None) -> dict[str, Any]:
     """patroni.yml shared by all nodes; the node's name and addresses come from its environment."""
     return {
         "scope": SCOPE,
@@ -122,10 +200,7 @@ def patroni_config(preset: TimingPreset) -> dict[str, Any]:
         "log": {"level": "INFO"},
         "restapi": {"listen": f"0.0.0.0:{REST_PORT}"},
         "etcd3": {"hosts": [f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS]},
-        "bootstrap": {
-            "dcs": dcs_config(preset),
-            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
-        },
+        "bootstrap": bootstrap_config(preset, restore),
         "postgresql": {
             "listen": f"0.0.0.0:{PG_PORT}",
             "data_dir": DATA_DIR,
@@ -148,12 +223,13 @@ def _templates() -> Environment:
     )
 
 
-def render_files(preset: TimingPreset) -> dict[str, str]:
+def render_files(preset: TimingPreset, restore: RestoreTarget | None = None) -> dict[str, str]:
     """File name to content, for everything under compose/rendered/ but the hashes."""
     env = _templates()
     header = f"# Rendered by gardenlab from preset {preset.name!r}. Do not edit.\n"
     return {
-        "patroni.yml": header + yaml.safe_dump(patroni_config(preset), sort_keys=False),
+        "patroni.yml": header + yaml.safe_dump(patroni_config(preset, restore), sort_keys=False),
+        "pgbackrest.conf": pgbackrest_conf(),
         "haproxy.cfg": env.get_template("haproxy.cfg.j2").render(
             preset=preset,
             listeners=LISTENERS,
@@ -174,11 +250,14 @@ def config_hash_var(filename: str) -> str:
 
 
 def write_rendered(
-    preset: TimingPreset, out_dir: Path, compose_settings: Mapping[str, str]
+    preset: TimingPreset,
+    out_dir: Path,
+    compose_settings: Mapping[str, str],
+    restore: RestoreTarget | None = None,
 ) -> Path:
     """Write the files and rendered.env (settings, preset, hashes); return rendered.env's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = render_files(preset)
+    files = render_files(preset, restore)
     lines = [f"{key}={value}" for key, value in compose_settings.items()]
     lines.append(f"GARDENLAB_PRESET={preset.name}")
     for name, content in files.items():

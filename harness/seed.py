@@ -95,6 +95,15 @@ def connect_primary(dsn: str, force: bool) -> psycopg.Connection[Any]:
     return conn
 
 
+def seeded(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a seed run finished on this database (the schema may not even exist yet)."""
+    row = conn.execute("SELECT to_regclass('app.seed_runs') IS NOT NULL").fetchone()
+    if not row or not row[0]:
+        return False
+    done = conn.execute("SELECT EXISTS (SELECT FROM app.seed_runs WHERE finished_at IS NOT NULL)")
+    return done.fetchone() == (True,)
+
+
 def seed(
     dsn: str,
     data: CrmData,

@@ -27,7 +27,7 @@ from harness.lab import ETCD_MEMBERS, FAULTPROXY, LOOPBACK, NODES, PUBLISHED_POR
 from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
-from harness.render import write_rendered
+from harness.render import ARCHIVE_PARAMETERS, STANZA, RestoreTarget, write_rendered
 from harness.seed import migrate
 
 SERVICE_LABEL = "com.docker.compose.service"
@@ -79,6 +79,7 @@ def docker_errors(hint: str = "") -> Iterator[None]:
 class UpReport:
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> seconds
     preset_changes: dict[str, object] = field(default_factory=dict)
+    restarted: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
 
     @contextmanager
@@ -169,8 +170,11 @@ class Stack:
 
     # -- up ------------------------------------------------------------------------------
 
-    def prepare(self, preset: TimingPreset) -> None:
-        """Secrets and rendered configuration; refuses when that would strand existing data."""
+    def prepare(self, preset: TimingPreset, restore: RestoreTarget | None = None) -> None:
+        """Secrets and rendered configuration; refuses when that would strand existing data.
+
+        With `restore`, a cluster bootstrapped from now on comes from the backup repository.
+        """
         missing = [k for k in BOOTSTRAP_SECRETS if not self.lab.settings.get(k)]
         if missing and self.volumes():
             raise StateError(
@@ -183,7 +187,7 @@ class Stack:
             self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
             self.lab = self.lab.with_env_file()
         self.check_volume_secrets()
-        write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings())
+        write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings(), restore)
 
     def check_volume_secrets(self) -> None:
         """Existing data must have been initialised with the secrets in .env."""
@@ -249,11 +253,16 @@ class Stack:
             )
 
     def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
-        """Bring Patroni's live timings to the preset (bootstrap applies them only once)."""
+        """Bring Patroni's live timings to the preset and archiving on (bootstrap applies the
+        dynamic configuration only once; archive_mode then waits for each node's restart)."""
         wanted = preset.dcs_settings()
         with self.patroni() as patroni:
             live = patroni.config()
             changes: dict[str, object] = {k: v for k, v in wanted.items() if live.get(k) != v}
+            parameters = live.get("postgresql", {}).get("parameters", {})
+            archive = {k: v for k, v in ARCHIVE_PARAMETERS.items() if parameters.get(k) != v}
+            if archive:
+                changes["postgresql"] = {"parameters": archive}
             if changes:
                 patroni.patch_config(changes)
         return changes
@@ -266,12 +275,13 @@ class Stack:
         ensure_engine: Callable[[], None],
         on_build_line: Callable[[str], None],
         on_round: OnRound | None = None,
+        restore: RestoreTarget | None = None,
     ) -> UpReport:
         report = UpReport()
         with report.phase("engine"):
             ensure_engine()
         with report.phase("prepare"):
-            self.prepare(preset)
+            self.prepare(preset, restore)
             self.check_ports()
         with report.phase("build"):
             self.build(on_build_line)
@@ -281,9 +291,26 @@ class Stack:
             self.wait_ready(timeout, on_round)
         with report.phase("preset"):
             report.preset_changes = self.apply_preset(preset)
+            report.restarted = self.restart_pending()
+            if report.restarted:
+                self.wait_ready(timeout, on_round)
+        with report.phase("stanza"):
+            # The repository must know the cluster before the leader's WAL can be archived.
+            self.pgbackrest("stanza-create", node=self.leader())
         with report.phase("migrate"):
             report.migrations = migrate(self.lab)
         return report
+
+    def restart_pending(self) -> list[str]:
+        """Restart the members whose settings wait for it (archive_mode on a cluster made
+        before archiving existed): replicas first, the leader last."""
+        urls = dict(zip(NODES, self.lab.rest_urls(), strict=True))
+        with self.patroni() as patroni:
+            pending = [m for m in patroni.cluster().members if m.pending_restart]
+            ordered = sorted(pending, key=lambda m: m.is_leader)
+            for member in ordered:
+                patroni.restart(urls[member.name])
+        return [m.name for m in ordered]
 
     # -- down ----------------------------------------------------------------------------
 
@@ -307,6 +334,15 @@ class Stack:
         if not volumes:
             found["volumes"] = []
         return found
+
+    def remove_volumes(self, services: Iterable[str]) -> list[str]:
+        """Delete the named volumes of these services (the stack must be down)."""
+        names = {f"{self.lab.project}_{service}" for service in services}
+        doomed = [v.name for v in self.volumes() if v.name in names]
+        with docker_errors():
+            if doomed:
+                self.docker.volume.remove(list[str | Volume](doomed))
+        return doomed
 
     # -- observation ---------------------------------------------------------------------
 
@@ -338,6 +374,25 @@ class Stack:
                 ["psql", "-X", "-U", "postgres", "-d", "postgres", "-Atc", query],
                 user="postgres",
                 tty=False,
+            )
+        return str(result).strip()
+
+    def leader(self) -> str:
+        with self.patroni() as patroni:
+            leader = patroni.cluster().leader
+        if leader is None:
+            raise HarnessError("the cluster has no leader", "`make status` shows the cluster")
+        return leader.name
+
+    def pgbackrest(self, *args: str, node: str | None = None) -> str:
+        """pgBackRest as postgres in a node (the given one, else any running one)."""
+        running = sorted(self.running_services() & set(NODES))
+        target = node or (running[0] if running else None)
+        if target is None:
+            raise HarnessError("no database node is running", "`make dev-up` starts the lab")
+        with docker_errors("pgBackRest's message above says what it refused"):
+            result = self.container(target).execute(
+                ["pgbackrest", f"--stanza={STANZA}", *args], user="postgres", tty=False
             )
         return str(result).strip()
 
