@@ -11,6 +11,7 @@ from the backup; the replicas clone it as usual.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -102,6 +103,37 @@ class RepositoryInfo:
                               "omit --time to restore the latest state")  # fmt: skip
 
 
+VERIFIED_BACKUP = re.compile(r"backup: (?P<label>\S+), status: (?P<status>\w+)")
+VERIFIED_ARCHIVE = re.compile(
+    r"archiveId: (?P<id>\S+), total WAL checked: (?P<checked>\d+), total valid WAL: (?P<valid>\d+)"
+)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """`pgbackrest verify --output=text`: it exits 0 whatever it found, so read what it says."""
+
+    backups: dict[str, str]  # label -> valid, invalid, ...
+    archive_problems: list[str]
+
+    @classmethod
+    def parse(cls, text: str) -> Verification:
+        backups = {m["label"]: m["status"] for m in VERIFIED_BACKUP.finditer(text)}
+        archive = [
+            f"archive {m['id']}: {int(m['checked']) - int(m['valid'])} of {m['checked']} WAL "
+            "segments invalid"
+            for m in VERIFIED_ARCHIVE.finditer(text)
+            if m["checked"] != m["valid"]
+        ]
+        return cls(backups, archive)
+
+    def problems(self, label: str) -> list[str]:
+        """What stops a restore from this backup and the archive after it."""
+        status = self.backups.get(label, "not verified")
+        found = [] if status == "valid" else [f"backup {label} is {status}"]
+        return found + self.archive_problems
+
+
 def repository_info(stack: Stack) -> RepositoryInfo:
     try:
         return RepositoryInfo.parse(stack.pgbackrest("info", "--output=json"))
@@ -169,22 +201,25 @@ def restore(
     """Replace the cluster with the backup's state at `target` (None: the latest)."""
     info = repository_info(stack)
     info.check_target(target)
-    say("verifying the backup repository (pgbackrest verify)")
+    chosen = info.backup_before(target) if target else max(info.backups, key=lambda b: b.stopped)
+    say(f"verifying backup {chosen.label} and the archive (pgbackrest verify)")
     try:
-        stack.pgbackrest("verify")
+        verification = Verification.parse(stack.pgbackrest("verify", "--output=text", "--verbose"))
     except CommandError as exc:
-        raise BackupError(f"the backup repository failed verification: {exc.message}",
+        raise BackupError(f"cannot verify the backup repository: {exc.message}",
                           "the cluster was not touched") from exc  # fmt: skip
+    if problems := verification.problems(chosen.label):
+        raise BackupError(
+            f"the backup repository cannot serve this restore: {'; '.join(problems)}",
+            "the cluster was not touched; take a new backup with `make backup`",
+        )
     report = RestoreReport(target.isoformat() if target else "latest", 0.0)
     lost = time.monotonic()
     say("destroying the cluster: containers, node and etcd volumes (the repository stays)")
     stack.down(volumes=False)
     stack.remove_volumes([*NODES, *ETCD_MEMBERS])
     report.phases["destroy"] = time.monotonic() - lost
-    spec = RestoreTarget(
-        target.isoformat(sep=" ") if target else None,
-        info.backup_before(target).label if target else None,
-    )
+    spec = RestoreTarget(target.isoformat(sep=" ") if target else None, chosen.label)
     say(f"bootstrapping from the backup, recovering to {report.target}")
     try:
         up = stack.up(preset, timeout, ensure_engine=lambda: None,
