@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-proxy
+	bench-startup bench-seed bench-proxy backup backups restore drill bench-backup
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,18 @@ load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 m
 load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
 	$(HARNESS) load $(LOAD_ARGS) --scenario $(or $(SCENARIO),leader-kill)
 
+backup: venv ## pgBackRest backup on the leader (TYPE=full|diff|incr)
+	$(HARNESS) backup --type $(or $(TYPE),full)
+
+backups: venv ## List the backups and the archived WAL range
+	$(HARNESS) backups
+
+restore: venv ## Replace the cluster with a backup's state (TIME='2026-11-22 10:30:00+00'; asks first)
+	$(HARNESS) restore $(if $(TIME),--time '$(TIME)')
+
+drill: venv ## Timed restore drill: back up, mark a point, lose the cluster, restore, verify
+	$(HARNESS) drill --scale $(or $(SCALE),small)
+
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -72,6 +84,9 @@ bench-seed: venv ## Figures: seeding end to end vs COPY of ready rows vs pgbench
 
 bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) on the dev lab
 	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
+
+bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
+	$(BIN)/python -m benchmarks.backup
 
 bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
 	$(BIN)/python -m benchmarks.faultproxy_hop

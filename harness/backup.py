@@ -172,7 +172,7 @@ def archive_now(stack: Stack) -> None:
 @dataclass
 class RestoreReport:
     target: str  # the requested time, or "latest"
-    rto: float  # s from "cluster lost" to "writes accepted again"
+    rto: float  # s from "cluster lost" (volumes gone) to "writes accepted again"
     phases: dict[str, float] = field(default_factory=dict)
 
 
@@ -214,11 +214,12 @@ def restore(
             "the cluster was not touched; take a new backup with `make backup`",
         )
     report = RestoreReport(target.isoformat() if target else "latest", 0.0)
-    lost = time.monotonic()
+    started = time.monotonic()
     say("destroying the cluster: containers, node and etcd volumes (the repository stays)")
     stack.down(volumes=False)
     stack.remove_volumes([*NODES, *ETCD_MEMBERS])
-    report.phases["destroy"] = time.monotonic() - lost
+    lost = time.monotonic()  # the cluster is gone: the outage a real loss would start here
+    report.phases["destroy"] = lost - started
     spec = RestoreTarget(target.isoformat(sep=" ") if target else None, chosen.label)
     say(f"bootstrapping from the backup, recovering to {report.target}")
     try:
@@ -308,7 +309,8 @@ def drill(
     say("drill: full backup")
     backup = take_backup(stack, "full")
     say(f"drill: backup {backup.backup.label} in {backup.seconds:.1f} s; writing batch A")
-    write_batch(stack, "drill-a", rows)
+    before, after = f"drill-{time.time():.0f}-a", f"drill-{time.time():.0f}-b"
+    write_batch(stack, before, rows)
     expected = content_checksums(stack)
     with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
         row = conn.execute("SELECT clock_timestamp()").fetchone()
@@ -316,14 +318,14 @@ def drill(
     target: datetime = row[0]
     time.sleep(1.0)  # batch B commits strictly after the target
     say(f"drill: target {target.isoformat()}; writing batch B after it")
-    write_batch(stack, "drill-b", rows)
+    write_batch(stack, after, rows)
     if content_checksums(stack) == expected:
         raise HarnessError("batch B changed nothing: the drill could not tell the points apart")
     archive_now(stack)
     result = restore(stack, preset, target, say=say)
     return DrillReport(backup, target.isoformat(), result, expected,
-                       content_checksums(stack), marker_rows(stack, "drill-a"),
-                       marker_rows(stack, "drill-b"))  # fmt: skip
+                       content_checksums(stack), marker_rows(stack, before),
+                       marker_rows(stack, after))  # fmt: skip
 
 
 def drill_summary(report: DrillReport) -> str:
