@@ -17,8 +17,8 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## Create or refresh the virtualenv in .venv
 
-dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe)
-	$(HARNESS) up --preset $(PRESET)
+dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe, SUPABASE=1)
+	$(HARNESS) up --preset $(PRESET) $(if $(SUPABASE),--supabase)
 
 dev-down: venv ## Stop and remove the lab; data volumes kept (VOLUMES=1 deletes them)
 	$(HARNESS) down $(if $(VOLUMES),--volumes)

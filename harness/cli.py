@@ -39,7 +39,7 @@ from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
 from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
-from harness.lab import NODES, Lab
+from harness.lab import NODES, SUPABASE, Lab
 from harness.load import (
     DEFAULT_LIMITS,
     WRITE_ENDPOINTS,
@@ -55,6 +55,7 @@ from harness.presets import DEFAULT_PRESET, PRESETS, TimingPreset, get_preset
 from harness.readiness import Results
 from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus
+from harness.supabase import client_settings, settings_json, start_supabase, supabase_states
 from loadtests.mix import REQUEST_NAMES
 from scenarios.catalog import CATALOG
 
@@ -166,7 +167,10 @@ def cli() -> None:
     + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
 )
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for readiness.")
-def up(preset: str, timeout: float) -> None:
+@click.option("--supabase", is_flag=True,
+              help="Also start the Supabase services (auth, rest, realtime, storage, meta, "
+              "studio, kong) that can run here; name those that cannot.")  # fmt: skip
+def up(preset: str, timeout: float, supabase: bool) -> None:
     """Build and start the stack, then wait until it is proven healthy.
 
     Installs the Docker engine and Compose plugin first when missing (root on
@@ -183,7 +187,9 @@ def up(preset: str, timeout: float) -> None:
                 ensure_engine=Engine(say=view.say).ensure,
                 on_build_line=view.build_line,
                 on_round=view.readiness_round,
+                profiles=[SUPABASE] if supabase else [],
             )
+            started = start_supabase(stack, view.say) if supabase else None
         except KeyboardInterrupt:
             view.say("interrupted: stopping the stack (data volumes kept) so `up` starts clean")
             try:
@@ -201,6 +207,10 @@ def up(preset: str, timeout: float) -> None:
         err.print(f"restarted for pending settings: {', '.join(report.restarted)}")
     if report.migrations:
         err.print(f"applied migrations: {', '.join(report.migrations)}")
+    if started is not None:
+        err.print(f"Supabase: started {', '.join(started.started) or 'nothing'}")
+        for service, why in started.missing.items():
+            err.print(f"  [yellow]not started[/] {service}: {why}", highlight=False)
     out.print(status_table(stack.status()))
 
 
@@ -218,9 +228,22 @@ def down(volumes: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def status(as_json: bool) -> None:
+@click.option("--supabase", is_flag=True,
+              help="Also the Supabase services, URLs and API keys (secrets!).")  # fmt: skip
+def status(as_json: bool, supabase: bool) -> None:
     """Show members, roles, timelines, lag and HAProxy's routing. Exit 1 unless healthy."""
-    current = make_stack().status()
+    stack = make_stack()
+    current = stack.status()
+    if supabase:
+        if as_json:
+            click.echo(settings_json(stack.lab, stack))
+        else:
+            states = supabase_states(stack)
+            out.print("Supabase services: " + (", ".join(f"{s} {st}" for s, st in
+                      sorted(states.items())) or "none (`harness up --supabase`)"))  # fmt: skip
+            for key, value in client_settings(stack.lab).items():
+                out.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
+        sys.exit(0 if current.healthy else 1)
     if as_json:
         click.echo(json.dumps(status_json(current), indent=2))
     else:
@@ -241,7 +264,7 @@ def status(as_json: bool) -> None:
 @click.option("--tail", default="100", show_default=True, help="Lines per service, or 'all'.")
 def logs(services: tuple[str, ...], follow: bool, tail: str) -> None:
     """Print the logs of the stack's services (all of them by default)."""
-    compose = make_stack().compose().compose
+    compose = make_stack().compose([SUPABASE]).compose
     if follow:
         try:
             for _source, line in compose.logs(list(services), tail=tail, follow=True, stream=True):

@@ -19,11 +19,15 @@ FAULTPROXY = "faultproxy"
 LOOPBACK = "127.0.0.1"
 
 
+SUPABASE = "supabase"  # the Compose profile of the Supabase services
+
+
 @dataclass(frozen=True)
 class PublishedPort:
     name: str  # what a user calls it: rw, ro, pooler, stats, or a node name for its REST API
     env_var: str  # the variable that moves it, in .env or the environment
     default: int
+    profile: str | None = None  # published only when this Compose profile runs
 
 
 PUBLISHED_PORTS = (
@@ -38,8 +42,19 @@ PUBLISHED_PORTS = (
     PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
     PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
     PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
+    PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
+    PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
+    PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),
 )
-ROLE_SECRETS = {"postgres": "POSTGRES_PASSWORD", "crm_app": "CRM_APP_PASSWORD"}
+# Login roles and the .env key of each one's password; all but postgres get it from migrate.
+ROLE_SECRETS = {
+    "postgres": "POSTGRES_PASSWORD",
+    "crm_app": "CRM_APP_PASSWORD",
+    "authenticator": "AUTHENTICATOR_PASSWORD",
+    "supabase_admin": "SUPABASE_ADMIN_PASSWORD",
+    "supabase_auth_admin": "SUPABASE_AUTH_ADMIN_PASSWORD",
+    "supabase_storage_admin": "SUPABASE_STORAGE_ADMIN_PASSWORD",
+}
 ENDPOINTS = ("rw", "ro", "pooler", "proxied-rw", "proxied-ro", "proxied-pooler")
 
 
@@ -150,6 +165,9 @@ class Lab:
 
     def rest_urls(self) -> list[str]:
         return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]
+
+    def http_url(self, port_name: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[port_name]}"
 
     def faultproxy_url(self) -> str:
         return f"http://{LOOPBACK}:{self.ports['faultproxy']}"

@@ -1,6 +1,7 @@
 """Schema migrations, seeding, and verification of the CRM data on the lab.
 
-- migrate: yoyo-migrations applies migrations/ under its lock; then crm_app gets its login.
+- migrate: yoyo-migrations applies migrations/ under its lock; then the login roles (crm_app,
+  the Supabase services') get their passwords from .env.
 - seed: COPY of generated rows, several tables at once, with secondary indexes dropped
   during the load and rebuilt after, triggers off (rows are consistent by construction).
   A run is recorded in app.seed_runs; an unfinished one is wiped by the next run.
@@ -23,7 +24,7 @@ from yoyo import get_backend, read_migrations
 
 from harness.crmdata import TABLES, CrmData
 from harness.errors import ConfigError, HarnessError, StateError
-from harness.lab import NODES, SCOPE, Lab
+from harness.lab import NODES, ROLE_SECRETS, SCOPE, Lab
 
 LOADERS = 2  # COPY connections: generation (client CPU) overlaps the server's work
 SEED_RUNS = """
@@ -46,15 +47,17 @@ def migrations_url(lab: Lab) -> str:
 
 
 def migrate(lab: Lab) -> list[str]:
-    """Apply pending migrations; give crm_app its login. Returns the ids applied."""
+    """Apply pending migrations; set the login roles' passwords. Returns the ids applied."""
     backend = get_backend(migrations_url(lab))
     migrations = read_migrations(str(lab.root / "migrations"))
     with backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
-        password = lab.secret("CRM_APP_PASSWORD")
-        conn.execute(sql.SQL("ALTER ROLE crm_app LOGIN PASSWORD {}").format(sql.Literal(password)))
+        for role, key in ROLE_SECRETS.items():
+            if role != "postgres":
+                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(lab.secret(key))))  # fmt: skip
     return [m.id for m in pending]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import httpx
 from python_on_whales import Container, DockerClient, Network, Volume
 from python_on_whales.exceptions import DockerException
 
+from harness.engine import copy_extra_cas
 from harness.envfile import BOOTSTRAP_SECRETS, ensure_secrets, secrets_fingerprint
 from harness.errors import CommandError, HarnessError, PortInUseError, StateError
 from harness.haproxy import BackendServer, fetch_backends
@@ -122,7 +123,7 @@ class Stack:
 
     # -- clients -------------------------------------------------------------------------
 
-    def compose(self) -> DockerClient:
+    def compose(self, profiles: Sequence[str] = ()) -> DockerClient:
         """A client bound to the project's compose file and whichever env files exist."""
         env_files: list[str | Path] = [
             p for p in (self.lab.env_file, self.lab.rendered_dir / "rendered.env") if p.exists()
@@ -132,6 +133,7 @@ class Stack:
             compose_env_files=env_files,
             compose_project_name=self.lab.project,
             compose_project_directory=self.lab.compose_dir,
+            compose_profiles=list(profiles),
         )
 
     @property
@@ -205,7 +207,7 @@ class Stack:
                 "`harness down --volumes` (deletes the data)",
             )
 
-    def check_ports(self) -> None:
+    def check_ports(self, profiles: Sequence[str] = ()) -> None:
         """Each published port must be free, unless this stack already publishes it."""
         ours = {
             int(binding["HostPort"])
@@ -216,6 +218,8 @@ class Stack:
         }
         ports = self.lab.ports
         for p in PUBLISHED_PORTS:
+            if p.profile is not None and p.profile not in profiles:
+                continue
             port = ports[p.name]
             if port in ours:
                 continue
@@ -226,11 +230,18 @@ class Stack:
                 except OSError:
                     raise PortInUseError(p.name, port, p.env_var) from None
 
-    def build(self, on_line: Callable[[str], None]) -> None:
+    def build(
+        self,
+        on_line: Callable[[str], None],
+        services: Sequence[str] = (),
+        profiles: Sequence[str] = (),
+    ) -> None:
         """Build the images from the Debian base; layers are cached, so rebuilds are quick."""
+        copy_extra_cas(self.lab.compose_dir / "images")
         tail: deque[str] = deque(maxlen=40)
         try:
-            for _source, raw in self.compose().compose.build(stream_logs=True):
+            build = self.compose(profiles).compose.build
+            for _source, raw in build(list(services) or None, stream_logs=True):
                 line = raw.decode(errors="replace").rstrip()
                 tail.append(line)
                 on_line(line)
@@ -276,13 +287,16 @@ class Stack:
         on_build_line: Callable[[str], None],
         on_round: OnRound | None = None,
         restore: RestoreTarget | None = None,
+        profiles: Sequence[str] = (),
     ) -> UpReport:
+        """Bring the core stack to proven readiness; `profiles` only widens the port check,
+        their services start afterwards (harness.supabase)."""
         report = UpReport()
         with report.phase("engine"):
             ensure_engine()
         with report.phase("prepare"):
             self.prepare(preset, restore)
-            self.check_ports()
+            self.check_ports(profiles)
         with report.phase("build"):
             self.build(on_build_line)
         with report.phase("start"):

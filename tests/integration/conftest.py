@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
+import pytest
 
 from harness.lab import NODES
 from harness.stack import Stack, service_of
@@ -24,3 +27,9 @@ def answering_address(dsn: str) -> str:
         row = conn.execute("select host(inet_server_addr())").fetchone()
     assert row is not None
     return str(row[0])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_stack.py ends by taking the shared stack down, so it runs after every other test."""
+    last = Path(__file__).parent / "test_stack.py"
+    items.sort(key=lambda item: item.path == last)

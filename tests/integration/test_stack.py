@@ -99,7 +99,7 @@ def test_data_survives_a_full_stack_restart(stack: Stack) -> None:
         conn.execute("insert into lab_restart values (42) on conflict do nothing")
     removed = stack.down(volumes=False)
     assert removed["containers"] and not removed["volumes"]
-    assert len(stack.leftovers()["volumes"]) == 6  # 3 etcd + 3 PostgreSQL
+    assert len(stack.leftovers()["volumes"]) == 7  # 3 etcd, 3 PostgreSQL, the backups
     bring_up(stack)
     with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
         assert conn.execute("select id from lab_restart").fetchall() == [(42,)]

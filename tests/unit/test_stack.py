@@ -12,7 +12,7 @@ import pytest
 from harness.envfile import ensure_secrets, read_env_file, secrets_fingerprint
 from harness.errors import PortInUseError, StateError
 from harness.haproxy import parse_stats_csv
-from harness.lab import PUBLISHED_PORTS, Lab
+from harness.lab import PUBLISHED_PORTS, SUPABASE, Lab
 from harness.patroni import Cluster
 from harness.presets import get_preset
 from harness.stack import SECRETS_LABEL, SERVICE_LABEL, Stack, StackStatus, stop_order
@@ -47,6 +47,20 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(
             stack.check_ports()
     assert info.value.port == port
     assert "(stats)" in info.value.message and "GARDENLAB_STATS_PORT" in info.value.hint
+
+
+def test_a_profile_port_is_checked_only_when_the_profile_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "meta"}
+        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_META_PORT": str(port)}, monkeypatch)
+        stack.check_ports()
+        with pytest.raises(PortInUseError, match="meta"):
+            stack.check_ports([SUPABASE])
 
 
 def test_data_without_its_passwords_is_not_overwritten(
