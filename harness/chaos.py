@@ -16,6 +16,7 @@ from typing import Any
 
 import psycopg
 
+from harness import timeline
 from harness.faults import Fault, Faults
 from harness.invariants import Verdict, judge, leader_changes
 from harness.seed import verify
@@ -155,46 +156,18 @@ def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
     return json_path, png_path
 
 
-def plot_timeline(result: Result, path: Path, bin_seconds: float = 0.5) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    attempts = result.record.attempts
-    marks = result.record.marks
-    end = max([a.ended for a in attempts] + [1.0])
-    bins = int(end / bin_seconds) + 1
-    acks, errors = [0] * bins, [0] * bins
-    latency: list[list[float]] = [[] for _ in range(bins)]
-    for a in attempts:
-        i = int(a.ended / bin_seconds)
-        if a.outcome == "ack":
-            acks[i] += 1
-            latency[i].append((a.ended - a.started) * 1000)
-        else:
-            errors[i] += 1
-    xs = [i * bin_seconds for i in range(bins)]
-    p50 = [sorted(v)[len(v) // 2] if v else float("nan") for v in latency]
-
-    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(11, 7))
-    top.plot(xs, [n / bin_seconds for n in acks], color="tab:green")
-    top.set_ylabel("acks/s")
-    middle.bar(xs, [n / bin_seconds for n in errors], width=bin_seconds, color="tab:red")
-    middle.set_ylabel("errors/s")
-    bottom.plot(xs, p50, color="tab:blue")
-    bottom.set_ylabel("p50 write ms")
-    bottom.set_xlabel("seconds")
-    for axis in (top, middle, bottom):
-        if "fault" in marks:
-            axis.axvspan(marks["fault"], marks.get("heal", end), color="orange", alpha=0.2)
-        for at, _leader in leader_changes(result.record):
-            axis.axvline(at, color="purple", linestyle="--", linewidth=1)
-    outage = result.verdict.outage
-    fig.suptitle(
-        f"{result.scenario}: {result.fault} (shaded); leader {outage.leader_before} -> "
-        f"{outage.leader_after} (dashed); write outage {outage.write_gap:.1f} s"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+def plot_timeline(result: Result, path: Path) -> None:
+    """Acknowledged writes, errors and write latency, the fault shaded, leader changes marked."""
+    record, outage = result.record, result.verdict.outage
+    end = max([a.ended for a in record.attempts] + [1.0])
+    spans = ([timeline.Span(record.marks["fault"], record.marks.get("heal", end), "orange", 0.2)]
+             if "fault" in record.marks else [])  # fmt: skip
+    timeline.plot(
+        (timeline.Event(a.ended, a.outcome == "ack", (a.ended - a.started) * 1000)
+         for a in record.attempts),
+        path,
+        title=f"{result.scenario}: {result.fault} (shaded); leader {outage.leader_before} -> "
+        f"{outage.leader_after} (dashed); write outage {outage.write_gap:.1f} s",
+        ok_label="acks/s", latency_quantile=50, spans=spans,
+        marks=[at for at, _leader in leader_changes(record)], bin_seconds=0.5,
+    )  # fmt: skip

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import timeline
 from harness.errors import ConfigError
 
 ALL = "*"  # the aggregate over every request type, in stats and limits
@@ -87,11 +88,7 @@ class Stats:
         return self.error_ratio if metric == "errors" else float(getattr(self, metric))
 
 
-def percentile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of ascending values; NaN when there are none."""
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+percentile = timeline.nearest_rank
 
 
 def summarise(name: str, kind: str, records: Sequence[RequestRecord], seconds: float) -> Stats:
@@ -205,50 +202,20 @@ def stats_json(stats: Sequence[Stats]) -> list[dict[str, Any]]:
     return [{**asdict(s), "error_ratio": s.error_ratio} for s in stats]
 
 
+WINDOW_COLOURS = {"ramp": "grey", "fault": "orange", "recovery": "tab:green"}
+
+
 def plot_timeline(
-    records: Sequence[RequestRecord],
-    windows: Sequence[Window],
-    path: Path,
-    title: str,
-    bin_seconds: float = 1.0,
+    records: Sequence[RequestRecord], windows: Sequence[Window], path: Path, title: str
 ) -> None:
     """Throughput, errors and p95 latency over time, with the windows shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not records:
         return
     origin = records[0].at
-    bins = int((records[-1].at - origin) / bin_seconds) + 1
-    ok, failed = [0] * bins, [0] * bins
-    latency: list[list[float]] = [[] for _ in range(bins)]
-    for r in records:
-        i = int((r.at - origin) / bin_seconds)
-        if r.ok:
-            ok[i] += 1
-            latency[i].append(r.ms)
-        else:
-            failed[i] += 1
-    xs = [i * bin_seconds for i in range(bins)]
-    p95 = [percentile(sorted(v), 95) for v in latency]
-
-    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(11, 7))
-    top.plot(xs, [n / bin_seconds for n in ok], color="tab:green")
-    top.set_ylabel("ok requests/s")
-    middle.bar(xs, [n / bin_seconds for n in failed], width=bin_seconds, color="tab:red")
-    middle.set_ylabel("errors/s")
-    bottom.plot(xs, p95, color="tab:blue")
-    bottom.set_ylabel("p95 ms")
-    bottom.set_yscale("log")
-    bottom.set_xlabel("seconds since the first request")
-    colours = {"ramp": "grey", "fault": "orange", "recovery": "tab:green"}
-    for axis in (top, middle, bottom):
-        for w in windows:
-            if w.name in colours:
-                axis.axvspan(w.start - origin, w.end - origin, color=colours[w.name], alpha=0.15)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    timeline.plot(
+        (timeline.Event(r.at - origin, r.ok, r.ms) for r in records),
+        path,
+        title=title, ok_label="ok requests/s", latency_quantile=95, log_latency=True,
+        spans=[timeline.Span(w.start - origin, w.end - origin, WINDOW_COLOURS[w.name])
+               for w in windows if w.name in WINDOW_COLOURS],
+    )  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -34,13 +36,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_a_taken_port_is_named_with_the_variable_that_moves_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextmanager
+def held_port() -> Iterator[int]:
+    """A loopback port some other program listens on."""
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
-        port = holder.getsockname()[1]
+        yield holder.getsockname()[1]
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with held_port() as port:
         free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "stats"}
         stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)}, monkeypatch)
         with pytest.raises(PortInUseError) as info:
@@ -52,10 +60,7 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(
 def test_a_profile_port_is_checked_only_when_the_profile_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
+    with held_port() as port:
         free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "meta"}
         stack = quiet_stack(tmp_path, {**free, "GARDENLAB_META_PORT": str(port)}, monkeypatch)
         stack.check_ports()

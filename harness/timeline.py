@@ -1,0 +1,84 @@
+"""One timeline plot for every report: successes, errors and latency per time bin, with the
+interesting stretches shaded and events marked. Chaos and load reports both draw it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float  # seconds since the plot's origin
+    ok: bool
+    ms: float  # latency; only successful events count
+
+
+@dataclass(frozen=True)
+class Span:
+    start: float
+    end: float
+    colour: str
+    alpha: float = 0.15
+
+
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of ascending values; NaN when there are none."""
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def plot(
+    events: Iterable[Event],
+    path: Path,
+    *,
+    title: str,
+    ok_label: str,
+    latency_quantile: float,
+    spans: Sequence[Span] = (),
+    marks: Sequence[float] = (),
+    bin_seconds: float = 1.0,
+    log_latency: bool = False,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = list(events)
+    end = max([e.at for e in events] + [1.0])
+    bins = int(end / bin_seconds) + 1
+    ok, failed = [0] * bins, [0] * bins
+    latency: list[list[float]] = [[] for _ in range(bins)]
+    for e in events:
+        i = max(0, int(e.at / bin_seconds))
+        if e.ok:
+            ok[i] += 1
+            latency[i].append(e.ms)
+        else:
+            failed[i] += 1
+    xs = [i * bin_seconds for i in range(bins)]
+
+    fig, (top, middle, bottom) = plt.subplots(3, 1, sharex=True, figsize=(11, 7))
+    top.plot(xs, [n / bin_seconds for n in ok], color="tab:green")
+    top.set_ylabel(ok_label)
+    middle.bar(xs, [n / bin_seconds for n in failed], width=bin_seconds, color="tab:red")
+    middle.set_ylabel("errors/s")
+    bottom.plot(xs, [nearest_rank(sorted(v), latency_quantile) for v in latency],
+                color="tab:blue")  # fmt: skip
+    bottom.set_ylabel(f"p{latency_quantile:g} ms")
+    if log_latency:
+        bottom.set_yscale("log")
+    bottom.set_xlabel("seconds")
+    for axis in (top, middle, bottom):
+        for span in spans:
+            axis.axvspan(span.start, span.end, color=span.colour, alpha=span.alpha)
+        for at in marks:
+            axis.axvline(at, color="purple", linestyle="--", linewidth=1)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
