@@ -33,12 +33,14 @@ from harness.backup import (
     restore,
     take_backup,
 )
+from harness.bundle import lab_package_versions, plan_bundle, write_bundle
 from harness.chaos import run as run_scenario
 from harness.chaos import summary, write_report
 from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.engine import Engine
 from harness.errors import ConfigError, HarnessError
 from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
+from harness.inventory import load_inventory
 from harness.lab import NODES, SUPABASE, Lab
 from harness.load import (
     DEFAULT_LIMITS,
@@ -532,12 +534,17 @@ def load_command(
     directory = Path(out_dir) if out_dir else (
         stack.lab.root / "artifacts" / "load" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     )  # fmt: skip
-    if scenario is None:
-        result = run_load(stack, plan, directory, say=err.print)
-    else:
-        result = run_load_chaos(stack, plan, CATALOG[scenario], directory, say=err.print)
-        assert result.chaos is not None
-        out.print(summary(result.chaos, CATALOG[scenario]), highlight=False)
+    try:
+        if scenario is None:
+            result = run_load(stack, plan, directory, say=err.print)
+        else:
+            result = run_load_chaos(stack, plan, CATALOG[scenario], directory, say=err.print)
+    except KeyboardInterrupt:
+        err.print(f"interrupted: Locust stopped (its reports so far are in {directory}); "
+                  "any fault was healed")  # fmt: skip
+        sys.exit(130)
+    if result.chaos is not None:
+        out.print(summary(result.chaos, CATALOG[result.chaos.scenario]), highlight=False)
     out.print(load_summary(result), highlight=False)
     sys.exit(0 if result.passed else 1)
 
@@ -644,6 +651,42 @@ def drill_command(scale: str, out_dir: str | None) -> None:
     out.print(drill_summary(report), highlight=False)
     out.print(f"  report: {directory / 'drill.json'}", highlight=False)
     sys.exit(0 if report.passed else 1)
+
+
+@cli.command("render")
+@click.option(
+    "--inventory",
+    "inventory_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The servers and their roles (YAML; see docs/inventory.example.yml).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where the bundle goes (replaced): a directory per host, playbook.yml.",
+)
+def render_command(inventory_path: Path, out_dir: Path) -> None:
+    """Render the lab's tested configuration for real servers.
+
+    The same templates and preset as the lab, with the inventory's addresses, network and
+    resources; Debian packages pinned to the versions inside the lab's images; an Ansible
+    playbook that installs them and runs the services under systemd. Secrets are not in
+    the bundle: pass them to ansible-playbook (`--extra-vars @secrets.yml`).
+    """  # fmt: skip
+    inventory = load_inventory(inventory_path)
+    versions = lab_package_versions({role for h in inventory.hosts for role in h.roles})
+    bundles = plan_bundle(inventory, versions)
+    written = write_bundle(bundles, out_dir)
+    for b in bundles:
+        out.print(f"{b.host.name} ({b.host.address}): {', '.join(b.host.roles)}; "
+                  f"{len(b.files) + len(b.templates)} files, {len(b.packages)} packages, "
+                  f"services {', '.join(b.services)}", highlight=False)  # fmt: skip
+    err.print(f"wrote {len(written)} files to {out_dir}; deploy with "
+              f"`ansible-playbook -i {out_dir}/inventory.yml {out_dir}/playbook.yml "
+              "--extra-vars @secrets.yml`")  # fmt: skip
 
 
 @cli.group()

@@ -43,12 +43,46 @@ ARCHIVE_PARAMETERS = {
     "archive_timeout": 60,
 }
 RESTORE_COMMAND = f'pgbackrest --stanza={STANZA} archive-get %f "%p"'
+# Settings `up` also brings a running cluster to (bootstrap applies the rest only once):
+# archiving, and wal2json allowed as an output plugin, which Supabase Realtime decodes with
+# (PostgreSQL 17.11 admits only the libraries listed here).
+LIVE_PARAMETERS = {
+    **ARCHIVE_PARAMETERS,
+    "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
+}
 
-PG_HBA = [
-    "local all all peer",
-    "host replication replicator samenet scram-sha-256",
-    "host all all samenet scram-sha-256",
-]
+
+def pg_hba(network: str) -> list[str]:
+    """Local sockets by OS identity; every network client by SCRAM, from `network` only."""
+    return [
+        "local all all peer",
+        f"host replication replicator {network} scram-sha-256",
+        f"host all all {network} scram-sha-256",
+    ]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a rendering goes: the lab's containers, or an inventory's servers. Everything
+    not named here is the same in both, which is what lets the lab vouch for production."""
+
+    etcd_hosts: tuple[str, ...]  # host:port of each member
+    network: str  # who may connect: "samenet" in the lab, the private CIDR on servers
+    servers: tuple[tuple[str, str], ...]  # HAProxy's backends: (member name, address)
+    docker_dns: bool  # HAProxy resolves the backends with Docker's resolver
+    pgbouncer_upstream: str  # the host of HAProxy's rw port
+    repository: tuple[tuple[str, str], ...]  # pgBackRest's repo1-* options
+    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings sized for the machines
+
+
+LAB = Site(
+    etcd_hosts=tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS),
+    network="samenet",
+    servers=tuple((node, node) for node in NODES),
+    docker_dns=True,
+    pgbouncer_upstream="haproxy",
+    repository=(("repo1-path", REPO_PATH),),
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +134,9 @@ LISTENERS = (
 )
 
 
-def dcs_config(preset: TimingPreset) -> dict[str, Any]:
+def dcs_config(preset: TimingPreset, site: Site = LAB) -> dict[str, Any]:
     """Patroni's dynamic configuration: bootstrapped once, then patched live by `up`."""
-    return {
+    config: dict[str, Any] = {
         **preset.dcs_settings(),
         "maximum_lag_on_failover": 1048576,
         "synchronous_mode": True,
@@ -122,10 +156,12 @@ def dcs_config(preset: TimingPreset) -> dict[str, Any]:
                 "shared_buffers": "64MB",
                 "password_encryption": "scram-sha-256",
                 "shared_preload_libraries": "pg_stat_statements",
-                **ARCHIVE_PARAMETERS,
+                **LIVE_PARAMETERS,
             },
         },
     }
+    config["postgresql"]["parameters"].update(site.resources)
+    return config
 
 
 @dataclass(frozen=True)
@@ -156,9 +192,11 @@ class RestoreTarget:
         return conf
 
 
-def bootstrap_config(preset: TimingPreset, restore: RestoreTarget | None) -> dict[str, Any]:
+def bootstrap_config(
+    preset: TimingPreset, restore: RestoreTarget | None, site: Site = LAB
+) -> dict[str, Any]:
     bootstrap: dict[str, Any] = {
-        "dcs": dcs_config(preset),
+        "dcs": dcs_config(preset, site),
         "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
     }
     if restore is not None:
@@ -171,10 +209,11 @@ def bootstrap_config(preset: TimingPreset, restore: RestoreTarget | None) -> dic
     return bootstrap
 
 
-def pgbackrest_conf() -> str:
+def pgbackrest_conf(site: Site = LAB) -> str:
+    repository = "\n".join(f"{key}={value}" for key, value in site.repository)
     return f"""\
 [global]
-repo1-path={REPO_PATH}
+{repository}
 repo1-retention-full=2
 compress-type=lz4
 process-max=2
@@ -192,21 +231,24 @@ pg1-user=postgres
 """
 
 
-def patroni_config(preset: TimingPreset, restore: RestoreTarget | None = None) -> dict[str, Any]:
-    """patroni.yml shared by all nodes; the node's name and addresses come from its environment."""
+def patroni_config(
+    preset: TimingPreset, restore: RestoreTarget | None = None, site: Site = LAB
+) -> dict[str, Any]:
+    """patroni.yml shared by all nodes; the node's name and addresses come from its environment
+    in the lab, and are added per server for production (harness.bundle)."""
     return {
         "scope": SCOPE,
         "namespace": "/service/",
         "log": {"level": "INFO"},
         "restapi": {"listen": f"0.0.0.0:{REST_PORT}"},
-        "etcd3": {"hosts": [f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS]},
-        "bootstrap": bootstrap_config(preset, restore),
+        "etcd3": {"hosts": list(site.etcd_hosts)},
+        "bootstrap": bootstrap_config(preset, restore, site),
         "postgresql": {
             "listen": f"0.0.0.0:{PG_PORT}",
             "data_dir": DATA_DIR,
             "bin_dir": BIN_DIR,
             "pgpass": "/tmp/pgpass",
-            "pg_hba": PG_HBA,
+            "pg_hba": pg_hba(site.network),
             "parameters": {"unix_socket_directories": "/var/run/postgresql"},
         },
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
@@ -223,23 +265,35 @@ def _templates() -> Environment:
     )
 
 
+def haproxy_cfg(preset: TimingPreset, site: Site = LAB) -> str:
+    return _templates().get_template("haproxy.cfg.j2").render(
+        preset=preset, listeners=LISTENERS, servers=site.servers, docker_dns=site.docker_dns,
+        pg_port=PG_PORT, rest_port=REST_PORT,
+    )  # fmt: skip
+
+
+def pgbouncer_ini(site: Site = LAB) -> str:
+    return (
+        _templates()
+        .get_template("pgbouncer.ini.j2")
+        .render(
+            upstream_host=site.pgbouncer_upstream, upstream_port=RW_PORT, listen_port=POOLER_PORT
+        )
+    )
+
+
+def patroni_yml(config: dict[str, Any], preset: TimingPreset) -> str:
+    header = f"# Rendered by gardenlab from preset {preset.name!r}. Do not edit.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
 def render_files(preset: TimingPreset, restore: RestoreTarget | None = None) -> dict[str, str]:
     """File name to content, for everything under compose/rendered/ but the hashes."""
-    env = _templates()
-    header = f"# Rendered by gardenlab from preset {preset.name!r}. Do not edit.\n"
     return {
-        "patroni.yml": header + yaml.safe_dump(patroni_config(preset, restore), sort_keys=False),
+        "patroni.yml": patroni_yml(patroni_config(preset, restore), preset),
         "pgbackrest.conf": pgbackrest_conf(),
-        "haproxy.cfg": env.get_template("haproxy.cfg.j2").render(
-            preset=preset,
-            listeners=LISTENERS,
-            nodes=NODES,
-            pg_port=PG_PORT,
-            rest_port=REST_PORT,
-        ),
-        "pgbouncer.ini": env.get_template("pgbouncer.ini.j2").render(
-            upstream_host="haproxy", upstream_port=RW_PORT, listen_port=POOLER_PORT
-        ),
+        "haproxy.cfg": haproxy_cfg(preset),
+        "pgbouncer.ini": pgbouncer_ini(),
         "faultproxy.json": json.dumps(faultproxy_config(), indent=2) + "\n",
     }
 

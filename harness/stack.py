@@ -28,7 +28,7 @@ from harness.lab import ETCD_MEMBERS, FAULTPROXY, LOOPBACK, NODES, PUBLISHED_POR
 from harness.patroni import Cluster, PatroniClient
 from harness.presets import TimingPreset
 from harness.readiness import OnRound, lab_checks, wait_for
-from harness.render import ARCHIVE_PARAMETERS, STANZA, RestoreTarget, write_rendered
+from harness.render import LIVE_PARAMETERS, STANZA, RestoreTarget, write_rendered
 from harness.seed import migrate
 
 SERVICE_LABEL = "com.docker.compose.service"
@@ -264,16 +264,16 @@ class Stack:
             )
 
     def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
-        """Bring Patroni's live timings to the preset and archiving on (bootstrap applies the
-        dynamic configuration only once; archive_mode then waits for each node's restart)."""
+        """Bring Patroni's live timings to the preset and LIVE_PARAMETERS in (bootstrap applies
+        the dynamic configuration only once; archive_mode then waits for a restart)."""
         wanted = preset.dcs_settings()
         with self.patroni() as patroni:
             live = patroni.config()
             changes: dict[str, object] = {k: v for k, v in wanted.items() if live.get(k) != v}
             parameters = live.get("postgresql", {}).get("parameters", {})
-            archive = {k: v for k, v in ARCHIVE_PARAMETERS.items() if parameters.get(k) != v}
-            if archive:
-                changes["postgresql"] = {"parameters": archive}
+            missing = {k: v for k, v in LIVE_PARAMETERS.items() if parameters.get(k) != v}
+            if missing:
+                changes["postgresql"] = {"parameters": missing}
             if changes:
                 patroni.patch_config(changes)
         return changes

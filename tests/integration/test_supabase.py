@@ -125,6 +125,19 @@ def check_contract(stack: Stack) -> None:
     assert one(admin, "SELECT count(*) FROM pg_publication WHERE pubname = 'supabase_realtime'")
     assert set(one(admin, "SELECT array_agg(nspname::text) FROM pg_namespace")) >= SCHEMAS
     assert one(admin, "SHOW wal_level") == "logical"
+    assert wal2json_sees_a_change(admin), "Realtime's logical decoding works on this leader"
+
+
+def wal2json_sees_a_change(dsn: str) -> bool:
+    """Realtime decodes changes with wal2json from a slot it creates when it connects."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_create_logical_replication_slot('probe', 'wal2json', true)")
+        conn.execute("CREATE TABLE IF NOT EXISTS realtime_probe (id int)")
+        conn.execute("INSERT INTO realtime_probe VALUES (1)")
+        changes = conn.execute(
+            "SELECT data FROM pg_logical_slot_get_changes('probe', NULL, NULL)"
+        ).fetchall()
+    return any("realtime_probe" in row[0] for row in changes)
 
 
 def test_meta_answers_before_during_and_after_a_leader_failover(

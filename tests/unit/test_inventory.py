@@ -1,0 +1,161 @@
+"""Inventories: refused with the line and the reason; rendered for servers from the lab's own
+templates, differing from the lab only where they must."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
+from harness.inventory import Inventory, InventoryError, load_inventory
+from harness.render import dcs_config, haproxy_cfg, patroni_config, pgbackrest_conf, pgbouncer_ini
+
+EXAMPLE = Path(__file__).parents[2] / "docs" / "inventory.example.yml"
+VERSIONS = {p: "1.0-1" for _, packages in PACKAGES.values() for p in packages}
+GOOD = """\
+preset: normal
+network: 10.0.1.0/24
+hosts:
+  - {name: db1, address: 10.0.1.11, roles: [database, etcd]}
+  - {name: db2, address: 10.0.1.12, roles: [database, etcd]}
+  - {name: db3, address: 10.0.1.13, roles: [database, etcd]}
+  - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "inventory.yml"
+    path.write_text(text)
+    return path
+
+
+def example() -> Inventory:
+    return load_inventory(EXAMPLE)
+
+
+def test_the_example_inventory_loads() -> None:
+    inventory = example()
+    assert [h.name for h in inventory.with_role("database")] == ["db1", "db2", "db3"]
+    assert inventory.preset.name == "normal"
+    assert inventory.resources["shared_buffers"] == "4GB"
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "says"),
+    [
+        (("preset: normal", "preset: turbo"), 1, "unknown preset 'turbo'"),
+        (("10.0.1.12", "10.0.1.11"), 5, "db2 and db1 (line 4) share the address 10.0.1.11"),
+        (
+            (
+                "db3, address: 10.0.1.13, roles: [database, etcd]",
+                "db3, address: 10.0.1.13, roles: [database]",
+            ),
+            4,
+            "fewer than three etcd members",
+        ),
+        (
+            ("  - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}\n", ""),
+            4,
+            "no host runs haproxy",
+        ),
+        (
+            ("  - {name: db3, address: 10.0.1.13, roles: [database, etcd]}\n", ""),
+            4,
+            "2 database host(s)",
+        ),
+        (("name: db3", "name: db2"), 6, "host db2 is listed twice (first at line 5)"),
+        (("10.0.1.21", "10.0.9.21"), 7, "lb1: 10.0.9.21 is outside 10.0.1.0/24"),
+        (("[haproxy, pgbouncer]", "[haproxy, pooler]"), 7, "unknown role 'pooler'"),
+        (("network: 10.0.1.0/24", "network: office"), 2, "is not a CIDR"),
+        (("preset: normal", "preset: normal\ncolour: blue"), 2, "unknown key 'colour'"),
+        (("hosts:", "hosts: ["), 4, "not valid YAML"),
+    ],
+)
+def test_a_bad_inventory_is_refused_with_its_line_and_reason(
+    tmp_path: Path, change: tuple[str, str], line: int, says: str
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.message.startswith(f"{path}:{line}: "), info.value.message
+    assert says in info.value.message
+
+
+def differences(a: Any, b: Any, path: str = "") -> set[str]:
+    """Dotted paths where two parsed configurations differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {d for k in a.keys() | b.keys()
+                for d in differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))}  # fmt: skip
+    return set() if a == b else {path}
+
+
+def test_production_differs_from_the_lab_only_in_addresses_secrets_and_resources() -> None:
+    inventory = example()
+    preset = inventory.preset  # the lab renders the same preset when asked
+    site = site_of(inventory)
+    lab = patroni_config(preset)
+    prod = node_patroni_config(inventory, inventory.host("db1"))
+    assert differences(lab, prod) == {
+        "name", "restapi.connect_address", "postgresql.connect_address", "etcd3.hosts",
+        "postgresql.pg_hba",
+        *(f"bootstrap.dcs.postgresql.parameters.{k}" for k in inventory.resources),
+    }  # fmt: skip
+    assert differences(dcs_config(preset), dcs_config(preset, site)) == {
+        f"postgresql.parameters.{k}" for k in inventory.resources
+    }
+    lab_hap, prod_hap = haproxy_cfg(preset).splitlines(), haproxy_cfg(preset, site).splitlines()
+    changed = set(lab_hap) ^ set(prod_hap)
+    resolution = (
+        "server ",
+        "resolve",
+        "hold ",
+        "nameserver",
+        "Docker",
+        "follow containers",
+        "timeout retry",
+    )  # the lab's Docker resolver, and the backends' addresses
+    assert all(any(word in line for word in resolution) for line in changed), changed
+    assert set(pgbouncer_ini().splitlines()) ^ set(pgbouncer_ini(site).splitlines()) == {
+        "* = host=haproxy port=5000", "* = host=10.0.1.21 port=5000"}  # fmt: skip
+    repo = set(pgbackrest_conf().splitlines()) ^ set(pgbackrest_conf(site).splitlines())
+    assert all(line.startswith("repo1-") for line in repo)
+
+
+def test_the_bundle_has_each_hosts_files_pinned_packages_and_no_secret(tmp_path: Path) -> None:
+    bundles = plan_bundle(example(), VERSIONS)
+    by_name = {b.host.name: b for b in bundles}
+    assert "etc/patroni/patroni.yml" in by_name["db1"].files
+    assert "etc/default/etcd" in by_name["db1"].files
+    assert "etc/haproxy/haproxy.cfg" in by_name["lb1"].files
+    assert "postgresql-17=1.0-1" in by_name["db1"].packages
+    assert by_name["bk1"].services == ["gardenlab-pgbackrest"]
+    written = write_bundle(bundles, tmp_path / "bundle")
+    for path in written:
+        text = path.read_text()
+        if path.suffix == ".j2":  # secrets only as Ansible variables, filled at deploy time
+            assert all("{{" in line for line in text.splitlines() if "PASSWORD=" in line
+                       or line.startswith('"')), path  # fmt: skip
+        else:
+            assert "PASSWORD=" not in text and '"postgres" "' not in text, path
+    config = yaml.safe_load((tmp_path / "bundle" / "db2" / "etc/patroni/patroni.yml").read_text())
+    assert config["name"] == "db2" and config["postgresql"]["connect_address"] == "10.0.1.12:5432"
+
+
+@pytest.mark.skipif(shutil.which("ansible-playbook") is None and not
+                    (Path(__file__).parents[2] / ".venv/bin/ansible-playbook").exists(),
+                    reason="ansible-core is a dev dependency")  # fmt: skip
+def test_the_playbook_passes_ansibles_syntax_check(tmp_path: Path) -> None:
+    write_bundle(plan_bundle(example(), VERSIONS), tmp_path)
+    binary = shutil.which("ansible-playbook") or str(
+        Path(__file__).parents[2] / ".venv/bin/ansible-playbook"
+    )
+    done = subprocess.run(
+        [binary, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "playbook.yml"),
+         "--syntax-check"], capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
