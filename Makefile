@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-proxy backup backups restore drill bench-backup
+	bench-startup bench-seed bench-proxy backup backups restore drill bench-backup gate render
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ restore: venv ## Replace the cluster with a backup's state (TIME='2026-11-22 10:
 
 drill: venv ## Timed restore drill: back up, mark a point, lose the cluster, restore, verify
 	$(HARNESS) drill --scale $(or $(SCALE),small)
+
+gate: venv ## Go / no-go checks + Locust against a cluster (TARGET=docs/inventory.lab.yml, DISRUPTIVE=1)
+	$(HARNESS) gate --target $(or $(TARGET),docs/inventory.lab.yml) $(if $(DISRUPTIVE),--allow-disruptive)
+
+render: venv ## Render the tested configuration for servers (INVENTORY=..., OUT=bundle)
+	$(HARNESS) render --inventory $(or $(INVENTORY),docs/inventory.example.yml) --out $(or $(OUT),bundle)
 
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

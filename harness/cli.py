@@ -38,8 +38,10 @@ from harness.chaos import run as run_scenario
 from harness.chaos import summary, write_report
 from harness.crmdata import SCALES, CrmData, resolve_counts
 from harness.engine import Engine
+from harness.envfile import read_env_file
 from harness.errors import ConfigError, HarnessError
 from harness.faults import Fault, Faults, parse_duration_ms, parse_rate_kbps
+from harness.gate import gate as run_gate
 from harness.inventory import load_inventory
 from harness.lab import NODES, SUPABASE, Lab
 from harness.load import (
@@ -687,6 +689,81 @@ def render_command(inventory_path: Path, out_dir: Path) -> None:
     err.print(f"wrote {len(written)} files to {out_dir}; deploy with "
               f"`ansible-playbook -i {out_dir}/inventory.yml {out_dir}/playbook.yml "
               "--extra-vars @secrets.yml`")  # fmt: skip
+
+
+@cli.command("gate")
+@click.option(
+    "--target",
+    "target_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The cluster's inventory, with its endpoints (docs/inventory.lab.yml).",
+)
+@click.option(
+    "--secrets",
+    "secrets_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="KEY=VALUE file with POSTGRES_PASSWORD, CRM_APP_PASSWORD and "
+    "PATRONI_RESTAPI_PASSWORD [the lab's .env].",
+)
+@click.option("--users", "-u", default=100, show_default=True, help="Locust users.")
+@click.option("--duration", "-t", default="60s", show_default=True, help="Locust's run.")
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="[REQUEST:]METRIC=VALUE",
+    help="As for `harness load`; defaults p95=100, errors=0.001.",
+)
+@click.option("--max-lag", default=1024 * 1024, show_default=True, help="Bytes a replica may lag.")
+@click.option("--max-backup-age", default=26.0, show_default=True, help="Hours.")
+@click.option(
+    "--allow-disruptive",
+    is_flag=True,
+    help="Also a planned switchover, with the write outage measured.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where gate.json, gate.md and the load reports go [artifacts/gate-TIME].",
+)
+def gate_command(
+    target_path: Path, secrets_path: Path | None, users: int, duration: str,
+    thresholds: tuple[str, ...], max_lag: int, max_backup_age: float, allow_disruptive: bool,
+    out_dir: Path | None,
+) -> None:  # fmt: skip
+    """Go / no-go for a cutover: the lab's checks against the cluster an inventory names.
+
+    Read-only first (a Patroni cluster of this inventory, one leader, replicas streaming
+    within --max-lag, a synchronous standby, rw/ro/pooler each reaching the right kind of
+    node of this cluster, WAL archiving, a recent backup when the inventory says how to
+    read the repository); only then Locust on its endpoints; only with --allow-disruptive
+    a planned switchover. Exit 1 on no-go. Nothing runs against a target that is not first
+    verified as a healthy Patroni cluster.
+    """  # fmt: skip
+    inventory = load_inventory(target_path)
+    lab = Lab.discover()
+    secrets = read_env_file(secrets_path) if secrets_path else dict(lab.settings)
+    limits = [parse_limit(t, REQUEST_NAMES) for t in thresholds]
+    plan = LoadPlan(users=users, duration=parse_duration(duration),
+                    limits=tuple(merge_limits(DEFAULT_LIMITS, limits)))  # fmt: skip
+    directory = out_dir or lab.root / "artifacts" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = run_gate(inventory, secrets, plan, directory, allow_disruptive=allow_disruptive,
+                      max_lag=max_lag, max_backup_age=max_backup_age * 3600,
+                      say=err.print)  # fmt: skip
+    table = Table(title=f"cutover gate: {'[green]GO[/]' if report.go else '[bold red]NO-GO[/]'}",
+                  title_justify="left")  # fmt: skip
+    for column in ("check", "result", "evidence"):
+        table.add_column(column)
+    marks = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "[dim]skipped[/]"}
+    for check in report.checks:
+        table.add_row(check.name, marks[check.passed], check.detail)
+    out.print(table)
+    out.print(f"report: {directory / 'gate.md'}, {directory / 'gate.json'}", highlight=False)
+    sys.exit(0 if report.go else 1)
 
 
 @cli.group()

@@ -13,6 +13,11 @@ render from the same templates.
       - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
       - {name: bk1, address: 10.0.1.31, roles: [backup]}
     resources: {shared_buffers: 4GB, max_connections: 400}
+    # For `harness gate`: where this machine reaches the cluster (defaults: the hosts'
+    # addresses and the standard ports), and how to read the backup repository.
+    endpoints: {rw: 10.0.1.21:5000, ro: 10.0.1.21:5001, pooler: 10.0.1.21:6432,
+                patroni: [10.0.1.11:8008, 10.0.1.12:8008, 10.0.1.13:8008]}
+    backups: {info_command: ssh bk1 pgbackrest --stanza=gardenlab info --output=json}
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -29,7 +34,9 @@ from harness.errors import ConfigError
 from harness.presets import PRESETS, TimingPreset
 
 ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup")
-KEYS = ("preset", "network", "hosts", "resources")
+KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups")
+ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
+HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 HOST_KEYS = ("name", "address", "roles")
 # PostgreSQL settings an inventory may size for its servers; everything else is the lab's.
 RESOURCES = (
@@ -54,12 +61,24 @@ class Host:
 
 
 @dataclass(frozen=True)
+class Endpoints:
+    """host:port addresses the gate connects to."""
+
+    rw: str
+    ro: str
+    pooler: str
+    patroni: tuple[str, ...]  # one per database host, in the inventory's order
+
+
+@dataclass(frozen=True)
 class Inventory:
     path: Path
     preset: TimingPreset
     network: str
     hosts: tuple[Host, ...]
     resources: dict[str, str]
+    endpoints: Endpoints
+    backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
 
     def with_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
@@ -123,9 +142,41 @@ class Reader:
         network = self.network(top["network"])
         hosts = self.hosts(top["hosts"], network)
         resources = self.resources(top.get("resources"))
-        inventory = Inventory(self.path, PRESETS[preset_name], str(network), hosts, resources)
+        inventory = Inventory(self.path, PRESETS[preset_name], str(network), hosts, resources,
+                              Endpoints("", "", "", ()))  # fmt: skip
         self.check_roles(inventory, top["hosts"])
-        return inventory
+        backups = self.mapping(top["backups"], "backups", ("info_command",)) if (
+            "backups" in top) else {}  # fmt: skip
+        return replace(
+            inventory,
+            endpoints=self.endpoints(top.get("endpoints"), inventory),
+            backup_info_command=self.scalar(backups["info_command"], "info_command")
+            if "info_command" in backups else None,
+        )  # fmt: skip
+
+    def endpoints(self, node: yaml.Node | None, inventory: Inventory) -> Endpoints:
+        lb, pooler = inventory.with_role("haproxy")[0], inventory.with_role("pgbouncer")[0]
+        given = self.mapping(node, "endpoints", ENDPOINT_KEYS) if node is not None else {}
+
+        def address(key: str, default: str) -> str:
+            if key not in given:
+                return default
+            value = self.scalar(given[key], key)
+            if not HOST_PORT.match(value):
+                raise self.fail(given[key], f"endpoint {key}: {value!r} is not host:port")
+            return value
+
+        patroni = tuple(f"{h.address}:8008" for h in inventory.with_role("database"))
+        if "patroni" in given:
+            items = given["patroni"]
+            if not isinstance(items, yaml.SequenceNode) or not items.value:
+                raise self.fail(items, "endpoint patroni: a list of host:port, one per database")
+            patroni = tuple(self.scalar(i, "a Patroni endpoint") for i in items.value)
+            for item, value in zip(items.value, patroni, strict=True):
+                if not HOST_PORT.match(value):
+                    raise self.fail(item, f"endpoint patroni: {value!r} is not host:port")
+        return Endpoints(address("rw", f"{lb.address}:5000"), address("ro", f"{lb.address}:5001"),
+                         address("pooler", f"{pooler.address}:6432"), patroni)  # fmt: skip
 
     def network(self, node: yaml.Node) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         text = self.scalar(node, "network")

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import psycopg
 
+import loadtests
 from harness.chaos import RECOVERY_TIMEOUT, Result, Scenario
 from harness.chaos import run as run_scenario
 from harness.chaos import write_report as write_chaos_report
@@ -55,6 +56,7 @@ WARMUP = 20.0  # s of steady load after the ramp before a scenario starts
 TAIL = 15.0  # s of load after a scenario ends
 STOP_GRACE = 30.0  # s Locust gets to write its reports after being asked to stop
 PROGRESS_EVERY = 10.0  # s between progress lines
+LOCUSTFILE = Path(loadtests.__file__).parent / "locustfile.py"
 
 
 @dataclass(frozen=True)
@@ -161,23 +163,38 @@ def prepare_directory(directory: Path) -> None:
         stale.unlink()
 
 
-def locust_environment(lab: Lab, plan: LoadPlan, directory: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class LoadTarget:
+    """Where Locust's users connect: the primary path and the replicas as the tenant role,
+    and a role that sees every tenant, to draw the samples users pick from."""
+
+    write_dsn: str
+    read_dsn: str
+    sample_dsn: str
+
+    @classmethod
+    def of_lab(cls, lab: Lab, via: str) -> LoadTarget:
+        return cls(lab.dsn(WRITE_ENDPOINTS[via], role="crm_app", connect_timeout=2),
+                   lab.dsn("ro", role="crm_app", connect_timeout=2),
+                   lab.dsn("ro", connect_timeout=5))  # fmt: skip
+
+
+def locust_environment(target: LoadTarget, plan: LoadPlan, directory: Path) -> dict[str, str]:
     """Connection strings reach Locust through its environment, never its command line."""
-    write = WRITE_ENDPOINTS[plan.via]
     return {
         **os.environ,
-        "GARDENLAB_LOAD_WRITE_DSN": lab.dsn(write, role="crm_app", connect_timeout=2),
-        "GARDENLAB_LOAD_READ_DSN": lab.dsn("ro", role="crm_app", connect_timeout=2),
-        "GARDENLAB_LOAD_SAMPLE_DSN": lab.dsn("ro", connect_timeout=5),
+        "GARDENLAB_LOAD_WRITE_DSN": target.write_dsn,
+        "GARDENLAB_LOAD_READ_DSN": target.read_dsn,
+        "GARDENLAB_LOAD_SAMPLE_DSN": target.sample_dsn,
         "GARDENLAB_LOAD_LOG_DIR": str(directory),
         "GARDENLAB_LOAD_POOL_SIZE": str(plan.pool_size),
         "GARDENLAB_LOAD_WAIT": f"{plan.wait[0]},{plan.wait[1]}",
     }
 
 
-def locust_command(lab: Lab, plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
+def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
     command = [
-        sys.executable, "-m", "locust", "-f", str(lab.root / "loadtests" / "locustfile.py"),
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
         "--headless", "--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}",
         "--run-time", f"{int(run_time)}s", "--stop-timeout", "5", "--only-summary",
         "--csv", str(directory / "locust"), "--html", str(directory / "locust.html"),
@@ -373,11 +390,16 @@ def analyse(
 
 
 def run_load(stack: Stack, plan: LoadPlan, directory: Path, say: Say = print) -> LoadResult:
-    """Steady load for the plan's duration; the thresholds are checked after the ramp."""
+    """Steady load on the lab for the plan's duration, once the lab is checked."""
     preflight(stack, plan)
+    return run_target(LoadTarget.of_lab(stack.lab, plan.via), plan, directory, say)
+
+
+def run_target(target: LoadTarget, plan: LoadPlan, directory: Path, say: Say = print) -> LoadResult:
+    """Steady load for the plan's duration; the thresholds are checked after the ramp."""
     prepare_directory(directory)
-    command = locust_command(stack.lab, plan, directory, plan.duration)
-    env = locust_environment(stack.lab, plan, directory)
+    command = locust_command(plan, directory, plan.duration)
+    env = locust_environment(target, plan, directory)
     say(f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, "
         f"{plan.duration:.0f} s in all; reports in {directory}")  # fmt: skip
     with LocustProcess(command, env, directory / "locust.log") as locust:
@@ -396,8 +418,8 @@ def run_load_chaos(
     prepare_directory(directory)
     bound = (plan.ramp + WARMUP + scenario.steady + scenario.hold + scenario.recover
              + 3 * RECOVERY_TIMEOUT + TAIL + 60)  # fmt: skip
-    command = locust_command(stack.lab, plan, directory, min(bound, MAX_SECONDS))
-    env = locust_environment(stack.lab, plan, directory)
+    command = locust_command(plan, directory, min(bound, MAX_SECONDS))
+    env = locust_environment(LoadTarget.of_lab(stack.lab, plan.via), plan, directory)
     say(f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, then scenario "
         f"{scenario.name}; reports in {directory}")  # fmt: skip
     with LocustProcess(command, env, directory / "locust.log") as locust:

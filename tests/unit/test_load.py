@@ -9,7 +9,15 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.lab import Lab
-from harness.load import DEFAULT_LIMITS, LoadPlan, locust_command, parse_duration, parse_wait
+from harness.load import (
+    DEFAULT_LIMITS,
+    LoadPlan,
+    LoadTarget,
+    locust_command,
+    locust_environment,
+    parse_duration,
+    parse_wait,
+)
 from harness.loadreport import (
     ALL,
     Limit,
@@ -145,8 +153,10 @@ def test_durations_and_waits() -> None:
 
 
 def test_locust_command_is_headless_bounded_and_keeps_secrets_out(tmp_path: Path) -> None:
-    lab = Lab(root=tmp_path, settings={"POSTGRES_PASSWORD": "secret-pw"})
-    command = locust_command(lab, LoadPlan(processes=2), tmp_path, 180)
+    lab = Lab(root=tmp_path, settings={"POSTGRES_PASSWORD": "secret-pw", "CRM_APP_PASSWORD": "x"})
+    env = locust_environment(LoadTarget.of_lab(lab, "haproxy"), LoadPlan(), tmp_path)
+    assert "secret-pw" in env["GARDENLAB_LOAD_SAMPLE_DSN"]
+    command = locust_command(LoadPlan(processes=2), tmp_path, 180)
     assert "--headless" in command
     assert command[command.index("--run-time") + 1] == "180s"
     assert command[command.index("--processes") + 1] == "2"

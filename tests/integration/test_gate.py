@@ -1,0 +1,86 @@
+"""The cutover gate against the real stack, through an inventory that points at its
+published ports: go with load and a switchover; no-go, with no load, for targets it
+cannot verify as this healthy Patroni cluster."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.backup import take_backup
+from harness.crmdata import CrmData, resolve_counts
+from harness.gate import gate
+from harness.inventory import load_inventory
+from harness.load import LoadPlan
+from harness.seed import seed
+from harness.stack import Stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+QUICK = LoadPlan(users=10, spawn_rate=10, duration=15)
+
+
+def target(stack: Stack, tmp_path: Path, names: tuple[str, ...] = ("pg1", "pg2", "pg3"),
+           patroni_ports: list[int] | None = None) -> Path:  # fmt: skip
+    ports = stack.lab.ports
+    rest = patroni_ports or [ports[node] for node in ("pg1", "pg2", "pg3")]
+    hosts = "\n".join(f"  - {{name: {n}, address: 10.99.0.1{i}, roles: [database, etcd]}}"
+                      for i, n in enumerate(names, start=1))  # fmt: skip
+    path = tmp_path / "target.yml"
+    path.write_text(f"""\
+preset: fast
+network: 10.99.0.0/24
+hosts:
+{hosts}
+  - {{name: lb, address: 10.99.0.21, roles: [haproxy, pgbouncer]}}
+endpoints:
+  rw: 127.0.0.1:{ports["rw"]}
+  ro: 127.0.0.1:{ports["ro"]}
+  pooler: 127.0.0.1:{ports["pooler"]}
+  patroni: [{", ".join(f"127.0.0.1:{p}" for p in rest)}]
+backups:
+  info_command: docker exec -u postgres {stack.container(stack.leader()).name} pgbackrest --stanza=gardenlab info --output=json
+""")  # noqa: E501
+    return path
+
+
+def caught_up(stack: Stack, deadline: float = 60) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with stack.patroni() as patroni:
+            members = patroni.cluster().members
+        if all(m.is_leader or (m.state == "streaming" and not m.lag) for m in members):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"replicas did not catch up in {deadline:.0f} s")
+
+
+def test_the_lab_passes_the_gate_with_load_and_a_switchover(stack: Stack, tmp_path: Path) -> None:
+    seed(stack.lab.dsn("rw"), CrmData(42, resolve_counts("small")), reset=False, force=False,
+         progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    take_backup(stack, "full")
+    caught_up(stack)  # the async replica may still replay the seed: the gate would say so
+    report = gate(load_inventory(target(stack, tmp_path)), stack.lab.settings, QUICK,
+                  tmp_path / "out", allow_disruptive=True)  # fmt: skip
+    assert report.go, [c for c in report.checks if c.passed is False]
+    assert report.load is not None and report.switchover_outage is not None
+    assert report.switchover_outage < 10
+    assert "GO" in (tmp_path / "out" / "gate.md").read_text()
+    stack.wait_ready(120)
+
+
+def test_a_target_it_cannot_reach_is_no_go_and_gets_no_load(stack: Stack, tmp_path: Path) -> None:
+    report = gate(load_inventory(target(stack, tmp_path, patroni_ports=[1, 2, 3])),
+                  stack.lab.settings, QUICK, tmp_path / "out", allow_disruptive=True)  # fmt: skip
+    assert not report.go and report.load is None and report.switchover_outage is None
+    first = report.checks[0]
+    assert first.passed is False and "no Patroni REST endpoint" in first.detail
+
+
+def test_another_clusters_inventory_is_no_go_and_gets_no_load(stack: Stack, tmp_path: Path) -> None:
+    path = target(stack, tmp_path, names=("db1", "db2", "db3"))
+    report = gate(load_inventory(path), stack.lab.settings, QUICK, tmp_path / "out",
+                  allow_disruptive=True)  # fmt: skip
+    assert not report.go and report.load is None
+    assert [c.name for c in report.checks] == ["a Patroni cluster of this inventory"]
