@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from harness.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
+from harness.gate import GateReport, markdown
 from harness.inventory import Inventory, InventoryError, load_inventory
 from harness.render import dcs_config, haproxy_cfg, patroni_config, pgbackrest_conf, pgbouncer_ini
 
@@ -159,3 +160,27 @@ def test_the_playbook_passes_ansibles_syntax_check(tmp_path: Path) -> None:
          "--syntax-check"], capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_endpoints_default_to_the_hosts_and_standard_ports() -> None:
+    endpoints = example().endpoints
+    assert (endpoints.rw, endpoints.ro, endpoints.pooler) == (
+        "10.0.1.21:5000", "10.0.1.21:5001", "10.0.1.21:6432")  # fmt: skip
+    assert endpoints.patroni == ("10.0.1.11:8008", "10.0.1.12:8008", "10.0.1.13:8008")
+
+
+def test_a_bad_endpoint_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "endpoints:\n  rw: somewhere\n")
+    with pytest.raises(InventoryError, match=r":9: endpoint rw: 'somewhere' is not host:port"):
+        load_inventory(path)
+
+
+def test_a_gate_with_a_failed_check_is_no_go_and_skipped_checks_do_not_count() -> None:
+    report = GateReport("t.yml")
+    report.add("one leader", True, "pg1")
+    report.add("a recent backup", None, "not configured")
+    assert report.go
+    report.add("a synchronous standby", False, "none")
+    assert not report.go
+    assert "| a synchronous standby | FAIL | none |" in markdown(report)
+    assert markdown(report).startswith("# Cutover gate: NO-GO")
