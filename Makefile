@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-proxy backup backups restore drill bench-backup gate render
+	bench-startup bench-seed bench-proxy backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,9 @@ gate: venv ## Go / no-go checks + Locust against a cluster (TARGET=docs/inventor
 
 render: venv ## Render the tested configuration for servers (INVENTORY=..., OUT=bundle)
 	$(HARNESS) render --inventory $(or $(INVENTORY),docs/inventory.example.yml) --out $(or $(OUT),bundle)
+
+rehearse: venv ## Apply the rendered playbook to three bare Debian 13 containers and check the cluster
+	$(HARNESS) rehearse
 
 lint: venv ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

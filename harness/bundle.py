@@ -176,7 +176,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
         {"etc/haproxy/haproxy.cfg": haproxy_cfg(inv.preset, site_of(inv))}, {}),
     "pgbouncer": lambda inv, host: (
         {"etc/pgbouncer/pgbouncer.ini": pgbouncer_ini(site_of(inv))},
-        {"etc/pgbouncer/userlist.txt": PGBOUNCER_USERLIST}),
+        {"var/lib/pgbouncer/userlist.txt": PGBOUNCER_USERLIST}),  # where pgbouncer.ini says
     "backup": lambda inv, host: (
         {"etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
          "etc/systemd/system/gardenlab-pgbackrest.service": PGBACKREST_UNIT}, {}),
@@ -237,10 +237,18 @@ PLAYBOOK: list[dict[str, Any]] = [{
         {"name": "Install the packages, pinned to the versions the lab ran",
          "ansible.builtin.apt": {"name": "{{ gardenlab_packages }}", "update_cache": True,
                                  "install_recommends": False}},
+        {"name": "Make the configuration's directories",
+         "ansible.builtin.file": {"path": "/{{ item | dirname }}", "state": "directory",
+                                  "mode": "0755"},
+         "loop": "{{ gardenlab_files }}"},
         {"name": "Place the configuration",
          "ansible.builtin.copy": {"src": "{{ inventory_hostname }}/{{ item }}",
                                   "dest": "/{{ item }}", "mode": "0644"},
          "loop": "{{ gardenlab_files }}"},
+        {"name": "Make the secrets' directories",
+         "ansible.builtin.file": {"path": "/{{ item | dirname }}", "state": "directory",
+                                  "owner": "postgres"},
+         "loop": "{{ gardenlab_templates }}"},
         {"name": "Place the secrets, from Ansible variables",
          "ansible.builtin.template": {"src": "{{ inventory_hostname }}/{{ item }}.j2",
                                       "dest": "/{{ item }}", "mode": "0600",

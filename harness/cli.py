@@ -57,6 +57,7 @@ from harness.load import summary as load_summary
 from harness.loadreport import merge_limits, parse_limit
 from harness.presets import DEFAULT_PRESET, PRESETS, TimingPreset, get_preset
 from harness.readiness import Results
+from harness.rehearse import rehearse
 from harness.seed import migrate, seed, verify
 from harness.stack import Stack, StackStatus
 from harness.supabase import client_settings, settings_json, start_supabase, supabase_states
@@ -764,6 +765,26 @@ def gate_command(
     out.print(table)
     out.print(f"report: {directory / 'gate.md'}, {directory / 'gate.json'}", highlight=False)
     sys.exit(0 if report.go else 1)
+
+
+@cli.command("rehearse")
+def rehearse_command() -> None:
+    """Rehearse the deployment on three bare Debian 13 containers, then check the cluster.
+
+    Renders the bundle for a three-server inventory (docs: `harness render`), applies its
+    playbook with Ansible over SSH, waits for the cluster that systemd brings up, and runs
+    the gate's read-only checks against it. The containers are removed afterwards.
+    Exit 1 when a check fails.
+    """
+    with ProgressView() as view:
+        report = rehearse(Lab.discover(), say=view.say)
+    assert report.checks is not None
+    for check in report.checks.checks:
+        mark = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "skipped"}[check.passed]
+        out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+    timings = ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items())
+    out.print(f"rehearsal {'PASSED' if report.passed else 'FAILED'} ({timings})")
+    sys.exit(0 if report.passed else 1)
 
 
 @cli.group()
