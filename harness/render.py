@@ -248,6 +248,9 @@ def patroni_config(
             "data_dir": DATA_DIR,
             "bin_dir": BIN_DIR,
             "pgpass": "/tmp/pgpass",
+            # Patroni talks to its own PostgreSQL over the socket (peer): on a server, loopback
+            # is outside the cluster network pg_hba admits (found by the rehearsal).
+            "use_unix_socket": True,
             "pg_hba": pg_hba(site.network),
             "parameters": {"unix_socket_directories": "/var/run/postgresql"},
         },
