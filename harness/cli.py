@@ -54,7 +54,7 @@ from harness.load import (
     run_load_chaos,
 )
 from harness.load import summary as load_summary
-from harness.loadreport import merge_limits, parse_limit
+from harness.loadreport import Limit, merge_limits, parse_limit
 from harness.presets import DEFAULT_PRESET, PRESETS, TimingPreset, get_preset
 from harness.readiness import Results
 from harness.rehearse import rehearse
@@ -452,6 +452,19 @@ def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
     sys.exit(0 if result.passed else 1)
 
 
+threshold_option = click.option(
+    "--threshold", "thresholds", multiple=True, metavar="[REQUEST:]METRIC=VALUE",
+    help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, p99 (ms) "
+    "and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). Per request type: "
+    "search_leads:p99=50.",
+)  # fmt: skip
+
+
+def limits_from(thresholds: tuple[str, ...]) -> tuple[Limit, ...]:
+    """The default thresholds with the command line's in place of their kind."""
+    return tuple(merge_limits(DEFAULT_LIMITS, [parse_limit(t, REQUEST_NAMES) for t in thresholds]))
+
+
 @cli.command("load")
 @click.option("--users", "-u", default=100, show_default=True, help="Concurrent Locust users.")
 @click.option(
@@ -493,15 +506,7 @@ def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
     show_default=True,
     help="Think time between a user's requests: MIN,MAX seconds (0,0: flat out).",
 )
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="[REQUEST:]METRIC=VALUE",
-    help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, "
-    "p99 (ms) and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). "
-    "Per request type: search_leads:p99=50.",
-)
+@threshold_option
 @click.option(
     "--scenario",
     default=None,
@@ -526,11 +531,10 @@ def load_command(
         raise ConfigError(
             f"unknown scenario {scenario!r}", "`harness chaos list` shows the catalog"
         )
-    limits = [parse_limit(t, REQUEST_NAMES) for t in thresholds]
     plan = LoadPlan(
         users=users, spawn_rate=spawn_rate, duration=parse_duration(duration), via=via,
         processes=processes, pool_size=pool_size, wait=parse_wait(wait),
-        limits=tuple(merge_limits(DEFAULT_LIMITS, limits)),
+        limits=limits_from(thresholds),
     )  # fmt: skip
     stack = make_stack()
     label = scenario or f"{users}u-{via}"
@@ -710,13 +714,7 @@ def render_command(inventory_path: Path, out_dir: Path) -> None:
 )
 @click.option("--users", "-u", default=100, show_default=True, help="Locust users.")
 @click.option("--duration", "-t", default="60s", show_default=True, help="Locust's run.")
-@click.option(
-    "--threshold",
-    "thresholds",
-    multiple=True,
-    metavar="[REQUEST:]METRIC=VALUE",
-    help="As for `harness load`; defaults p95=100, errors=0.001.",
-)
+@threshold_option
 @click.option("--max-lag", default=1024 * 1024, show_default=True, help="Bytes a replica may lag.")
 @click.option("--max-backup-age", default=26.0, show_default=True, help="Hours.")
 @click.option(
@@ -748,9 +746,8 @@ def gate_command(
     inventory = load_inventory(target_path)
     lab = Lab.discover()
     secrets = read_env_file(secrets_path) if secrets_path else dict(lab.settings)
-    limits = [parse_limit(t, REQUEST_NAMES) for t in thresholds]
     plan = LoadPlan(users=users, duration=parse_duration(duration),
-                    limits=tuple(merge_limits(DEFAULT_LIMITS, limits)))  # fmt: skip
+                    limits=limits_from(thresholds))  # fmt: skip
     directory = out_dir or lab.root / "artifacts" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
     report = run_gate(inventory, secrets, plan, directory, allow_disruptive=allow_disruptive,
                       max_lag=max_lag, max_backup_age=max_backup_age * 3600,
