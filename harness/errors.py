@@ -19,6 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def first_line(exc: BaseException) -> str:
+    """The gist of a client library's error, for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class HarnessError(Exception):
     """Base of every deliberate harness error."""
 

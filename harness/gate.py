@@ -25,7 +25,7 @@ import psycopg
 from harness.backup import RepositoryInfo
 from harness.errors import CommandError, HarnessError
 from harness.inventory import Inventory
-from harness.lab import SCOPE
+from harness.lab import ROLE_SECRETS, SCOPE, conninfo
 from harness.load import LoadPlan, LoadResult, LoadTarget, run_target
 from harness.loadreport import ALL
 from harness.patroni import Cluster, PatroniClient
@@ -65,11 +65,9 @@ class GateReport:
 
 
 def dsn(address: str, secrets: Mapping[str, str], role: str = "postgres") -> str:
+    """Connection string for a host:port endpoint of the target, as role."""
     host, _, port = address.rpartition(":")
-    key = "POSTGRES_PASSWORD" if role == "postgres" else "CRM_APP_PASSWORD"
-    return (f"host={host.strip('[]')} port={port} dbname=postgres user={role} "
-            f"password={secrets.get(key, '')} connect_timeout=3 "
-            "application_name=gardenlab-gate")  # fmt: skip
+    return conninfo(host.strip("[]"), port, role, secrets.get(ROLE_SECRETS[role], ""))
 
 
 def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
@@ -146,6 +144,33 @@ def backup_checks(report: GateReport, inventory: Inventory, secrets: Mapping[str
     )  # fmt: skip
 
 
+def read_only_checks(
+    report: GateReport,
+    inventory: Inventory,
+    secrets: Mapping[str, str],
+    patroni: PatroniClient,
+    *,
+    max_lag: int,
+    max_backup_age: float | None,
+) -> bool:
+    """Everything that proves a healthy Patroni cluster of this inventory without touching it;
+    `max_backup_age` None leaves out archiving and backups (a fresh cluster has none)."""
+    try:
+        cluster = patroni.cluster()
+    except HarnessError as exc:
+        return report.add("a Patroni cluster of this inventory", False, exc.message)
+    if not cluster_checks(report, inventory, cluster, max_lag):
+        return False
+    members = [h.name for h in inventory.with_role("database")]
+    leader_rest = inventory.endpoints.patroni[members.index(cluster.leaders[0].name)]
+    system_id = str(httpx.get(f"http://{leader_rest}/patroni", timeout=3).json()
+                    .get("database_system_identifier", ""))  # fmt: skip
+    healthy = routing_checks(report, inventory, secrets, system_id)
+    if max_backup_age is not None:
+        healthy &= backup_checks(report, inventory, secrets, max_backup_age)
+    return healthy
+
+
 def measure_switchover(patroni: PatroniClient, cluster: Cluster, rw: str) -> float:
     """A planned switchover to the synchronous standby; the write outage a client of the rw
     endpoint sees: the longest gap between two acknowledged writes (bounded in time)."""
@@ -198,21 +223,9 @@ def gate(
     urls = [f"http://{e}" for e in inventory.endpoints.patroni]
     auth = ("patroni", secrets.get("PATRONI_RESTAPI_PASSWORD", ""))
     with PatroniClient(urls, auth=auth, timeout=3) as patroni:
-        try:
-            cluster = patroni.cluster()
-        except HarnessError as exc:
-            report.add("a Patroni cluster of this inventory", False, exc.message)
-            return finish(report, out_dir, say)
         say("gate: read-only checks")
-        healthy = cluster_checks(report, inventory, cluster, max_lag)
-        if healthy:
-            leader_url = urls[[h.name for h in inventory.with_role("database")].index(
-                cluster.leaders[0].name)]  # fmt: skip
-            system_id = str(httpx.get(f"{leader_url}/patroni", timeout=3).json()
-                            .get("database_system_identifier", ""))  # fmt: skip
-            healthy &= routing_checks(report, inventory, secrets, system_id)
-            healthy &= backup_checks(report, inventory, secrets, max_backup_age)
-        if not healthy:
+        if not read_only_checks(report, inventory, secrets, patroni, max_lag=max_lag,
+                                max_backup_age=max_backup_age):  # fmt: skip
             say("gate: not a healthy Patroni cluster; no load, nothing disruptive")
             return finish(report, out_dir, say)
         say(f"gate: Locust, {plan.users} users for {plan.duration:.0f} s")
@@ -233,7 +246,7 @@ def gate(
         elif passed:
             say("gate: planned switchover to the synchronous standby")
             report.switchover_outage = measure_switchover(
-                patroni, cluster, dsn(inventory.endpoints.rw, secrets)
+                patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets)
             )
             report.add("planned switchover", report.switchover_outage < 30,
                        f"write outage {report.switchover_outage:.2f} s")  # fmt: skip

@@ -80,6 +80,17 @@ def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
     return ports
 
 
+def conninfo(
+    host: str, port: int | str, role: str, password: str, dbname: str = "postgres",
+    connect_timeout: int = 3,
+) -> str:  # fmt: skip
+    """The libpq connection string every gardenlab client uses, the lab's or a server's."""
+    return (
+        f"host={host} port={port} dbname={dbname} user={role} password={password} "
+        f"connect_timeout={connect_timeout} application_name=gardenlab-harness"
+    )
+
+
 @dataclass(frozen=True)
 class Lab:
     """The project's files on disk and its settings; everything else derives from these."""
@@ -157,11 +168,8 @@ class Lab:
         """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
         if endpoint not in ENDPOINTS:
             raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
-        return (
-            f"host={LOOPBACK} port={self.ports[endpoint]} dbname={dbname} user={role} "
-            f"password={self.secret(ROLE_SECRETS[role])} connect_timeout={connect_timeout} "
-            f"application_name=gardenlab-harness"
-        )
+        return conninfo(LOOPBACK, self.ports[endpoint], role, self.secret(ROLE_SECRETS[role]),
+                        dbname, connect_timeout)  # fmt: skip
 
     def rest_urls(self) -> list[str]:
         return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]

@@ -11,6 +11,7 @@ the data are checked, so a bad run fails in a second, not after minutes.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import resource
 import signal
@@ -28,7 +29,7 @@ import loadtests
 from harness.chaos import RECOVERY_TIMEOUT, Result, Scenario
 from harness.chaos import run as run_scenario
 from harness.chaos import write_report as write_chaos_report
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError, HarnessError, first_line
 from harness.lab import Lab
 from harness.loadreport import (
     ALL,
@@ -133,7 +134,7 @@ def preflight(stack: Stack, plan: LoadPlan) -> None:
             row = conn.execute("SELECT to_regclass('public.leads') IS NOT NULL").fetchone()
             schema, finished = bool(row and row[0]), seeded(conn)
     except psycopg.OperationalError as exc:
-        raise HarnessError(f"cannot reach the rw endpoint: {str(exc).strip().splitlines()[0]}",
+        raise HarnessError(f"cannot reach the rw endpoint: {first_line(exc)}",
                            "`make status`") from None  # fmt: skip
     if not schema:
         raise HarnessError("the CRM schema is missing", "`make migrate` applies it")
@@ -346,8 +347,6 @@ def analyse(
     marks: dict[str, float],  # extra window boundaries as epoch seconds: fault, ready
     chaos: tuple[Scenario, Result] | None = None,
 ) -> LoadResult:
-    import json
-
     records = read_request_logs(directory)
     if not records:
         raise HarnessError(

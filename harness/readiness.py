@@ -14,7 +14,7 @@ from typing import Protocol
 import httpx
 import psycopg
 
-from harness.errors import HarnessError, ReadinessTimeout
+from harness.errors import HarnessError, ReadinessTimeout, first_line
 from harness.lab import NODES, Lab
 from harness.patroni import PatroniClient
 from harness.render import PROXY_LINKS
@@ -87,6 +87,18 @@ class FaultProxyClean:
         return Probe(ok, f"{len(proxies)} links" if ok else detail)
 
 
+@dataclass(frozen=True)
+class HttpOk:
+    """An HTTP service answers 200 on a health path."""
+
+    name: str
+    url: str
+
+    def probe(self) -> Probe:
+        status = httpx.get(self.url, timeout=2).status_code
+        return Probe(status == 200, f"HTTP {status}")
+
+
 def lab_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
     return [
         FaultProxyClean(lab.faultproxy_url(), tuple(link.name for link in PROXY_LINKS)),
@@ -102,8 +114,7 @@ def probe_safely(check: Check) -> Probe:
     try:
         return check.probe()
     except (HarnessError, psycopg.Error, httpx.HTTPError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Probe(False, reason)
+        return Probe(False, first_line(exc))
 
 
 Results = list[tuple[Check, Probe]]

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 from yoyo import get_backend, read_migrations
 
 from harness.crmdata import TABLES, CrmData
-from harness.errors import ConfigError, HarnessError, StateError
+from harness.errors import ConfigError, HarnessError, StateError, first_line
 from harness.lab import NODES, ROLE_SECRETS, SCOPE, Lab
 
 LOADERS = 2  # COPY connections: generation (client CPU) overlaps the server's work
@@ -74,7 +74,7 @@ def connect_primary(dsn: str, force: bool) -> psycopg.Connection[Any]:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
         raise HarnessError(
-            f"cannot reach the database: {str(exc).strip().splitlines()[0]}",
+            f"cannot reach the database: {first_line(exc)}",
             "is the lab up? `make status`; `make dev-up` starts it",
         ) from None
     row = conn.execute(

@@ -9,15 +9,13 @@ names the missing ones. postgres-meta is built here from npm (compose/images/met
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import httpx
-
-from harness.errors import CommandError, HarnessError
+from harness.errors import CommandError
 from harness.lab import SUPABASE, Lab
 from harness.process import run
+from harness.readiness import HttpOk, wait_for
 from harness.stack import Stack, docker_errors, service_of
 
 Say = Callable[[str], None]
@@ -79,23 +77,9 @@ def start_supabase(stack: Stack, say: Say = print) -> SupabaseReport:
                 report.started, detach=True, dependencies=False, quiet=True
             )
     if "meta" in report.started:
-        wait_for_meta(stack.lab)
+        meta = HttpOk("postgres-meta answers /health", f"{stack.lab.http_url('meta')}/health")
+        wait_for([meta], META_READY_TIMEOUT, log_tail=stack.log_tail)
     return report
-
-
-def wait_for_meta(lab: Lab, timeout: float = META_READY_TIMEOUT) -> None:
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{lab.http_url('meta')}/health", timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        time.sleep(0.5)
-    raise HarnessError(f"postgres-meta did not answer /health in {timeout:.0f} s ({last})",
-                       "`harness logs meta`")  # fmt: skip
 
 
 def supabase_states(stack: Stack) -> dict[str, str]:

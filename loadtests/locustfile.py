@@ -55,6 +55,9 @@ class Shared:
         self._samples: Samples | None = None
 
     def pool(self, primary: bool) -> ConnectionPool[Any]:
+        made = self._pools.get(primary)
+        if made is not None:  # every request asks: no lock once the pool exists
+            return made
         with self._lock:
             if primary not in self._pools:
                 size = int(setting("POOL_SIZE", "40"))
