@@ -42,8 +42,10 @@ def main() -> None:
 
     report = take_backup(stack, "full")
     b = report.backup
-    print(f"full backup {b.label}: {report.seconds:.1f} s for {b.database_bytes / 2**20:,.0f} MiB "
-          f"({b.repository_bytes / 2**20:,.0f} MiB stored, lz4)")  # fmt: skip
+    print(
+        f"full backup {b.label}: {report.seconds:.1f} s for {b.database_bytes / 2**20:,.0f} MiB "
+        f"({b.repository_bytes / 2**20:,.0f} MiB stored, lz4)"
+    )
 
     segments, wal = archived(stack)
     started = time.monotonic()
@@ -52,9 +54,11 @@ def main() -> None:
     minutes = (time.monotonic() - started) / 60
     segments_after, wal_after = archived(stack)
     steady = {s.name: s for s in load.stats["steady"]}["*"]
-    print(f"under load ({steady.rps:.0f} requests/s, 100 users): "
-          f"{(segments_after - segments) / minutes:.1f} WAL segments archived per minute, "
-          f"{(wal_after - wal) / 2**20 / minutes:.1f} MiB of WAL written per minute")  # fmt: skip
+    print(
+        f"under load ({steady.rps:.0f} requests/s, 100 users): "
+        f"{(segments_after - segments) / minutes:.1f} WAL segments archived per minute, "
+        f"{(wal_after - wal) / 2**20 / minutes:.1f} MiB of WAL written per minute"
+    )
 
     result = drill(stack, get_preset(DEFAULT_PRESET), say=lambda _: None)
     print(drill_summary(result))

@@ -31,8 +31,10 @@ def main() -> None:
     unknown = [n for n in names if n not in CATALOG]
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
-    print(f"{'scenario':<30} {'runs':>4} {'RTO p50':>8} {'RTO p95':>8} {'max':>7} "
-          f"{'acked':>7} {'lost':>5} {'unknown':>7} {'ghosts':>6} {'passed':>6}")  # fmt: skip
+    print(
+        f"{'scenario':<30} {'runs':>4} {'RTO p50':>8} {'RTO p95':>8} {'max':>7} "
+        f"{'acked':>7} {'lost':>5} {'unknown':>7} {'ghosts':>6} {'passed':>6}"
+    )
     total_lost = 0
     for name in names:
         gaps, acked, lost, unknown_, ghosts, passed = [], 0, 0, 0, 0, 0
@@ -46,9 +48,11 @@ def main() -> None:
             ghosts += len(v.ghosts)
             passed += result.passed
         total_lost += lost
-        print(f"{name:<30} {args.runs:>4} {statistics.median(gaps):7.2f}s "
-              f"{percentile(gaps, 0.95):7.2f}s {max(gaps):6.2f}s {acked:>7} {lost:>5} "
-              f"{unknown_:>7} {ghosts:>6} {passed:>4}/{args.runs}")  # fmt: skip
+        print(
+            f"{name:<30} {args.runs:>4} {statistics.median(gaps):7.2f}s "
+            f"{percentile(gaps, 0.95):7.2f}s {max(gaps):6.2f}s {acked:>7} {lost:>5} "
+            f"{unknown_:>7} {ghosts:>6} {passed:>4}/{args.runs}"
+        )
     print(f"lost acknowledged writes in total: {total_lost}")
 
 

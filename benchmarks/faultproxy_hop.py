@@ -85,8 +85,10 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        direct = {"echo": f"127.0.0.1:{echo.server_address[1]}",
-                  "sink": f"127.0.0.1:{sink.server_address[1]}"}  # fmt: skip
+        direct = {
+            "echo": f"127.0.0.1:{echo.server_address[1]}",
+            "sink": f"127.0.0.1:{sink.server_address[1]}",
+        }
         via = {
             name: api.post("/proxies", json={"name": name, "upstream": up}).json()["listen"]
             for name, up in direct.items()
@@ -94,14 +96,22 @@ def main() -> None:
         rows = []
         for label, addresses in (("direct", direct), ("via faultproxy", via)):
             samples = round_trips(addresses["echo"], args.round_trips)
-            rows.append((label, percentile(samples, 50), percentile(samples, 99),
-                         throughput(addresses["sink"], args.megabytes)))  # fmt: skip
+            rows.append(
+                (
+                    label,
+                    percentile(samples, 50),
+                    percentile(samples, 99),
+                    throughput(addresses["sink"], args.megabytes),
+                )
+            )
         print(f"{'path':<16} {'p50 RTT µs':>11} {'p99 RTT µs':>11} {'MB/s':>8}")
         for label, p50, p99, rate in rows:
             print(f"{label:<16} {p50:11.0f} {p99:11.0f} {rate:8.0f}")
         (_, d50, d99, drate), (_, v50, v99, vrate) = rows
-        print(f"added by one hop: p50 {v50 - d50:.0f} µs, p99 {v99 - d99:.0f} µs, "
-              f"throughput {100 * vrate / drate:.0f}% of direct")  # fmt: skip
+        print(
+            f"added by one hop: p50 {v50 - d50:.0f} µs, p99 {v99 - d99:.0f} µs, "
+            f"throughput {100 * vrate / drate:.0f}% of direct"
+        )
     finally:
         proxy.terminate()
         proxy.wait(10)

@@ -57,8 +57,10 @@ def main() -> None:
     commits = timings_ms(lab.dsn("rw"), "insert into proxy_cost values (%s)", args.count)
     cpu, wall = cpu_seconds() - before, time.monotonic() - start
     print(f"sync commit (via repl proxy): {summary(commits)}")
-    print(f"fault proxy CPU: {cpu:.2f} s over {wall:.1f} s ({100 * cpu / wall:.1f}% of one core) "
-          f"for {args.count} commits, {1000 * cpu / args.count:.3f} ms per commit")  # fmt: skip
+    print(
+        f"fault proxy CPU: {cpu:.2f} s over {wall:.1f} s ({100 * cpu / wall:.1f}% of one core) "
+        f"for {args.count} commits, {1000 * cpu / args.count:.3f} ms per commit"
+    )
     with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
         conn.execute("drop table proxy_cost")
 

@@ -57,8 +57,14 @@ def main() -> None:
     copy_total, copy_phases = timed_seed(dsn, pregenerated)
     del pregenerated
     # Other parameters first, so the end-to-end run really loads.
-    seed(dsn, CrmData(args.seed + 1, resolve_counts("small")), reset=True, force=False,
-         progress=lambda *_: None, say=print)  # fmt: skip
+    seed(
+        dsn,
+        CrmData(args.seed + 1, resolve_counts("small")),
+        reset=True,
+        force=False,
+        progress=lambda *_: None,
+        say=print,
+    )
     e2e_total, e2e_phases = timed_seed(dsn, CrmData(args.seed, counts))
 
     with stack.patroni() as patroni:
@@ -68,8 +74,9 @@ def main() -> None:
     start = time.monotonic()
     stack.node_sql(leader.name, "select 1")  # warm the exec path
     container = stack.container(leader.name)
-    container.execute(["pgbench", "-i", "-q", "-s", str(scale), "postgres"], user="postgres",
-                      tty=False)  # fmt: skip
+    container.execute(
+        ["pgbench", "-i", "-q", "-s", str(scale), "postgres"], user="postgres", tty=False
+    )
     pgbench = time.monotonic() - start
     container.execute(["pgbench", "-i", "-I", "d", "postgres"], user="postgres", tty=False)
 

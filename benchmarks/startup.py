@@ -33,8 +33,13 @@ BENCH_SETTINGS = {
     "GARDENLAB_PROXIED_RO_PORT": "25011",
     "GARDENLAB_PROXIED_POOLER_PORT": "26442",
 }
-IMAGES = ("gardenlab/postgres:17", "gardenlab/etcd:3.5", "gardenlab/haproxy:3.0",
-          "gardenlab/pgbouncer:1.24", "gardenlab/faultproxy:1")  # fmt: skip
+IMAGES = (
+    "gardenlab/postgres:17",
+    "gardenlab/etcd:3.5",
+    "gardenlab/haproxy:3.0",
+    "gardenlab/pgbouncer:1.24",
+    "gardenlab/faultproxy:1",
+)
 MIB = 1024 * 1024
 
 

@@ -19,8 +19,9 @@ async def serve(host: str, port: int, config: Path | None) -> None:
         await collection.populate(json.loads(config.read_text()))
     api = Api(collection)
     server = await asyncio.start_server(api.serve_connection, host, port, reuse_address=True)
-    print(f"faultproxy {VERSION}: API on {host}:{port}, {len(collection.proxies)} proxies",
-          flush=True)  # fmt: skip
+    print(
+        f"faultproxy {VERSION}: API on {host}:{port}, {len(collection.proxies)} proxies", flush=True
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

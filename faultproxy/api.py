@@ -14,8 +14,16 @@ from faultproxy.proxy import ProxyCollection
 
 Response = tuple[int, Any]  # status, JSON body (None for 204)
 Handler = Callable[..., Awaitable[Response]]
-REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-           405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"}  # fmt: skip
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    500: "Internal Server Error",
+}
 MAX_BODY = 1 << 20
 
 

@@ -48,10 +48,13 @@ class BackupSet:
     @classmethod
     def from_info(cls, raw: dict[str, Any]) -> BackupSet:
         return cls(
-            raw["label"], raw["type"], float(raw["timestamp"]["start"]),
-            float(raw["timestamp"]["stop"]), int(raw["info"]["size"]),
+            raw["label"],
+            raw["type"],
+            float(raw["timestamp"]["start"]),
+            float(raw["timestamp"]["stop"]),
+            int(raw["info"]["size"]),
             int(raw["info"]["repository"]["delta"]),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -72,15 +75,18 @@ class RepositoryInfo:
         stanza = stanzas[0]
         archives = stanza.get("archive") or [{}]
         return cls(
-            int(stanza["status"]["code"]), str(stanza["status"]["message"]),
+            int(stanza["status"]["code"]),
+            str(stanza["status"]["message"]),
             tuple(BackupSet.from_info(b) for b in stanza.get("backup", [])),
-            str(archives[-1].get("min") or ""), str(archives[-1].get("max") or ""),
-        )  # fmt: skip
+            str(archives[-1].get("min") or ""),
+            str(archives[-1].get("max") or ""),
+        )
 
     def backup_before(self, target: datetime) -> BackupSet:
         """The newest backup that ended before the target: recovery starts from it."""
-        return max((b for b in self.backups if b.stopped <= target.timestamp()),
-                   key=lambda b: b.stopped)  # fmt: skip
+        return max(
+            (b for b in self.backups if b.stopped <= target.timestamp()), key=lambda b: b.stopped
+        )
 
     def check_target(self, target: datetime | None, now: float | None = None) -> None:
         """Refuse a restore this repository cannot serve, before anything is touched."""
@@ -99,8 +105,9 @@ class RepositoryInfo:
                 "pick a later time; `harness backups` lists the backups",
             )
         if target.timestamp() > (now or time.time()):
-            raise BackupError(f"{target.isoformat()} is in the future",
-                              "omit --time to restore the latest state")  # fmt: skip
+            raise BackupError(
+                f"{target.isoformat()} is in the future", "omit --time to restore the latest state"
+            )
 
 
 VERIFIED_BACKUP = re.compile(r"backup: (?P<label>\S+), status: (?P<status>\w+)")
@@ -206,8 +213,9 @@ def restore(
     try:
         verification = Verification.parse(stack.pgbackrest("verify", "--output=text", "--verbose"))
     except CommandError as exc:
-        raise BackupError(f"cannot verify the backup repository: {exc.message}",
-                          "the cluster was not touched") from exc  # fmt: skip
+        raise BackupError(
+            f"cannot verify the backup repository: {exc.message}", "the cluster was not touched"
+        ) from exc
     if problems := verification.problems(chosen.label):
         raise BackupError(
             f"the backup repository cannot serve this restore: {'; '.join(problems)}",
@@ -223,8 +231,9 @@ def restore(
     spec = RestoreTarget(target.isoformat(sep=" ") if target else None, chosen.label)
     say(f"bootstrapping from the backup, recovering to {report.target}")
     try:
-        up = stack.up(preset, timeout, ensure_engine=lambda: None,
-                      on_build_line=lambda _: None, restore=spec)  # fmt: skip
+        up = stack.up(
+            preset, timeout, ensure_engine=lambda: None, on_build_line=lambda _: None, restore=spec
+        )
         report.phases.update({f"up: {k}": v for k, v in up.phases.items()})
         first_write(stack, time.monotonic() + WRITE_DEADLINE)
     finally:
@@ -286,13 +295,17 @@ class DrillReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "passed": self.passed, "target": self.target,
+            "passed": self.passed,
+            "target": self.target,
             "backup": {**self.backup.backup.__dict__, "seconds": self.backup.seconds},
-            "rto_seconds": self.restore.rto, "phases": self.restore.phases,
-            "mismatches": self.mismatches, "before_target_rows": self.before_target_rows,
+            "rto_seconds": self.restore.rto,
+            "phases": self.restore.phases,
+            "mismatches": self.mismatches,
+            "before_target_rows": self.before_target_rows,
             "after_target_rows": self.after_target_rows,
-            "expected": self.expected, "found": self.found,
-        }  # fmt: skip
+            "expected": self.expected,
+            "found": self.found,
+        }
 
 
 def drill(
@@ -304,8 +317,14 @@ def drill(
         has_data = seeded(conn)
     if not has_data:
         say(f"drill: seeding {scale}")
-        seed(stack.lab.dsn("rw"), CrmData(42, resolve_counts(scale)), reset=False, force=False,
-             progress=lambda *_: None, say=say)  # fmt: skip
+        seed(
+            stack.lab.dsn("rw"),
+            CrmData(42, resolve_counts(scale)),
+            reset=False,
+            force=False,
+            progress=lambda *_: None,
+            say=say,
+        )
     say("drill: full backup")
     backup = take_backup(stack, "full")
     say(f"drill: backup {backup.backup.label} in {backup.seconds:.1f} s; writing batch A")
@@ -323,9 +342,15 @@ def drill(
         raise HarnessError("batch B changed nothing: the drill could not tell the points apart")
     archive_now(stack)
     result = restore(stack, preset, target, say=say)
-    return DrillReport(backup, target.isoformat(), result, expected,
-                       content_checksums(stack), marker_rows(stack, before),
-                       marker_rows(stack, after))  # fmt: skip
+    return DrillReport(
+        backup,
+        target.isoformat(),
+        result,
+        expected,
+        content_checksums(stack),
+        marker_rows(stack, before),
+        marker_rows(stack, after),
+    )
 
 
 def drill_summary(report: DrillReport) -> str:
@@ -342,8 +367,10 @@ def drill_summary(report: DrillReport) -> str:
         f"  written before the target: {report.before_target_rows} present; "
         f"after it: {report.after_target_rows} present (must be 0)",
     ]
-    lines += [f"  MISMATCH: {t}: expected {report.expected[t]}, found {report.found.get(t)}"
-              for t in report.mismatches]  # fmt: skip
+    lines += [
+        f"  MISMATCH: {t}: expected {report.expected[t]}, found {report.found.get(t)}"
+        for t in report.mismatches
+    ]
     return "\n".join(lines)
 
 
@@ -352,7 +379,13 @@ def backups_table_rows(info: RepositoryInfo) -> Sequence[tuple[str, ...]]:
         return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
     return [
-        (b.label, b.type, when(b.started), f"{b.stopped - b.started:.1f}",
-         f"{b.database_bytes / 2**20:,.0f}", f"{b.repository_bytes / 2**20:,.0f}")
+        (
+            b.label,
+            b.type,
+            when(b.started),
+            f"{b.stopped - b.started:.1f}",
+            f"{b.database_bytes / 2**20:,.0f}",
+            f"{b.repository_bytes / 2**20:,.0f}",
+        )
         for b in sorted(info.backups, key=lambda b: b.started)
-    ]  # fmt: skip
+    ]

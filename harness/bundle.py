@@ -34,16 +34,30 @@ from harness.render import (
 
 # The lab image each role's packages come from, and the packages it runs on a server.
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "database": ("gardenlab/postgres:17", (
-        "postgresql-17", "postgresql-17-pgvector", "postgresql-17-wal2json", "patroni",
-        "python3-etcd", "python3-psycopg2", "pgbackrest")),
+    "database": (
+        "gardenlab/postgres:17",
+        (
+            "postgresql-17",
+            "postgresql-17-pgvector",
+            "postgresql-17-wal2json",
+            "patroni",
+            "python3-etcd",
+            "python3-psycopg2",
+            "pgbackrest",
+        ),
+    ),
     "etcd": ("gardenlab/etcd:3.5", ("etcd-server", "etcd-client")),
     "haproxy": ("gardenlab/haproxy:3.0", ("haproxy",)),
     "pgbouncer": ("gardenlab/pgbouncer:1.24", ("pgbouncer",)),
     "backup": ("gardenlab/postgres:17", ("pgbackrest",)),
-}  # fmt: skip
-SERVICES = {"database": "gardenlab-patroni", "etcd": "etcd", "haproxy": "haproxy",
-            "pgbouncer": "pgbouncer", "backup": "gardenlab-pgbackrest"}  # fmt: skip
+}
+SERVICES = {
+    "database": "gardenlab-patroni",
+    "etcd": "etcd",
+    "haproxy": "haproxy",
+    "pgbouncer": "pgbouncer",
+    "backup": "gardenlab-pgbackrest",
+}
 TLS_DIR = "/etc/pgbackrest/tls"  # the repository host's certificates, provisioned by the operator
 
 PATRONI_UNIT = """\
@@ -99,12 +113,16 @@ NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_clus
 def site_of(inventory: Inventory) -> Site:
     backup = inventory.with_role("backup")
     repository = (
-        (("repo1-host", backup[0].address), ("repo1-host-type", "tls"),
-         ("repo1-host-ca-file", f"{TLS_DIR}/ca.crt"),
-         ("repo1-host-cert-file", f"{TLS_DIR}/client.crt"),
-         ("repo1-host-key-file", f"{TLS_DIR}/client.key"))
-        if backup else (("repo1-path", "/var/lib/pgbackrest"),)
-    )  # fmt: skip
+        (
+            ("repo1-host", backup[0].address),
+            ("repo1-host-type", "tls"),
+            ("repo1-host-ca-file", f"{TLS_DIR}/ca.crt"),
+            ("repo1-host-cert-file", f"{TLS_DIR}/client.crt"),
+            ("repo1-host-key-file", f"{TLS_DIR}/client.key"),
+        )
+        if backup
+        else (("repo1-path", "/var/lib/pgbackrest"),)
+    )
     return Site(
         etcd_hosts=tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd")),
         network=inventory.network,
@@ -121,8 +139,7 @@ def node_patroni_config(inventory: Inventory, host: Host) -> dict[str, Any]:
     config = patroni_config(inventory.preset, site=site_of(inventory))
     config = {"name": host.name, **config}
     config["restapi"] = {**config["restapi"], "connect_address": f"{host.address}:{REST_PORT}"}
-    config["postgresql"] = {**config["postgresql"],
-                            "connect_address": f"{host.address}:{PG_PORT}"}  # fmt: skip
+    config["postgresql"] = {**config["postgresql"], "connect_address": f"{host.address}:{PG_PORT}"}
     return config
 
 
@@ -145,10 +162,12 @@ def etcd_environment(inventory: Inventory, host: Host) -> str:
 
 
 def backup_server_conf(host: Host) -> str:
-    return (f"[global]\nrepo1-path=/var/lib/pgbackrest\nrepo1-retention-full=2\n"
-            f"tls-server-address={host.address}\ntls-server-ca-file={TLS_DIR}/ca.crt\n"
-            f"tls-server-cert-file={TLS_DIR}/server.crt\ntls-server-key-file={TLS_DIR}/server.key\n"
-            "tls-server-auth=*=gardenlab\n")  # fmt: skip
+    return (
+        f"[global]\nrepo1-path=/var/lib/pgbackrest\nrepo1-retention-full=2\n"
+        f"tls-server-address={host.address}\ntls-server-ca-file={TLS_DIR}/ca.crt\n"
+        f"tls-server-cert-file={TLS_DIR}/server.crt\ntls-server-key-file={TLS_DIR}/server.key\n"
+        "tls-server-auth=*=gardenlab\n"
+    )
 
 
 Files = dict[str, str]  # path on the server -> content
@@ -166,21 +185,31 @@ class HostBundle:
 
 ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
     "database": lambda inv, host: (
-        {"etc/patroni/patroni.yml": patroni_yml(node_patroni_config(inv, host), inv.preset),
-         "etc/pgbackrest/pgbackrest.conf": pgbackrest_conf(site_of(inv)),
-         "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
-         "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT},
-        {"etc/patroni/patroni.env": PATRONI_ENV}),
+        {
+            "etc/patroni/patroni.yml": patroni_yml(node_patroni_config(inv, host), inv.preset),
+            "etc/pgbackrest/pgbackrest.conf": pgbackrest_conf(site_of(inv)),
+            "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
+            "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
+        },
+        {"etc/patroni/patroni.env": PATRONI_ENV},
+    ),
     "etcd": lambda inv, host: ({"etc/default/etcd": etcd_environment(inv, host)}, {}),
     "haproxy": lambda inv, host: (
-        {"etc/haproxy/haproxy.cfg": haproxy_cfg(inv.preset, site_of(inv))}, {}),
+        {"etc/haproxy/haproxy.cfg": haproxy_cfg(inv.preset, site_of(inv))},
+        {},
+    ),
     "pgbouncer": lambda inv, host: (
         {"etc/pgbouncer/pgbouncer.ini": pgbouncer_ini(site_of(inv))},
-        {"var/lib/pgbouncer/userlist.txt": PGBOUNCER_USERLIST}),  # where pgbouncer.ini says
+        {"var/lib/pgbouncer/userlist.txt": PGBOUNCER_USERLIST},
+    ),  # where pgbouncer.ini says
     "backup": lambda inv, host: (
-        {"etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
-         "etc/systemd/system/gardenlab-pgbackrest.service": PGBACKREST_UNIT}, {}),
-}  # fmt: skip
+        {
+            "etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
+            "etc/systemd/system/gardenlab-pgbackrest.service": PGBACKREST_UNIT,
+        },
+        {},
+    ),
+}
 
 
 def lab_package_versions(roles: set[str]) -> dict[str, str]:
@@ -193,8 +222,10 @@ def lab_package_versions(roles: set[str]) -> dict[str, str]:
     for image, wanted in sorted(images.items()):
         try:
             query = ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", *sorted(wanted)]
-            output = run(["docker", "run", "--rm", "--entrypoint", *query[:1], image, *query[1:]],
-                         timeout=120)  # fmt: skip
+            output = run(
+                ["docker", "run", "--rm", "--entrypoint", *query[:1], image, *query[1:]],
+                timeout=120,
+            )
         except CommandError as exc:
             raise ConfigError(
                 f"cannot read package versions from the lab image {image}: {exc.message}",
@@ -203,8 +234,10 @@ def lab_package_versions(roles: set[str]) -> dict[str, str]:
         for line in output.splitlines():
             name, _, version = line.partition("=")
             if not version:
-                raise ConfigError(f"{name} is not installed in the lab image {image}",
-                                  "the lab and the bundle must name the same packages")  # fmt: skip
+                raise ConfigError(
+                    f"{name} is not installed in the lab image {image}",
+                    "the lab and the bundle must name the same packages",
+                )
             versions[name] = version
     return versions
 
@@ -215,8 +248,11 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
         bundle = HostBundle(host)
         for role in host.roles:
             _, packages = PACKAGES[role]
-            bundle.packages += [f"{p}={versions[p]}" for p in packages
-                                if f"{p}={versions[p]}" not in bundle.packages]  # fmt: skip
+            bundle.packages += [
+                f"{p}={versions[p]}"
+                for p in packages
+                if f"{p}={versions[p]}" not in bundle.packages
+            ]
             files, templates = ROLE_FILES[role](inventory, host)
             bundle.files.update(files)
             bundle.templates.update(templates)
@@ -225,53 +261,96 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
     return bundles
 
 
-PLAYBOOK: list[dict[str, Any]] = [{
-    "name": "gardenlab: the configuration the lab proved, on Debian 13 servers",
-    "hosts": "all",
-    "become": True,
-    "tasks": [
-        {"name": "Keep the PostgreSQL package from creating a cluster of its own",
-         "ansible.builtin.copy": {"src": "{{ inventory_hostname }}/etc/postgresql-common/",
-                                  "dest": "/etc/postgresql-common/"},
-         "when": "'database' in gardenlab_roles"},
-        {"name": "Install the packages, pinned to the versions the lab ran",
-         "ansible.builtin.apt": {"name": "{{ gardenlab_packages }}", "update_cache": True,
-                                 "install_recommends": False}},
-        {"name": "Make the configuration's directories",
-         "ansible.builtin.file": {"path": "/{{ item | dirname }}", "state": "directory",
-                                  "mode": "0755"},
-         "loop": "{{ gardenlab_files }}"},
-        {"name": "Place the configuration",
-         "ansible.builtin.copy": {"src": "{{ inventory_hostname }}/{{ item }}",
-                                  "dest": "/{{ item }}", "mode": "0644"},
-         "loop": "{{ gardenlab_files }}"},
-        {"name": "Make the secrets' directories",
-         "ansible.builtin.file": {"path": "/{{ item | dirname }}", "state": "directory",
-                                  "owner": "postgres"},
-         "loop": "{{ gardenlab_templates }}"},
-        {"name": "Place the secrets, from Ansible variables",
-         "ansible.builtin.template": {"src": "{{ inventory_hostname }}/{{ item }}.j2",
-                                      "dest": "/{{ item }}", "mode": "0600",
-                                      "owner": "postgres"},
-         "loop": "{{ gardenlab_templates }}"},
-        {"name": "Run the services under systemd",
-         "ansible.builtin.systemd_service": {"name": "{{ item }}", "enabled": True,
-                                             "state": "restarted", "daemon_reload": True},
-         "loop": "{{ gardenlab_services }}"},
-    ],
-}]  # fmt: skip
+PLAYBOOK: list[dict[str, Any]] = [
+    {
+        "name": "gardenlab: the configuration the lab proved, on Debian 13 servers",
+        "hosts": "all",
+        "become": True,
+        "tasks": [
+            {
+                "name": "Keep the PostgreSQL package from creating a cluster of its own",
+                "ansible.builtin.copy": {
+                    "src": "{{ inventory_hostname }}/etc/postgresql-common/",
+                    "dest": "/etc/postgresql-common/",
+                },
+                "when": "'database' in gardenlab_roles",
+            },
+            {
+                "name": "Install the packages, pinned to the versions the lab ran",
+                "ansible.builtin.apt": {
+                    "name": "{{ gardenlab_packages }}",
+                    "update_cache": True,
+                    "install_recommends": False,
+                },
+            },
+            {
+                "name": "Make the configuration's directories",
+                "ansible.builtin.file": {
+                    "path": "/{{ item | dirname }}",
+                    "state": "directory",
+                    "mode": "0755",
+                },
+                "loop": "{{ gardenlab_files }}",
+            },
+            {
+                "name": "Place the configuration",
+                "ansible.builtin.copy": {
+                    "src": "{{ inventory_hostname }}/{{ item }}",
+                    "dest": "/{{ item }}",
+                    "mode": "0644",
+                },
+                "loop": "{{ gardenlab_files }}",
+            },
+            {
+                "name": "Make the secrets' directories",
+                "ansible.builtin.file": {
+                    "path": "/{{ item | dirname }}",
+                    "state": "directory",
+                    "owner": "postgres",
+                },
+                "loop": "{{ gardenlab_templates }}",
+            },
+            {
+                "name": "Place the secrets, from Ansible variables",
+                "ansible.builtin.template": {
+                    "src": "{{ inventory_hostname }}/{{ item }}.j2",
+                    "dest": "/{{ item }}",
+                    "mode": "0600",
+                    "owner": "postgres",
+                },
+                "loop": "{{ gardenlab_templates }}",
+            },
+            {
+                "name": "Run the services under systemd",
+                "ansible.builtin.systemd_service": {
+                    "name": "{{ item }}",
+                    "enabled": True,
+                    "state": "restarted",
+                    "daemon_reload": True,
+                },
+                "loop": "{{ gardenlab_services }}",
+            },
+        ],
+    }
+]
 
 
 def ansible_inventory(bundles: list[HostBundle]) -> dict[str, Any]:
-    return {"all": {"hosts": {
-        b.host.name: {
-            "ansible_host": b.host.address,
-            "gardenlab_roles": list(b.host.roles),
-            "gardenlab_packages": b.packages,
-            "gardenlab_files": sorted(f for f in b.files if "postgresql-common" not in f),
-            "gardenlab_templates": sorted(b.templates),
-            "gardenlab_services": b.services,
-        } for b in bundles}}}  # fmt: skip
+    return {
+        "all": {
+            "hosts": {
+                b.host.name: {
+                    "ansible_host": b.host.address,
+                    "gardenlab_roles": list(b.host.roles),
+                    "gardenlab_packages": b.packages,
+                    "gardenlab_files": sorted(f for f in b.files if "postgresql-common" not in f),
+                    "gardenlab_templates": sorted(b.templates),
+                    "gardenlab_services": b.services,
+                }
+                for b in bundles
+            }
+        }
+    }
 
 
 def write_bundle(bundles: list[HostBundle], out: Path) -> list[Path]:

@@ -60,9 +60,14 @@ class Result:
         return not self.failures
 
     def to_json(self) -> dict[str, Any]:
-        return {"scenario": self.scenario, "fault": self.fault, "passed": self.passed,
-                "failures": self.failures, "verdict": self.verdict.to_json(),
-                "record": self.record.to_json()}  # fmt: skip
+        return {
+            "scenario": self.scenario,
+            "fault": self.fault,
+            "passed": self.passed,
+            "failures": self.failures,
+            "verdict": self.verdict.to_json(),
+            "record": self.record.to_json(),
+        }
 
 
 def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
@@ -72,13 +77,16 @@ def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
     if expect.failover is True and not changed:
         failures.append(f"expected a failover, the leader stayed {outage.leader_before}")
     if expect.failover is False and changed:
-        failures.append(f"expected no failover, leader {outage.leader_before} -> "
-                        f"{outage.leader_after}")  # fmt: skip
+        failures.append(
+            f"expected no failover, leader {outage.leader_before} -> {outage.leader_after}"
+        )
     if expect.max_write_gap is not None and (
         outage.gap_end is None or outage.write_gap > expect.max_write_gap
     ):
-        failures.append(f"write outage {outage.write_gap:.1f} s exceeds the budget of "
-                        f"{expect.max_write_gap:.1f} s")  # fmt: skip
+        failures.append(
+            f"write outage {outage.write_gap:.1f} s exceeds the budget of "
+            f"{expect.max_write_gap:.1f} s"
+        )
     return failures
 
 
@@ -160,14 +168,22 @@ def plot_timeline(result: Result, path: Path) -> None:
     """Acknowledged writes, errors and write latency, the fault shaded, leader changes marked."""
     record, outage = result.record, result.verdict.outage
     end = max([a.ended for a in record.attempts] + [1.0])
-    spans = ([timeline.Span(record.marks["fault"], record.marks.get("heal", end), "orange", 0.2)]
-             if "fault" in record.marks else [])  # fmt: skip
+    spans = (
+        [timeline.Span(record.marks["fault"], record.marks.get("heal", end), "orange", 0.2)]
+        if "fault" in record.marks
+        else []
+    )
     timeline.plot(
-        (timeline.Event(a.ended, a.outcome == "ack", (a.ended - a.started) * 1000)
-         for a in record.attempts),
+        (
+            timeline.Event(a.ended, a.outcome == "ack", (a.ended - a.started) * 1000)
+            for a in record.attempts
+        ),
         path,
         title=f"{result.scenario}: {result.fault} (shaded); leader {outage.leader_before} -> "
         f"{outage.leader_after} (dashed); write outage {outage.write_gap:.1f} s",
-        ok_label="acks/s", latency_quantile=50, spans=spans,
-        marks=[at for at, _leader in leader_changes(record)], bin_seconds=0.5,
-    )  # fmt: skip
+        ok_label="acks/s",
+        latency_quantile=50,
+        spans=spans,
+        marks=[at for at, _leader in leader_changes(record)],
+        bin_seconds=0.5,
+    )

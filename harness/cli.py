@@ -172,9 +172,12 @@ def cli() -> None:
     + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
 )
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for readiness.")
-@click.option("--supabase", is_flag=True,
-              help="Also start the Supabase services (auth, rest, realtime, storage, meta, "
-              "studio, kong) that can run here; name those that cannot.")  # fmt: skip
+@click.option(
+    "--supabase",
+    is_flag=True,
+    help="Also start the Supabase services (auth, rest, realtime, storage, meta, "
+    "studio, kong) that can run here; name those that cannot.",
+)
 def up(preset: str, timeout: float, supabase: bool) -> None:
     """Build and start the stack, then wait until it is proven healthy.
 
@@ -233,8 +236,9 @@ def down(volumes: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-@click.option("--supabase", is_flag=True,
-              help="Also the Supabase services, URLs and API keys (secrets!).")  # fmt: skip
+@click.option(
+    "--supabase", is_flag=True, help="Also the Supabase services, URLs and API keys (secrets!)."
+)
 def status(as_json: bool, supabase: bool) -> None:
     """Show members, roles, timelines, lag and HAProxy's routing. Exit 1 unless healthy."""
     stack = make_stack()
@@ -244,8 +248,13 @@ def status(as_json: bool, supabase: bool) -> None:
             click.echo(settings_json(stack.lab, stack))
         else:
             states = supabase_states(stack)
-            out.print("Supabase services: " + (", ".join(f"{s} {st}" for s, st in
-                      sorted(states.items())) or "none (`harness up --supabase`)"))  # fmt: skip
+            out.print(
+                "Supabase services: "
+                + (
+                    ", ".join(f"{s} {st}" for s, st in sorted(states.items()))
+                    or "none (`harness up --supabase`)"
+                )
+            )
             for key, value in client_settings(stack.lab).items():
                 out.print(f"  {key}: {value}", highlight=False, soft_wrap=True)
         sys.exit(0 if current.healthy else 1)
@@ -363,23 +372,35 @@ def parse_counts(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--force", is_flag=True, help="Seed a target that is not the lab.")
 @click.option("--dsn", default=None, help="Target connection string (default: the lab's rw).")
 def seed_command(
-    scale: str, seed_value: int, counts: tuple[str, ...], reset: bool, force: bool,
+    scale: str,
+    seed_value: int,
+    counts: tuple[str, ...],
+    reset: bool,
+    force: bool,
     dsn: str | None,
-) -> None:  # fmt: skip
+) -> None:
     """Load realistic, deterministic CRM data with COPY. Running it again changes nothing."""
     data = CrmData(seed_value, resolve_counts(scale, parse_counts(counts)))
     target = dsn or make_stack().lab.dsn("rw")
     total = sum(data.counts.values())
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.speed:>9,.0f} rows/s" ), TimeElapsedColumn(), console=err,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed:>9,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=err,
         disable=not err.is_terminal,
-    ) as bar:  # fmt: skip
+    ) as bar:
         task = bar.add_task(f"seeding {scale} (seed {seed_value})", total=total)
         report = seed(
-            target, data, reset=reset, force=force,
-            progress=lambda table, rows: bar.advance(task, rows), say=err.print,
-        )  # fmt: skip
+            target,
+            data,
+            reset=reset,
+            force=force,
+            progress=lambda table, rows: bar.advance(task, rows),
+            say=err.print,
+        )
     if report.outcome == "unchanged":
         err.print(f"already seeded: {scale}, seed {seed_value}; nothing to do")
         return
@@ -426,16 +447,23 @@ def chaos_list() -> None:
     """The scenario catalog, with what each one promises."""
     for scenario in CATALOG.values():
         budget = scenario.expect.max_write_gap
-        out.print(f"[bold]{scenario.name}[/] (write outage budget: "
-                  f"{'none' if budget is None else f'{budget:g} s'})")  # fmt: skip
+        out.print(
+            f"[bold]{scenario.name}[/] (write outage budget: "
+            f"{'none' if budget is None else f'{budget:g} s'})"
+        )
         out.print(f"  {scenario.story}", highlight=False)
 
 
 @chaos.command("run")
 @click.argument("name")
 @click.option("--writers", default=4, show_default=True, help="Concurrent writer clients.")
-@click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Where result.json and timeline.png go [artifacts/NAME-TIME].")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default=None,
+    help="Where result.json and timeline.png go [artifacts/NAME-TIME].",
+)
 def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
     """Run one scenario; exit 1 when an invariant or a budget fails."""
     if name not in CATALOG:
@@ -443,9 +471,11 @@ def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
     stack = make_stack()
     scenario = CATALOG[name]
     result = run_scenario(stack, scenario, writers=writers, say=err.print)
-    directory = Path(out_dir) if out_dir else (
-        stack.lab.root / "artifacts" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )  # fmt: skip
+    directory = (
+        Path(out_dir)
+        if out_dir
+        else (stack.lab.root / "artifacts" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
     json_path, png_path = write_report(result, directory)
     out.print(summary(result, scenario), highlight=False)
     out.print(f"  report: {json_path}, {png_path}", highlight=False)
@@ -453,11 +483,14 @@ def chaos_run(name: str, writers: int, out_dir: str | None) -> None:
 
 
 threshold_option = click.option(
-    "--threshold", "thresholds", multiple=True, metavar="[REQUEST:]METRIC=VALUE",
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="[REQUEST:]METRIC=VALUE",
     help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, p99 (ms) "
     "and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). Per request type: "
     "search_leads:p99=50.",
-)  # fmt: skip
+)
 
 
 def limits_from(thresholds: tuple[str, ...]) -> tuple[Limit, ...]:
@@ -512,12 +545,25 @@ def limits_from(thresholds: tuple[str, ...]) -> tuple[Limit, ...]:
     default=None,
     help="Run this chaos scenario under the load (`harness chaos list`).",
 )
-@click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Where the reports go [artifacts/load/NAME-TIME].")  # fmt: skip
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default=None,
+    help="Where the reports go [artifacts/load/NAME-TIME].",
+)
 def load_command(
-    users: int, spawn_rate: float, duration: str, via: str, processes: int, pool_size: int,
-    wait: str, thresholds: tuple[str, ...], scenario: str | None, out_dir: str | None,
-) -> None:  # fmt: skip
+    users: int,
+    spawn_rate: float,
+    duration: str,
+    via: str,
+    processes: int,
+    pool_size: int,
+    wait: str,
+    thresholds: tuple[str, ...],
+    scenario: str | None,
+    out_dir: str | None,
+) -> None:
     """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
 
     The mix (loadtests/mix.py): lead search by trigram, client lookup by phone, the agency
@@ -532,23 +578,32 @@ def load_command(
             f"unknown scenario {scenario!r}", "`harness chaos list` shows the catalog"
         )
     plan = LoadPlan(
-        users=users, spawn_rate=spawn_rate, duration=parse_duration(duration), via=via,
-        processes=processes, pool_size=pool_size, wait=parse_wait(wait),
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=parse_duration(duration),
+        via=via,
+        processes=processes,
+        pool_size=pool_size,
+        wait=parse_wait(wait),
         limits=limits_from(thresholds),
-    )  # fmt: skip
+    )
     stack = make_stack()
     label = scenario or f"{users}u-{via}"
-    directory = Path(out_dir) if out_dir else (
-        stack.lab.root / "artifacts" / "load" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )  # fmt: skip
+    directory = (
+        Path(out_dir)
+        if out_dir
+        else (stack.lab.root / "artifacts" / "load" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
     try:
         if scenario is None:
             result = run_load(stack, plan, directory, say=err.print)
         else:
             result = run_load_chaos(stack, plan, CATALOG[scenario], directory, say=err.print)
     except KeyboardInterrupt:
-        err.print(f"interrupted: Locust stopped (its reports so far are in {directory}); "
-                  "any fault was healed")  # fmt: skip
+        err.print(
+            f"interrupted: Locust stopped (its reports so far are in {directory}); "
+            "any fault was healed"
+        )
         sys.exit(130)
     if result.chaos is not None:
         out.print(summary(result.chaos, CATALOG[result.chaos.scenario]), highlight=False)
@@ -561,16 +616,24 @@ def current_preset() -> TimingPreset:
 
 
 @cli.command("backup")
-@click.option("--type", "kind", type=click.Choice(list(BACKUP_TYPES)), default="full",
-              show_default=True, help="full, diff (since the last full) or incr.")  # fmt: skip
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(list(BACKUP_TYPES)),
+    default="full",
+    show_default=True,
+    help="full, diff (since the last full) or incr.",
+)
 def backup_command(kind: str) -> None:
     """Take a pgBackRest backup on the leader into the repository (the `backups` volume)."""
     with err.status(f"{kind} backup on the leader"):
         report = take_backup(make_stack(), kind)
     b = report.backup
-    err.print(f"backup {b.label} ({b.type}) on {report.node} in {report.seconds:.1f} s: "
-              f"database {b.database_bytes / 2**20:,.0f} MiB, "
-              f"{b.repository_bytes / 2**20:,.0f} MiB stored")  # fmt: skip
+    err.print(
+        f"backup {b.label} ({b.type}) on {report.node} in {report.seconds:.1f} s: "
+        f"database {b.database_bytes / 2**20:,.0f} MiB, "
+        f"{b.repository_bytes / 2**20:,.0f} MiB stored"
+    )
 
 
 @cli.command("backups")
@@ -610,15 +673,16 @@ def restore_command(target: str | None, yes: bool, timeout: float) -> None:
     destroys the nodes' and etcd's volumes, bootstraps the first node from the backup
     (Patroni, recovering to the target from the archived WAL) and lets the replicas
     clone it. Prints the RTO: from "cluster lost" to "writes accepted again".
-    """  # fmt: skip
+    """
     when = parse_timestamp(target) if target else None
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError("restore replaces the cluster's data", "pass --yes to confirm")
         click.confirm("This replaces all data of the cluster. Go on?", abort=True)
     with ProgressView() as view:
-        report = restore(make_stack(view.say), current_preset(), when, timeout=timeout,
-                         say=view.say)  # fmt: skip
+        report = restore(
+            make_stack(view.say), current_preset(), when, timeout=timeout, say=view.say
+        )
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items())
     err.print(f"[green]restored[/] to {report.target}; RTO {report.rto:.1f} s ({phases})")
     out.print(status_table(make_stack().status()))
@@ -628,18 +692,29 @@ def parse_timestamp(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--time {text!r} is not a timestamp",
-                          "e.g. '2026-11-22 10:30:00+00'") from None  # fmt: skip
+        raise ConfigError(
+            f"--time {text!r} is not a timestamp", "e.g. '2026-11-22 10:30:00+00'"
+        ) from None
     if when.tzinfo is None:
         raise ConfigError(f"--time {text!r} has no time zone", "add one, e.g. +00 for UTC")
     return when
 
 
 @cli.command("drill")
-@click.option("--scale", type=click.Choice(list(SCALES)), default="small", show_default=True,
-              help="What to seed when the lab holds no CRM data yet.")  # fmt: skip
-@click.option("--out", "out_dir", type=click.Path(), default=None,
-              help="Where drill.json goes [artifacts/drill-TIME].")  # fmt: skip
+@click.option(
+    "--scale",
+    type=click.Choice(list(SCALES)),
+    default="small",
+    show_default=True,
+    help="What to seed when the lab holds no CRM data yet.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default=None,
+    help="Where drill.json goes [artifacts/drill-TIME].",
+)
 def drill_command(scale: str, out_dir: str | None) -> None:
     """The timed restore drill: back up, write, mark a point, write more, destroy the
     cluster, restore to the point, and check the content is exactly the point's.
@@ -650,9 +725,11 @@ def drill_command(scale: str, out_dir: str | None) -> None:
     with ProgressView() as view:
         stack = make_stack(view.say)
         report = drill(stack, current_preset(), scale, say=view.say)
-    directory = Path(out_dir) if out_dir else (
-        stack.lab.root / "artifacts" / f"drill-{time.strftime('%Y%m%d-%H%M%S')}"
-    )  # fmt: skip
+    directory = (
+        Path(out_dir)
+        if out_dir
+        else (stack.lab.root / "artifacts" / f"drill-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "drill.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
     out.print(drill_summary(report), highlight=False)
@@ -682,18 +759,23 @@ def render_command(inventory_path: Path, out_dir: Path) -> None:
     resources; Debian packages pinned to the versions inside the lab's images; an Ansible
     playbook that installs them and runs the services under systemd. Secrets are not in
     the bundle: pass them to ansible-playbook (`--extra-vars @secrets.yml`).
-    """  # fmt: skip
+    """
     inventory = load_inventory(inventory_path)
     versions = lab_package_versions({role for h in inventory.hosts for role in h.roles})
     bundles = plan_bundle(inventory, versions)
     written = write_bundle(bundles, out_dir)
     for b in bundles:
-        out.print(f"{b.host.name} ({b.host.address}): {', '.join(b.host.roles)}; "
-                  f"{len(b.files) + len(b.templates)} files, {len(b.packages)} packages, "
-                  f"services {', '.join(b.services)}", highlight=False)  # fmt: skip
-    err.print(f"wrote {len(written)} files to {out_dir}; deploy with "
-              f"`ansible-playbook -i {out_dir}/inventory.yml {out_dir}/playbook.yml "
-              "--extra-vars @secrets.yml`")  # fmt: skip
+        out.print(
+            f"{b.host.name} ({b.host.address}): {', '.join(b.host.roles)}; "
+            f"{len(b.files) + len(b.templates)} files, {len(b.packages)} packages, "
+            f"services {', '.join(b.services)}",
+            highlight=False,
+        )
+    err.print(
+        f"wrote {len(written)} files to {out_dir}; deploy with "
+        f"`ansible-playbook -i {out_dir}/inventory.yml {out_dir}/playbook.yml "
+        "--extra-vars @secrets.yml`"
+    )
 
 
 @cli.command("gate")
@@ -730,10 +812,16 @@ def render_command(inventory_path: Path, out_dir: Path) -> None:
     help="Where gate.json, gate.md and the load reports go [artifacts/gate-TIME].",
 )
 def gate_command(
-    target_path: Path, secrets_path: Path | None, users: int, duration: str,
-    thresholds: tuple[str, ...], max_lag: int, max_backup_age: float, allow_disruptive: bool,
+    target_path: Path,
+    secrets_path: Path | None,
+    users: int,
+    duration: str,
+    thresholds: tuple[str, ...],
+    max_lag: int,
+    max_backup_age: float,
+    allow_disruptive: bool,
     out_dir: Path | None,
-) -> None:  # fmt: skip
+) -> None:
     """Go / no-go for a cutover: the lab's checks against the cluster an inventory names.
 
     Read-only first (a Patroni cluster of this inventory, one leader, replicas streaming
@@ -742,18 +830,26 @@ def gate_command(
     read the repository); only then Locust on its endpoints; only with --allow-disruptive
     a planned switchover. Exit 1 on no-go. Nothing runs against a target that is not first
     verified as a healthy Patroni cluster.
-    """  # fmt: skip
+    """
     inventory = load_inventory(target_path)
     lab = Lab.discover()
     secrets = read_env_file(secrets_path) if secrets_path else dict(lab.settings)
-    plan = LoadPlan(users=users, duration=parse_duration(duration),
-                    limits=limits_from(thresholds))  # fmt: skip
+    plan = LoadPlan(users=users, duration=parse_duration(duration), limits=limits_from(thresholds))
     directory = out_dir or lab.root / "artifacts" / f"gate-{time.strftime('%Y%m%d-%H%M%S')}"
-    report = run_gate(inventory, secrets, plan, directory, allow_disruptive=allow_disruptive,
-                      max_lag=max_lag, max_backup_age=max_backup_age * 3600,
-                      say=err.print)  # fmt: skip
-    table = Table(title=f"cutover gate: {'[green]GO[/]' if report.go else '[bold red]NO-GO[/]'}",
-                  title_justify="left")  # fmt: skip
+    report = run_gate(
+        inventory,
+        secrets,
+        plan,
+        directory,
+        allow_disruptive=allow_disruptive,
+        max_lag=max_lag,
+        max_backup_age=max_backup_age * 3600,
+        say=err.print,
+    )
+    table = Table(
+        title=f"cutover gate: {'[green]GO[/]' if report.go else '[bold red]NO-GO[/]'}",
+        title_justify="left",
+    )
     for column in ("check", "result", "evidence"):
         table.add_column(column)
     marks = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "[dim]skipped[/]"}
@@ -804,9 +900,12 @@ def inject(build: Callable[[Faults], Fault]) -> None:
 
 def stream_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
-        "--stream", type=click.Choice(["downstream", "upstream"]), default="downstream",
-        show_default=True, help="downstream: towards the client/replica; upstream: back.",
-    )(f)  # fmt: skip
+        "--stream",
+        type=click.Choice(["downstream", "upstream"]),
+        default="downstream",
+        show_default=True,
+        help="downstream: towards the client/replica; upstream: back.",
+    )(f)
 
 
 for _action, _help in (

@@ -32,19 +32,42 @@ MAX_ROWS = 50_000_000
 # Rows per table at each scale. prod is what the plans name: 1M leads, 100K clients.
 SCALES: dict[str, dict[str, int]] = {
     "small": {
-        "agencies": 5, "agency_users": 25, "companies": 200, "leads": 5_000, "clients": 1_000,
-        "services": 25, "staff": 25, "staff_schedules": 125, "bookings": 3_000,
-        "dialog_contexts": 1_000, "reminders": 2_000, "messages": 10_000, "ai_agents": 10,
-        "agent_memory": 2_000, "agent_subscriptions": 1_000, "ai_interactions": 2_000,
+        "agencies": 5,
+        "agency_users": 25,
+        "companies": 200,
+        "leads": 5_000,
+        "clients": 1_000,
+        "services": 25,
+        "staff": 25,
+        "staff_schedules": 125,
+        "bookings": 3_000,
+        "dialog_contexts": 1_000,
+        "reminders": 2_000,
+        "messages": 10_000,
+        "ai_agents": 10,
+        "agent_memory": 2_000,
+        "agent_subscriptions": 1_000,
+        "ai_interactions": 2_000,
     },
     "prod": {
-        "agencies": 50, "agency_users": 500, "companies": 20_000, "leads": 1_000_000,
-        "clients": 100_000, "services": 500, "staff": 500, "staff_schedules": 2_500,
-        "bookings": 200_000, "dialog_contexts": 100_000, "reminders": 150_000,
-        "messages": 1_000_000, "ai_agents": 100, "agent_memory": 20_000,
-        "agent_subscriptions": 50_000, "ai_interactions": 100_000,
+        "agencies": 50,
+        "agency_users": 500,
+        "companies": 20_000,
+        "leads": 1_000_000,
+        "clients": 100_000,
+        "services": 500,
+        "staff": 500,
+        "staff_schedules": 2_500,
+        "bookings": 200_000,
+        "dialog_contexts": 100_000,
+        "reminders": 150_000,
+        "messages": 1_000_000,
+        "ai_agents": 100,
+        "agent_memory": 20_000,
+        "agent_subscriptions": 50_000,
+        "ai_interactions": 100_000,
     },
-}  # fmt: skip
+}
 TABLES = tuple(SCALES["small"])
 Columns = list[list[str]]  # one list of COPY-ready values per column
 
@@ -213,16 +236,21 @@ class CrmData:
         lm, lf = choose(rng, p.last_m, n), choose(rng, p.last_f, n)
         mm, mf = choose(rng, p.middle_m, n), choose(rng, p.middle_f, n)
         names = [
-            f"{lf[i]} {ff[i]} {mf[i]}" if female[i] and with_middle[i]
-            else f"{lf[i]} {ff[i]}" if female[i]
-            else f"{lm[i]} {fm[i]} {mm[i]}" if with_middle[i]
+            f"{lf[i]} {ff[i]} {mf[i]}"
+            if female[i] and with_middle[i]
+            else f"{lf[i]} {ff[i]}"
+            if female[i]
+            else f"{lm[i]} {fm[i]} {mm[i]}"
+            if with_middle[i]
             else f"{lm[i]} {fm[i]}"
             for i in range(n)
-        ]  # fmt: skip
+        ]
         digits = rng.integers(0, 10**7, n).tolist()
         codes = rng.integers(900, 1000, n).tolist()
-        phones = [f"+7 {c} {d // 10_000:03d}-{d // 100 % 100:02d}-{d % 100:02d}"
-                  for c, d in zip(codes, digits, strict=True)]  # fmt: skip
+        phones = [
+            f"+7 {c} {d // 10_000:03d}-{d // 100 % 100:02d}-{d % 100:02d}"
+            for c, d in zip(codes, digits, strict=True)
+        ]
         users, domains = choose(rng, p.users, n), choose(rng, p.domains, n)
         suffix = rng.integers(1, 1000, n).tolist()
         emails = [f"{u}{s}@{d}" for u, s, d in zip(users, suffix, domains, strict=True)]
@@ -260,34 +288,78 @@ class CrmData:
         n = len(ids)
         names = choose(rng, self.pools.companies, n)
         tax = [f"{v:010d}" for v in rng.integers(0, 10**10, n).tolist()]
-        industries = weighted(rng, {"retail": 3, "logistics": 2, "construction": 2,
-                                    "it": 2, "medicine": 1, "education": 1}, n)  # fmt: skip
+        industries = weighted(
+            rng,
+            {
+                "retail": 3,
+                "logistics": 2,
+                "construction": 2,
+                "it": 2,
+                "medicine": 1,
+                "education": 1,
+            },
+            n,
+        )
         streets, cities = choose(rng, self.pools.streets, n), choose(rng, self.pools.cities, n)
         address = [f"{c}, {s}" for c, s in zip(cities, streets, strict=True)]
         staff = rng.integers(1, 500, n).tolist()
         details = [json.dumps({"employees": s}) for s in staff]
         created = iso(timestamps(rng, n))
-        return [self._ids(ids), self._ids(agency), names, self._nullable(rng, tax, 0.2),
-                industries, address, details, created, created]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            names,
+            self._nullable(rng, tax, 0.2),
+            industries,
+            address,
+            details,
+            created,
+            created,
+        ]
 
     def _leads(self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray) -> Columns:
         n = len(ids)
         names, phones, emails = self._people(rng, n)
         company = self._ids(self.same_agency("companies", agency, f"leads.{ids[0]}"))
-        status = weighted(rng, {"new": 30, "contacted": 25, "qualified": 20, "won": 10,
-                                "lost": 15}, n)  # fmt: skip
-        source = weighted(rng, {"website": 35, "whatsapp": 20, "telegram": 15, "referral": 15,
-                                "ads": 10, "cold_call": 5}, n)  # fmt: skip
+        status = weighted(
+            rng, {"new": 30, "contacted": 25, "qualified": 20, "won": 10, "lost": 15}, n
+        )
+        source = weighted(
+            rng,
+            {
+                "website": 35,
+                "whatsapp": 20,
+                "telegram": 15,
+                "referral": 15,
+                "ads": 10,
+                "cold_call": 5,
+            },
+            n,
+        )
         score = self._ids(rng.integers(0, 101, n))
-        products = weighted(rng, {"osago": 35, "kasko": 25, "health": 15, "property": 15,
-                                  "travel": 10}, n)  # fmt: skip
+        products = weighted(
+            rng, {"osago": 35, "kasko": 25, "health": 15, "property": 15, "travel": 10}, n
+        )
         budget = rng.integers(5, 500, n).tolist()
-        info = [f'{{"product": "{p}", "budget": {b * 1000}}}'
-                for p, b in zip(products, budget, strict=True)]  # fmt: skip
+        info = [
+            f'{{"product": "{p}", "budget": {b * 1000}}}'
+            for p, b in zip(products, budget, strict=True)
+        ]
         created = iso(timestamps(rng, n))
-        return [self._ids(ids), self._ids(agency), self._nullable(rng, company, 0.35), names,
-                self._nullable(rng, phones, 0.05), self._nullable(rng, emails, 0.3), status,
-                source, score, info, created, created]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            self._nullable(rng, company, 0.35),
+            names,
+            self._nullable(rng, phones, 0.05),
+            self._nullable(rng, emails, 0.3),
+            status,
+            source,
+            score,
+            info,
+            created,
+            created,
+        ]
 
     def _clients(self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray) -> Columns:
         n = len(ids)
@@ -298,14 +370,32 @@ class CrmData:
         channel = weighted(rng, {"whatsapp": 5, "telegram": 3, "phone": 2}, n)
         contact = [f'{{"preferred": "{c}"}}' for c in channel]
         created = iso(timestamps(rng, n))
-        return [self._ids(ids), self._ids(agency), self._nullable(rng, lead, 0.4), names,
-                phones, self._nullable(rng, emails, 0.4), address, contact, created,
-                created]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            self._nullable(rng, lead, 0.4),
+            names,
+            phones,
+            self._nullable(rng, emails, 0.4),
+            address,
+            contact,
+            created,
+            created,
+        ]
 
     def _services(self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray) -> Columns:
         n = len(ids)
-        names = weighted(rng, {"Консультация": 3, "Оформление полиса": 3, "Осмотр авто": 2,
-                               "Продление договора": 2, "Урегулирование убытка": 1}, n)  # fmt: skip
+        names = weighted(
+            rng,
+            {
+                "Консультация": 3,
+                "Оформление полиса": 3,
+                "Осмотр авто": 2,
+                "Продление договора": 2,
+                "Урегулирование убытка": 1,
+            },
+            n,
+        )
         minutes = self._ids(rng.choice([15, 30, 45, 60, 90], n))
         price = self._ids(rng.integers(0, 50, n) * 50_000)
         created = iso(timestamps(rng, n))
@@ -337,12 +427,24 @@ class CrmData:
         service = self._ids(self.same_agency("services", agency, key + ".v"))
         begin = np.floor(timestamps(rng, n) / 900) * 900  # on quarter hours
         end = begin + rng.choice([15, 30, 45, 60, 90], n) * 60
-        status = weighted(rng, {"booked": 15, "confirmed": 20, "done": 50, "cancelled": 10,
-                                "no_show": 5}, n)  # fmt: skip
+        status = weighted(
+            rng, {"booked": 15, "confirmed": 20, "done": 50, "cancelled": 10, "no_show": 5}, n
+        )
         notes = self._nullable(rng, choose(rng, self.pools.sentences, n), 0.7)
         created = iso(begin - rng.random(n) * 86400 * 14)
-        return [self._ids(ids), self._ids(agency), client, staff, service, iso(begin), iso(end),
-                status, notes, created, created]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            client,
+            staff,
+            service,
+            iso(begin),
+            iso(end),
+            status,
+            notes,
+            created,
+            created,
+        ]
 
     def _dialog_contexts(
         self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray
@@ -362,8 +464,16 @@ class CrmData:
         sent = self._nullable(rng, iso(at + 5), 0.3)
         channel = weighted(rng, {"whatsapp": 5, "telegram": 3, "sms": 2}, n)
         created = iso(at - 86400)
-        return [self._ids(ids), self._ids(agency), booking, iso(at), channel, sent, created,
-                created]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            booking,
+            iso(at),
+            channel,
+            sent,
+            created,
+            created,
+        ]
 
     def _messages(self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray) -> Columns:
         n = len(ids)
@@ -371,8 +481,15 @@ class CrmData:
         direction = weighted(rng, {"in": 1, "out": 1}, n)
         channel = weighted(rng, {"whatsapp": 5, "telegram": 3, "sms": 1, "email": 1}, n)
         body = choose(rng, self.pools.sentences, n)
-        return [self._ids(ids), self._ids(agency), client, direction, channel, body,
-                iso(timestamps(rng, n))]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            client,
+            direction,
+            channel,
+            body,
+            iso(timestamps(rng, n)),
+        ]
 
     def _ai_agents(self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray) -> Columns:
         n = len(ids)
@@ -407,8 +524,7 @@ class CrmData:
         channel = [f"channel-{i}" for i in ids.tolist()]  # unique per (agent, client, channel)
         active = ["t" if a else "f" for a in (rng.random(n) < 0.85).tolist()]
         created = iso(timestamps(rng, n))
-        return [self._ids(ids), self._ids(agency), agent, client, channel, active, created,
-                created]  # fmt: skip
+        return [self._ids(ids), self._ids(agency), agent, client, channel, active, created, created]
 
     def _ai_interactions(
         self, rng: np.random.Generator, ids: np.ndarray, agency: np.ndarray
@@ -423,37 +539,150 @@ class CrmData:
         )
         tokens = self._ids(rng.integers(50, 4000, n))
         latency = self._ids(rng.gamma(2.0, 400.0, n).astype(np.int64) + 50)
-        return [self._ids(ids), self._ids(agency), agent, client, prompt, response, tokens,
-                latency, iso(timestamps(rng, n))]  # fmt: skip
+        return [
+            self._ids(ids),
+            self._ids(agency),
+            agent,
+            client,
+            prompt,
+            response,
+            tokens,
+            latency,
+            iso(timestamps(rng, n)),
+        ]
 
 
 COLUMNS: dict[str, list[str]] = {
     "agencies": ["id", "name", "slug", "plan", "settings", "created_at", "updated_at"],
     "agency_users": ["id", "agency_id", "email", "full_name", "role", "created_at", "updated_at"],
-    "companies": ["id", "agency_id", "name", "tax_id", "industry", "address", "details",
-                  "created_at", "updated_at"],
-    "leads": ["id", "agency_id", "company_id", "full_name", "phone", "email", "status", "source",
-              "score", "info", "created_at", "updated_at"],
-    "clients": ["id", "agency_id", "lead_id", "full_name", "phone", "email", "address",
-                "contact", "created_at", "updated_at"],
-    "services": ["id", "agency_id", "name", "duration_minutes", "price_cents", "created_at",
-                 "updated_at"],
-    "staff": ["id", "agency_id", "full_name", "phone", "email", "position", "created_at",
-              "updated_at"],
-    "staff_schedules": ["id", "agency_id", "staff_id", "weekday", "starts_at", "ends_at",
-                        "created_at", "updated_at"],
-    "bookings": ["id", "agency_id", "client_id", "staff_id", "service_id", "starts_at",
-                 "ends_at", "status", "notes", "created_at", "updated_at"],
-    "dialog_contexts": ["id", "agency_id", "client_id", "channel", "state", "created_at",
-                        "updated_at"],
-    "reminders": ["id", "agency_id", "booking_id", "remind_at", "channel", "sent_at",
-                  "created_at", "updated_at"],
+    "companies": [
+        "id",
+        "agency_id",
+        "name",
+        "tax_id",
+        "industry",
+        "address",
+        "details",
+        "created_at",
+        "updated_at",
+    ],
+    "leads": [
+        "id",
+        "agency_id",
+        "company_id",
+        "full_name",
+        "phone",
+        "email",
+        "status",
+        "source",
+        "score",
+        "info",
+        "created_at",
+        "updated_at",
+    ],
+    "clients": [
+        "id",
+        "agency_id",
+        "lead_id",
+        "full_name",
+        "phone",
+        "email",
+        "address",
+        "contact",
+        "created_at",
+        "updated_at",
+    ],
+    "services": [
+        "id",
+        "agency_id",
+        "name",
+        "duration_minutes",
+        "price_cents",
+        "created_at",
+        "updated_at",
+    ],
+    "staff": [
+        "id",
+        "agency_id",
+        "full_name",
+        "phone",
+        "email",
+        "position",
+        "created_at",
+        "updated_at",
+    ],
+    "staff_schedules": [
+        "id",
+        "agency_id",
+        "staff_id",
+        "weekday",
+        "starts_at",
+        "ends_at",
+        "created_at",
+        "updated_at",
+    ],
+    "bookings": [
+        "id",
+        "agency_id",
+        "client_id",
+        "staff_id",
+        "service_id",
+        "starts_at",
+        "ends_at",
+        "status",
+        "notes",
+        "created_at",
+        "updated_at",
+    ],
+    "dialog_contexts": [
+        "id",
+        "agency_id",
+        "client_id",
+        "channel",
+        "state",
+        "created_at",
+        "updated_at",
+    ],
+    "reminders": [
+        "id",
+        "agency_id",
+        "booking_id",
+        "remind_at",
+        "channel",
+        "sent_at",
+        "created_at",
+        "updated_at",
+    ],
     "messages": ["id", "agency_id", "client_id", "direction", "channel", "body", "created_at"],
     "ai_agents": ["id", "agency_id", "name", "model", "config", "created_at", "updated_at"],
-    "agent_memory": ["id", "agency_id", "agent_id", "client_id", "content", "embedding",
-                     "created_at"],
-    "agent_subscriptions": ["id", "agency_id", "agent_id", "client_id", "channel", "active",
-                            "created_at", "updated_at"],
-    "ai_interactions": ["id", "agency_id", "agent_id", "client_id", "prompt", "response",
-                        "tokens", "latency_ms", "created_at"],
-}  # fmt: skip
+    "agent_memory": [
+        "id",
+        "agency_id",
+        "agent_id",
+        "client_id",
+        "content",
+        "embedding",
+        "created_at",
+    ],
+    "agent_subscriptions": [
+        "id",
+        "agency_id",
+        "agent_id",
+        "client_id",
+        "channel",
+        "active",
+        "created_at",
+        "updated_at",
+    ],
+    "ai_interactions": [
+        "id",
+        "agency_id",
+        "agent_id",
+        "client_id",
+        "prompt",
+        "response",
+        "tokens",
+        "latency_ms",
+        "created_at",
+    ],
+}

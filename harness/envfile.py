@@ -53,8 +53,12 @@ def api_key_valid(token: str, secret: str) -> bool:
 
 
 def api_key(role: str, secret: str, issued_at: int) -> str:
-    claims = {"role": role, "iss": "supabase", "iat": issued_at,
-              "exp": issued_at + API_KEY_LIFETIME}  # fmt: skip
+    claims = {
+        "role": role,
+        "iss": "supabase",
+        "iat": issued_at,
+        "exp": issued_at + API_KEY_LIFETIME,
+    }
     return sign_jwt(claims, secret)
 
 
@@ -103,8 +107,9 @@ def ensure_secrets(path: Path) -> list[str]:
     text = path.read_text() if path.exists() else HEADER
     if text and not text.endswith("\n"):
         text += "\n"
-    text = "".join(line + "\n" for line in text.splitlines()
-                   if line.partition("=")[0].strip() not in added)  # fmt: skip
+    text = "".join(
+        line + "\n" for line in text.splitlines() if line.partition("=")[0].strip() not in added
+    )
     text += "".join(f"{key}={value}\n" for key, value in added.items())
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)

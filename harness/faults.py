@@ -364,8 +364,13 @@ class Faults:
     ) -> ToxicFault:
         if stream not in STREAMS:
             raise ConfigError(f"unknown stream {stream!r}", "choose downstream or upstream")
-        toxic = {"name": f"gardenlab-{kind}-{stream}", "type": kind, "stream": stream,
-                 "toxicity": 1.0, "attributes": attributes}  # fmt: skip
+        toxic = {
+            "name": f"gardenlab-{kind}-{stream}",
+            "type": kind,
+            "stream": stream,
+            "toxicity": 1.0,
+            "attributes": attributes,
+        }
         return ToxicFault(self, self.resolve_link(target), toxic)
 
     def link_down(self, target: str) -> LinkDown:

@@ -58,10 +58,13 @@ class GateReport:
         return passed is not False
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "verdict": "go" if self.go else "no-go",
-                "checks": [asdict(c) for c in self.checks],
-                "load": self.load.to_json() if self.load else None,
-                "switchover_outage_seconds": self.switchover_outage}  # fmt: skip
+        return {
+            "target": self.target,
+            "verdict": "go" if self.go else "no-go",
+            "checks": [asdict(c) for c in self.checks],
+            "load": self.load.to_json() if self.load else None,
+            "switchover_outage_seconds": self.switchover_outage,
+        }
 
 
 def dsn(address: str, secrets: Mapping[str, str], role: str = "postgres") -> str:
@@ -76,39 +79,53 @@ def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
     return tuple(row) if row else ()
 
 
-def cluster_checks(report: GateReport, inventory: Inventory, cluster: Cluster,
-                   max_lag: int) -> bool:  # fmt: skip
+def cluster_checks(
+    report: GateReport, inventory: Inventory, cluster: Cluster, max_lag: int
+) -> bool:
     expected = {h.name for h in inventory.with_role("database")}
     names = {m.name for m in cluster.members}
-    if not report.add("a Patroni cluster of this inventory",
-                      cluster.scope == SCOPE and names <= expected and bool(names),
-                      f"scope {cluster.scope!r}, members {sorted(names)}, inventory's "
-                      f"database hosts {sorted(expected)}"):  # fmt: skip
+    if not report.add(
+        "a Patroni cluster of this inventory",
+        cluster.scope == SCOPE and names <= expected and bool(names),
+        f"scope {cluster.scope!r}, members {sorted(names)}, inventory's "
+        f"database hosts {sorted(expected)}",
+    ):
         return False
-    ok = report.add("one leader", len(cluster.leaders) == 1,
-                    ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members))  # fmt: skip
+    ok = report.add(
+        "one leader",
+        len(cluster.leaders) == 1,
+        ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members),
+    )
     replicas = [m for m in cluster.members if not m.is_leader]
     lagging = [m.name for m in replicas if m.state != "streaming" or (m.lag or 0) > max_lag]
-    ok &= report.add(f"replicas streaming, lag <= {max_lag} bytes",
-                     bool(replicas) and not lagging,
-                     ", ".join(f"{m.name} {m.state} lag {m.lag}" for m in replicas))  # fmt: skip
-    ok &= report.add("a synchronous standby", bool(cluster.sync_standbys),
-                     ", ".join(m.name for m in cluster.sync_standbys) or "none")  # fmt: skip
+    ok &= report.add(
+        f"replicas streaming, lag <= {max_lag} bytes",
+        bool(replicas) and not lagging,
+        ", ".join(f"{m.name} {m.state} lag {m.lag}" for m in replicas),
+    )
+    ok &= report.add(
+        "a synchronous standby",
+        bool(cluster.sync_standbys),
+        ", ".join(m.name for m in cluster.sync_standbys) or "none",
+    )
     return ok
 
 
-def routing_checks(report: GateReport, inventory: Inventory, secrets: Mapping[str, str],
-                   system_id: str) -> bool:  # fmt: skip
+def routing_checks(
+    report: GateReport, inventory: Inventory, secrets: Mapping[str, str], system_id: str
+) -> bool:
     ok = True
     query = "SELECT pg_is_in_recovery(), system_identifier::text FROM pg_control_system()"
     endpoints = inventory.endpoints
-    for name, address, standby in (("rw", endpoints.rw, False), ("ro", endpoints.ro, True),
-                                   ("pooler", endpoints.pooler, False)):  # fmt: skip
+    for name, address, standby in (
+        ("rw", endpoints.rw, False),
+        ("ro", endpoints.ro, True),
+        ("pooler", endpoints.pooler, False),
+    ):
         try:
             in_recovery, answered_id = one_row(dsn(address, secrets), query)
             passed = in_recovery == standby and answered_id == system_id
-            detail = (f"{address}: {'standby' if in_recovery else 'primary'}, system "
-                      f"{answered_id}")  # fmt: skip
+            detail = f"{address}: {'standby' if in_recovery else 'primary'}, system {answered_id}"
         except psycopg.Error as exc:
             passed, detail = False, f"{address}: {str(exc).strip().splitlines()[-1]}"
         wanted = "a replica" if standby else "the primary"
@@ -116,17 +133,21 @@ def routing_checks(report: GateReport, inventory: Inventory, secrets: Mapping[st
     return ok
 
 
-def backup_checks(report: GateReport, inventory: Inventory, secrets: Mapping[str, str],
-                  max_backup_age: float) -> bool:  # fmt: skip
+def backup_checks(
+    report: GateReport, inventory: Inventory, secrets: Mapping[str, str], max_backup_age: float
+) -> bool:
     failed, archived, last_failed, last_archived = one_row(
         dsn(inventory.endpoints.rw, secrets),
         "SELECT failed_count, archived_count, last_failed_time, last_archived_time "
         "FROM pg_stat_archiver",
     )
     failing = last_failed is not None and (last_archived is None or last_failed > last_archived)
-    ok = report.add("WAL archiving", not failing,
-                    f"{archived} archived, {failed} failed"
-                    + (f", failing since {last_failed}" if failing else ""))  # fmt: skip
+    ok = report.add(
+        "WAL archiving",
+        not failing,
+        f"{archived} archived, {failed} failed"
+        + (f", failing since {last_failed}" if failing else ""),
+    )
     if inventory.backup_info_command is None:
         report.add("a recent backup", None, "no backups.info_command in the inventory")
         return ok
@@ -139,9 +160,11 @@ def backup_checks(report: GateReport, inventory: Inventory, secrets: Mapping[str
     return ok & report.add(
         f"a backup younger than {max_backup_age / 3600:g} h",
         age is not None and age <= max_backup_age,
-        "no backup" if age is None else f"newest ended {age / 3600:.1f} h ago "
+        "no backup"
+        if age is None
+        else f"newest ended {age / 3600:.1f} h ago "
         f"({datetime.fromtimestamp(newest or 0, UTC):%Y-%m-%d %H:%M} UTC)",
-    )  # fmt: skip
+    )
 
 
 def read_only_checks(
@@ -163,8 +186,11 @@ def read_only_checks(
         return False
     members = [h.name for h in inventory.with_role("database")]
     leader_rest = inventory.endpoints.patroni[members.index(cluster.leaders[0].name)]
-    system_id = str(httpx.get(f"http://{leader_rest}/patroni", timeout=3).json()
-                    .get("database_system_identifier", ""))  # fmt: skip
+    system_id = str(
+        httpx.get(f"http://{leader_rest}/patroni", timeout=3)
+        .json()
+        .get("database_system_identifier", "")
+    )
     healthy = routing_checks(report, inventory, secrets, system_id)
     if max_backup_age is not None:
         healthy &= backup_checks(report, inventory, secrets, max_backup_age)
@@ -192,8 +218,10 @@ def measure_switchover(patroni: PatroniClient, cluster: Cluster, rw: str) -> flo
             time.sleep(0.02)
 
     with psycopg.connect(rw, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS gardenlab_gate_probe "
-                     "(at timestamptz DEFAULT clock_timestamp())")  # fmt: skip
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS gardenlab_gate_probe "
+            "(at timestamptz DEFAULT clock_timestamp())"
+        )
     thread = threading.Thread(target=writer, daemon=True)
     thread.start()
     time.sleep(2)
@@ -224,23 +252,30 @@ def gate(
     auth = ("patroni", secrets.get("PATRONI_RESTAPI_PASSWORD", ""))
     with PatroniClient(urls, auth=auth, timeout=3) as patroni:
         say("gate: read-only checks")
-        if not read_only_checks(report, inventory, secrets, patroni, max_lag=max_lag,
-                                max_backup_age=max_backup_age):  # fmt: skip
+        if not read_only_checks(
+            report, inventory, secrets, patroni, max_lag=max_lag, max_backup_age=max_backup_age
+        ):
             say("gate: not a healthy Patroni cluster; no load, nothing disruptive")
             return finish(report, out_dir, say)
         say(f"gate: Locust, {plan.users} users for {plan.duration:.0f} s")
-        target = LoadTarget(dsn(inventory.endpoints.pooler if plan.via == "pgbouncer"
-                                else inventory.endpoints.rw, secrets, "crm_app"),
-                            dsn(inventory.endpoints.ro, secrets, "crm_app"),
-                            dsn(inventory.endpoints.ro, secrets))  # fmt: skip
+        target = LoadTarget(
+            dsn(
+                inventory.endpoints.pooler if plan.via == "pgbouncer" else inventory.endpoints.rw,
+                secrets,
+                "crm_app",
+            ),
+            dsn(inventory.endpoints.ro, secrets, "crm_app"),
+            dsn(inventory.endpoints.ro, secrets),
+        )
         report.load = run_target(target, plan, out_dir / "load", say)
         steady = {s.name: s for s in report.load.stats["steady"]}[ALL]
         passed = report.add(
-            "Locust: " + ", ".join(str(lim) for lim in plan.limits), report.load.passed,
+            "Locust: " + ", ".join(str(lim) for lim in plan.limits),
+            report.load.passed,
             f"{steady.rps:.0f} req/s, p50 {steady.p50:.1f} ms, p95 {steady.p95:.1f} ms, "
             f"p99 {steady.p99:.1f} ms, {steady.errors} errors"
             + "".join(f"; {f}" for f in report.load.failures),
-        )  # fmt: skip
+        )
         if not allow_disruptive:
             report.add("planned switchover", None, "not run: pass --allow-disruptive")
         elif passed:
@@ -248,8 +283,11 @@ def gate(
             report.switchover_outage = measure_switchover(
                 patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets)
             )
-            report.add("planned switchover", report.switchover_outage < 30,
-                       f"write outage {report.switchover_outage:.2f} s")  # fmt: skip
+            report.add(
+                "planned switchover",
+                report.switchover_outage < 30,
+                f"write outage {report.switchover_outage:.2f} s",
+            )
     return finish(report, out_dir, say)
 
 

@@ -40,16 +40,22 @@ HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 HOST_KEYS = ("name", "address", "roles")
 # PostgreSQL settings an inventory may size for its servers; everything else is the lab's.
 RESOURCES = (
-    "shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem",
-    "max_connections", "max_wal_size", "wal_keep_size",
-)  # fmt: skip
+    "shared_buffers",
+    "effective_cache_size",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_connections",
+    "max_wal_size",
+    "wal_keep_size",
+)
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
 class InventoryError(ConfigError):
     def __init__(self, path: Path, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {reason}",
-                         "fix the inventory; nothing was rendered or touched")  # fmt: skip
+        super().__init__(
+            f"{path}:{line}: {reason}", "fix the inventory; nothing was rendered or touched"
+        )
 
 
 @dataclass(frozen=True)
@@ -110,16 +116,18 @@ class Reader:
     def fail(self, node: yaml.Node | None, reason: str) -> InventoryError:
         return InventoryError(self.path, node.start_mark.line + 1 if node else 1, reason)
 
-    def mapping(self, node: yaml.Node | None, what: str, allowed: tuple[str, ...]
-                ) -> dict[str, yaml.Node]:  # fmt: skip
+    def mapping(
+        self, node: yaml.Node | None, what: str, allowed: tuple[str, ...]
+    ) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
         found: dict[str, yaml.Node] = {}
         for key, value in node.value:
             name = str(key.value)
             if name not in allowed:
-                raise self.fail(key, f"unknown key {name!r} in {what} (allowed: "
-                                f"{', '.join(allowed)})")  # fmt: skip
+                raise self.fail(
+                    key, f"unknown key {name!r} in {what} (allowed: {', '.join(allowed)})"
+                )
             if name in found:
                 raise self.fail(key, f"{name!r} appears twice in {what}")
             found[name] = value
@@ -137,22 +145,31 @@ class Reader:
                 raise self.fail(root, f"{key!r} is missing")
         preset_name = self.scalar(top["preset"], "preset")
         if preset_name not in PRESETS:
-            raise self.fail(top["preset"], f"unknown preset {preset_name!r} "
-                            f"(choose {', '.join(PRESETS)})")  # fmt: skip
+            raise self.fail(
+                top["preset"], f"unknown preset {preset_name!r} (choose {', '.join(PRESETS)})"
+            )
         network = self.network(top["network"])
         hosts = self.hosts(top["hosts"], network)
         resources = self.resources(top.get("resources"))
-        inventory = Inventory(self.path, PRESETS[preset_name], str(network), hosts, resources,
-                              Endpoints("", "", "", ()))  # fmt: skip
+        inventory = Inventory(
+            self.path,
+            PRESETS[preset_name],
+            str(network),
+            hosts,
+            resources,
+            Endpoints("", "", "", ()),
+        )
         self.check_roles(inventory, top["hosts"])
-        backups = self.mapping(top["backups"], "backups", ("info_command",)) if (
-            "backups" in top) else {}  # fmt: skip
+        backups = (
+            self.mapping(top["backups"], "backups", ("info_command",)) if ("backups" in top) else {}
+        )
         return replace(
             inventory,
             endpoints=self.endpoints(top.get("endpoints"), inventory),
             backup_info_command=self.scalar(backups["info_command"], "info_command")
-            if "info_command" in backups else None,
-        )  # fmt: skip
+            if "info_command" in backups
+            else None,
+        )
 
     def endpoints(self, node: yaml.Node | None, inventory: Inventory) -> Endpoints:
         lb, pooler = inventory.with_role("haproxy")[0], inventory.with_role("pgbouncer")[0]
@@ -175,8 +192,12 @@ class Reader:
             for item, value in zip(items.value, patroni, strict=True):
                 if not HOST_PORT.match(value):
                     raise self.fail(item, f"endpoint patroni: {value!r} is not host:port")
-        return Endpoints(address("rw", f"{lb.address}:5000"), address("ro", f"{lb.address}:5001"),
-                         address("pooler", f"{pooler.address}:6432"), patroni)  # fmt: skip
+        return Endpoints(
+            address("rw", f"{lb.address}:5000"),
+            address("ro", f"{lb.address}:5001"),
+            address("pooler", f"{pooler.address}:6432"),
+            patroni,
+        )
 
     def network(self, node: yaml.Node) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         text = self.scalar(node, "network")
@@ -203,25 +224,30 @@ class Reader:
             try:
                 ip = ipaddress.ip_address(address)
             except ValueError:
-                raise self.fail(fields["address"], f"{name}: {address!r} is not an IP address"
-                                ) from None  # fmt: skip
+                raise self.fail(
+                    fields["address"], f"{name}: {address!r} is not an IP address"
+                ) from None
             if ip not in network:
                 raise self.fail(fields["address"], f"{name}: {address} is outside {network}")
             for other in hosts:
                 if other.name == name:
-                    raise self.fail(fields["name"], f"host {name} is listed twice "
-                                    f"(first at line {other.line})")  # fmt: skip
+                    raise self.fail(
+                        fields["name"], f"host {name} is listed twice (first at line {other.line})"
+                    )
                 if other.address == address:
-                    raise self.fail(fields["address"], f"{name} and {other.name} (line "
-                                    f"{other.line}) share the address {address}")  # fmt: skip
+                    raise self.fail(
+                        fields["address"],
+                        f"{name} and {other.name} (line {other.line}) share the address {address}",
+                    )
             roles_node = fields["roles"]
             if not isinstance(roles_node, yaml.SequenceNode) or not roles_node.value:
                 raise self.fail(roles_node, f"{name}: roles must be a list, e.g. [database, etcd]")
             roles = tuple(self.scalar(r, "a role") for r in roles_node.value)
             for role, role_node in zip(roles, roles_node.value, strict=True):
                 if role not in ROLES:
-                    raise self.fail(role_node, f"{name}: unknown role {role!r} "
-                                    f"(roles: {', '.join(ROLES)})")  # fmt: skip
+                    raise self.fail(
+                        role_node, f"{name}: unknown role {role!r} (roles: {', '.join(ROLES)})"
+                    )
             hosts.append(Host(name, address, roles, item.start_mark.line + 1))
         return tuple(hosts)
 
@@ -235,11 +261,17 @@ class Reader:
         counts = Counter(role for h in inventory.hosts for role in h.roles)
         etcd = [h.name for h in inventory.with_role("etcd")]
         if counts["database"] < 3:
-            raise self.fail(node, f"{counts['database']} database host(s): a Patroni cluster "
-                            "with a synchronous standby needs three")  # fmt: skip
+            raise self.fail(
+                node,
+                f"{counts['database']} database host(s): a Patroni cluster "
+                "with a synchronous standby needs three",
+            )
         if len(etcd) < 3:
-            raise self.fail(node, f"fewer than three etcd members ({', '.join(etcd) or 'none'}): "
-                            "etcd survives the loss of one only with three or more")  # fmt: skip
+            raise self.fail(
+                node,
+                f"fewer than three etcd members ({', '.join(etcd) or 'none'}): "
+                "etcd survives the loss of one only with three or more",
+            )
         if len(etcd) % 2 == 0:
             raise self.fail(node, f"{len(etcd)} etcd members: use an odd number")
         for role in ("haproxy", "pgbouncer"):

@@ -81,9 +81,13 @@ def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
 
 
 def conninfo(
-    host: str, port: int | str, role: str, password: str, dbname: str = "postgres",
+    host: str,
+    port: int | str,
+    role: str,
+    password: str,
+    dbname: str = "postgres",
     connect_timeout: int = 3,
-) -> str:  # fmt: skip
+) -> str:
     """The libpq connection string every gardenlab client uses, the lab's or a server's."""
     return (
         f"host={host} port={port} dbname={dbname} user={role} password={password} "
@@ -168,8 +172,14 @@ class Lab:
         """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
         if endpoint not in ENDPOINTS:
             raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
-        return conninfo(LOOPBACK, self.ports[endpoint], role, self.secret(ROLE_SECRETS[role]),
-                        dbname, connect_timeout)  # fmt: skip
+        return conninfo(
+            LOOPBACK,
+            self.ports[endpoint],
+            role,
+            self.secret(ROLE_SECRETS[role]),
+            dbname,
+            connect_timeout,
+        )
 
     def rest_urls(self) -> list[str]:
         return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]

@@ -75,16 +75,20 @@ class LoadPlan:
         problems = [
             (self.users < 1, "--users must be at least 1"),
             (self.spawn_rate <= 0, "--spawn-rate must be above 0"),
-            (not 10 <= self.duration <= MAX_SECONDS,
-             f"--duration must be between 10 s and {MAX_SECONDS} s"),
-            (self.ramp >= self.duration,
-             f"the ramp ({self.ramp:.0f} s = users / spawn rate) leaves no steady state in "
-             f"{self.duration:.0f} s"),
+            (
+                not 10 <= self.duration <= MAX_SECONDS,
+                f"--duration must be between 10 s and {MAX_SECONDS} s",
+            ),
+            (
+                self.ramp >= self.duration,
+                f"the ramp ({self.ramp:.0f} s = users / spawn rate) leaves no steady state in "
+                f"{self.duration:.0f} s",
+            ),
             (self.via not in WRITE_ENDPOINTS, f"--via must be one of {', '.join(WRITE_ENDPOINTS)}"),
             (not 1 <= self.processes <= 64, "--processes must be between 1 and 64"),
             (self.pool_size < 1, "--pool-size must be at least 1"),
             (not 0 <= self.wait[0] <= self.wait[1], "--wait must be MIN,MAX with 0 <= MIN <= MAX"),
-        ]  # fmt: skip
+        ]
         for wrong, message in problems:
             if wrong:
                 raise ConfigError(message, "`harness load --help` explains every option")
@@ -102,8 +106,9 @@ def parse_duration(text: str) -> float:
     try:
         return float(number) * units[unit]
     except ValueError:
-        raise ConfigError(f"duration {text!r} is not a number of s, m or h",
-                          "e.g. 90, 90s, 3m") from None  # fmt: skip
+        raise ConfigError(
+            f"duration {text!r} is not a number of s, m or h", "e.g. 90, 90s, 3m"
+        ) from None
 
 
 def parse_wait(text: str) -> tuple[float, float]:
@@ -134,8 +139,9 @@ def preflight(stack: Stack, plan: LoadPlan) -> None:
             row = conn.execute("SELECT to_regclass('public.leads') IS NOT NULL").fetchone()
             schema, finished = bool(row and row[0]), seeded(conn)
     except psycopg.OperationalError as exc:
-        raise HarnessError(f"cannot reach the rw endpoint: {first_line(exc)}",
-                           "`make status`") from None  # fmt: skip
+        raise HarnessError(
+            f"cannot reach the rw endpoint: {first_line(exc)}", "`make status`"
+        ) from None
     if not schema:
         raise HarnessError("the CRM schema is missing", "`make migrate` applies it")
     if not finished:
@@ -175,9 +181,11 @@ class LoadTarget:
 
     @classmethod
     def of_lab(cls, lab: Lab, via: str) -> LoadTarget:
-        return cls(lab.dsn(WRITE_ENDPOINTS[via], role="crm_app", connect_timeout=2),
-                   lab.dsn("ro", role="crm_app", connect_timeout=2),
-                   lab.dsn("ro", connect_timeout=5))  # fmt: skip
+        return cls(
+            lab.dsn(WRITE_ENDPOINTS[via], role="crm_app", connect_timeout=2),
+            lab.dsn("ro", role="crm_app", connect_timeout=2),
+            lab.dsn("ro", connect_timeout=5),
+        )
 
 
 def locust_environment(target: LoadTarget, plan: LoadPlan, directory: Path) -> dict[str, str]:
@@ -195,12 +203,28 @@ def locust_environment(target: LoadTarget, plan: LoadPlan, directory: Path) -> d
 
 def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
-        "--headless", "--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}",
-        "--run-time", f"{int(run_time)}s", "--stop-timeout", "5", "--only-summary",
-        "--csv", str(directory / "locust"), "--html", str(directory / "locust.html"),
-        "--exit-code-on-error", "0",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--users",
+        str(plan.users),
+        "--spawn-rate",
+        f"{plan.spawn_rate:g}",
+        "--run-time",
+        f"{int(run_time)}s",
+        "--stop-timeout",
+        "5",
+        "--only-summary",
+        "--csv",
+        str(directory / "locust"),
+        "--html",
+        str(directory / "locust.html"),
+        "--exit-code-on-error",
+        "0",
+    ]
     if plan.processes > 1:
         command += ["--processes", str(plan.processes)]
     return command
@@ -222,9 +246,12 @@ class LocustProcess:
         self._cpu_before = children_cpu()
         self.started = time.time()
         self._proc = subprocess.Popen(
-            self.command, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            self.command,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -331,13 +358,18 @@ class LoadResult:
             "windows": [w.__dict__ for w in self.windows],
             "gate": self.gate,
             "stats": {name: stats_json(rows) for name, rows in self.stats.items()},
-            "generator": {"cpu_seconds": self.generator_cpu, "cores": self.generator_cores,
-                          "warnings": self.locust_warnings, "exit": self.locust_exit},
+            "generator": {
+                "cpu_seconds": self.generator_cpu,
+                "cores": self.generator_cores,
+                "warnings": self.locust_warnings,
+                "exit": self.locust_exit,
+            },
             "scenario": self.chaos.scenario if self.chaos else None,
             "chaos_passed": self.chaos.passed if self.chaos else None,
             "errors_after_fault": self.errors_after_fault.__dict__
-            if self.errors_after_fault else None,
-        }  # fmt: skip
+            if self.errors_after_fault
+            else None,
+        }
 
 
 def analyse(
@@ -357,19 +389,29 @@ def analyse(
     ramp_end = min(start + plan.ramp, end)
     windows = [Window("ramp", start, ramp_end)]
     if "fault" in marks:
-        windows += [Window("steady", ramp_end, marks["fault"]),
-                    Window("fault", marks["fault"], marks["ready"]),
-                    Window("recovery", marks["ready"], end)]  # fmt: skip
+        windows += [
+            Window("steady", ramp_end, marks["fault"]),
+            Window("fault", marks["fault"], marks["ready"]),
+            Window("recovery", marks["ready"], end),
+        ]
     else:
         windows.append(Window("steady", ramp_end, end))
     stats = {w.name: window_stats(records, w) for w in windows}
     text = locust.log_path.read_text(errors="replace")
-    warnings = sorted({line.split("] ", 1)[-1].strip() for line in text.splitlines()
-                       if "CPU usage above" in line})  # fmt: skip
+    warnings = sorted(
+        {line.split("] ", 1)[-1].strip() for line in text.splitlines() if "CPU usage above" in line}
+    )
     result = LoadResult(
-        plan, directory, windows, stats, "steady", end - start, locust.cpu_seconds,
-        locust.returncode, warnings,
-    )  # fmt: skip
+        plan,
+        directory,
+        windows,
+        stats,
+        "steady",
+        end - start,
+        locust.cpu_seconds,
+        locust.returncode,
+        warnings,
+    )
     if locust.returncode not in (0, None):
         result.failures.append(f"Locust exited with {locust.returncode}: see {locust.log_path}")
     result.failures += breaches(stats["steady"], plan.limits)
@@ -378,8 +420,9 @@ def analyse(
         result.scenario, result.chaos = scenario, outcome
         result.errors_after_fault = error_span(records, marks["fault"])
         result.failures += [f"scenario {outcome.scenario}: {f}" for f in outcome.failures]
-    title = (f"{plan.users} users via {plan.via}"
-             + (f" during {chaos[1].scenario}: {chaos[1].fault}" if chaos else ""))  # fmt: skip
+    title = f"{plan.users} users via {plan.via}" + (
+        f" during {chaos[1].scenario}: {chaos[1].fault}" if chaos else ""
+    )
     plot_timeline(records, windows, directory / "timeline.png", title)
     (directory / "summary.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
     return result
@@ -399,8 +442,10 @@ def run_target(target: LoadTarget, plan: LoadPlan, directory: Path, say: Say = p
     prepare_directory(directory)
     command = locust_command(plan, directory, plan.duration)
     env = locust_environment(target, plan, directory)
-    say(f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, "
-        f"{plan.duration:.0f} s in all; reports in {directory}")  # fmt: skip
+    say(
+        f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, "
+        f"{plan.duration:.0f} s in all; reports in {directory}"
+    )
     with LocustProcess(command, env, directory / "locust.log") as locust:
         wait_with_progress(locust, locust.started + plan.duration + STOP_GRACE, directory, say)
     return analyse(plan, directory, locust, {})
@@ -415,17 +460,29 @@ def run_load_chaos(
     """
     preflight(stack, plan)
     prepare_directory(directory)
-    bound = (plan.ramp + WARMUP + scenario.steady + scenario.hold + scenario.recover
-             + 3 * RECOVERY_TIMEOUT + TAIL + 60)  # fmt: skip
+    bound = (
+        plan.ramp
+        + WARMUP
+        + scenario.steady
+        + scenario.hold
+        + scenario.recover
+        + 3 * RECOVERY_TIMEOUT
+        + TAIL
+        + 60
+    )
     command = locust_command(plan, directory, min(bound, MAX_SECONDS))
     env = locust_environment(LoadTarget.of_lab(stack.lab, plan.via), plan, directory)
-    say(f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, then scenario "
-        f"{scenario.name}; reports in {directory}")  # fmt: skip
+    say(
+        f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, then scenario "
+        f"{scenario.name}; reports in {directory}"
+    )
     with LocustProcess(command, env, directory / "locust.log") as locust:
         wait_with_progress(locust, locust.started + plan.ramp + WARMUP, directory, say)
         if not locust.running:
-            raise HarnessError(f"Locust stopped before the scenario:\n{locust.log_tail()}",
-                               f"its log: {locust.log_path}")  # fmt: skip
+            raise HarnessError(
+                f"Locust stopped before the scenario:\n{locust.log_tail()}",
+                f"its log: {locust.log_path}",
+            )
         outcome = run_scenario(stack, scenario, say=say)
         write_chaos_report(outcome, directory / "chaos")
         wait_with_progress(locust, time.time() + TAIL, directory, say)
@@ -437,11 +494,15 @@ def run_load_chaos(
 def summary(result: LoadResult) -> str:
     """Per window, one line per request type; then the gate's verdict and the generator."""
     plan = result.plan
-    lines = [f"load: {plan.users} users via {plan.via}, {result.wall_seconds:.0f} s; "
-             f"thresholds on the {result.gate} window: "
-             f"{', '.join(str(lim) for lim in plan.limits)}"]  # fmt: skip
-    header = (f"  {'request':<18}{'ep':<4}{'count':>8}{'req/s':>8}{'p50':>8}{'p95':>8}"
-              f"{'p99':>8}{'max':>9}{'errors':>8}")  # fmt: skip
+    lines = [
+        f"load: {plan.users} users via {plan.via}, {result.wall_seconds:.0f} s; "
+        f"thresholds on the {result.gate} window: "
+        f"{', '.join(str(lim) for lim in plan.limits)}"
+    ]
+    header = (
+        f"  {'request':<18}{'ep':<4}{'count':>8}{'req/s':>8}{'p50':>8}{'p95':>8}"
+        f"{'p99':>8}{'max':>9}{'errors':>8}"
+    )
     for window in result.windows:
         if window.name == "ramp":
             continue
@@ -456,9 +517,13 @@ def summary(result: LoadResult) -> str:
     if span is not None:
         lines.append(
             f"errors after the fault: {span.errors:,}"
-            + (f", from +{span.first_after:.1f} s to +{span.last_after:.1f} s "
-               f"({span.seconds:.1f} s in which users saw errors)" if span.errors else "")
-        )  # fmt: skip
+            + (
+                f", from +{span.first_after:.1f} s to +{span.last_after:.1f} s "
+                f"({span.seconds:.1f} s in which users saw errors)"
+                if span.errors
+                else ""
+            )
+        )
     lines.append(
         f"generator: Locust used {result.generator_cpu:.0f} CPU s in {result.wall_seconds:.0f} s "
         f"({result.generator_cores:.2f} cores, {plan.processes} process(es))"
@@ -466,6 +531,8 @@ def summary(result: LoadResult) -> str:
     )
     lines.append("PASSED" if result.passed else "FAILED")
     lines += [f"  FAILURE: {failure}" for failure in result.failures]
-    lines.append(f"reports: {result.directory} (locust.html, locust_stats.csv, timeline.png, "
-                 f"summary.json{', chaos/' if result.chaos else ''})")  # fmt: skip
+    lines.append(
+        f"reports: {result.directory} (locust.html, locust_stats.csv, timeline.png, "
+        f"summary.json{', chaos/' if result.chaos else ''})"
+    )
     return "\n".join(lines)

@@ -45,11 +45,14 @@ def read_request_logs(directory: Path) -> list[RequestRecord]:
                     continue  # a row cut short by a killed process
                 records.append(
                     RequestRecord(
-                        at=float(row["timestamp"]), name=row["name"], kind=row["request_type"],
-                        ms=float(row["response_time_ms"]), ok=not row["exception"],
+                        at=float(row["timestamp"]),
+                        name=row["name"],
+                        kind=row["request_type"],
+                        ms=float(row["response_time_ms"]),
+                        ok=not row["exception"],
                         error=row["exception"],
                     )
-                )  # fmt: skip
+                )
     records.sort(key=lambda r: r.at)
     return records
 
@@ -96,8 +99,17 @@ def summarise(name: str, kind: str, records: Sequence[RequestRecord], seconds: f
     ms = sorted(r.ms for r in records if r.ok)
     errors = sum(not r.ok for r in records)
     rps = len(records) / seconds if seconds > 0 else 0.0
-    return Stats(name, kind, len(records), errors, rps, percentile(ms, 50), percentile(ms, 95),
-                 percentile(ms, 99), ms[-1] if ms else math.nan)  # fmt: skip
+    return Stats(
+        name,
+        kind,
+        len(records),
+        errors,
+        rps,
+        percentile(ms, 50),
+        percentile(ms, 95),
+        percentile(ms, 99),
+        ms[-1] if ms else math.nan,
+    )
 
 
 def window_stats(records: Iterable[RequestRecord], window: Window) -> list[Stats]:
@@ -140,15 +152,19 @@ def parse_limit(text: str, request_names: Sequence[str]) -> Limit:
         )
     request, metric = match["request"] or ALL, match["metric"]
     if metric not in METRICS:
-        raise ConfigError(f"threshold {text!r}: unknown metric {metric!r}",
-                          f"metrics: {', '.join(METRICS)}")  # fmt: skip
+        raise ConfigError(
+            f"threshold {text!r}: unknown metric {metric!r}", f"metrics: {', '.join(METRICS)}"
+        )
     if request != ALL and request not in request_names:
-        raise ConfigError(f"threshold {text!r}: unknown request type {request!r}",
-                          f"request types: {', '.join(request_names)}")  # fmt: skip
+        raise ConfigError(
+            f"threshold {text!r}: unknown request type {request!r}",
+            f"request types: {', '.join(request_names)}",
+        )
     value = float(match["value"])
     if metric == "errors" and not 0 <= value <= 1:
-        raise ConfigError(f"threshold {text!r}: an error ratio is between 0 and 1",
-                          "e.g. errors=0.001 for 0.1 %")  # fmt: skip
+        raise ConfigError(
+            f"threshold {text!r}: an error ratio is between 0 and 1", "e.g. errors=0.001 for 0.1 %"
+        )
     if metric != "errors" and value <= 0:
         raise ConfigError(f"threshold {text!r}: a latency limit must be above 0 ms", "")
     return Limit(request, metric, value)
@@ -215,7 +231,13 @@ def plot_timeline(
     timeline.plot(
         (timeline.Event(r.at - origin, r.ok, r.ms) for r in records),
         path,
-        title=title, ok_label="ok requests/s", latency_quantile=95, log_latency=True,
-        spans=[timeline.Span(w.start - origin, w.end - origin, WINDOW_COLOURS[w.name])
-               for w in windows if w.name in WINDOW_COLOURS],
-    )  # fmt: skip
+        title=title,
+        ok_label="ok requests/s",
+        latency_quantile=95,
+        log_latency=True,
+        spans=[
+            timeline.Span(w.start - origin, w.end - origin, WINDOW_COLOURS[w.name])
+            for w in windows
+            if w.name in WINDOW_COLOURS
+        ],
+    )

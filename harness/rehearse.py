@@ -49,9 +49,10 @@ def journal_hint() -> str:
 def inventory_text() -> str:
     """Three servers; the first also balances and pools, as a small deployment would."""
     roles = {"db1": "[etcd, database, haproxy, pgbouncer]"}
-    hosts = "\n".join(f"  - {{name: {name}, address: {address}, "
-                      f"roles: {roles.get(name, '[etcd, database]')}}}"
-                      for name, address in SERVERS.items())  # fmt: skip
+    hosts = "\n".join(
+        f"  - {{name: {name}, address: {address}, roles: {roles.get(name, '[etcd, database]')}}}"
+        for name, address in SERVERS.items()
+    )
     return f"preset: fast\nnetwork: {SUBNET}\nhosts:\n{hosts}\n"
 
 
@@ -73,16 +74,56 @@ def servers(lab: Lab, say: Say) -> Iterator[Path]:
         key = Path(tmp) / "id_ed25519"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         try:
-            run(["docker", "network", "create", "--subnet", SUBNET, "--label", f"{LABEL}={name}",
-                 name])  # fmt: skip
+            run(
+                [
+                    "docker",
+                    "network",
+                    "create",
+                    "--subnet",
+                    SUBNET,
+                    "--label",
+                    f"{LABEL}={name}",
+                    name,
+                ]
+            )
             for host, address in SERVERS.items():
-                run(["docker", "run", "-d", "--name", f"{name}-{host}", "--hostname", host,
-                     "--network", name, "--ip", address, "--label", f"{LABEL}={name}",
-                     "--cap-add", "SYS_ADMIN", "--tmpfs", "/run", "--tmpfs", "/run/lock",
-                     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", IMAGE])  # fmt: skip
+                run(
+                    [
+                        "docker",
+                        "run",
+                        "-d",
+                        "--name",
+                        f"{name}-{host}",
+                        "--hostname",
+                        host,
+                        "--network",
+                        name,
+                        "--ip",
+                        address,
+                        "--label",
+                        f"{LABEL}={name}",
+                        "--cap-add",
+                        "SYS_ADMIN",
+                        "--tmpfs",
+                        "/run",
+                        "--tmpfs",
+                        "/run/lock",
+                        "-v",
+                        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+                        IMAGE,
+                    ]
+                )
                 run(["docker", "cp", f"{key}.pub", f"{name}-{host}:/root/.ssh/authorized_keys"])
-                run(["docker", "exec", f"{name}-{host}", "chown", "root:root",
-                     "/root/.ssh/authorized_keys"])  # fmt: skip
+                run(
+                    [
+                        "docker",
+                        "exec",
+                        f"{name}-{host}",
+                        "chown",
+                        "root:root",
+                        "/root/.ssh/authorized_keys",
+                    ]
+                )
             say(f"rehearsal: {len(SERVERS)} bare Debian 13 servers on {SUBNET}")
             yield key
         finally:
@@ -102,8 +143,19 @@ def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
     started = time.monotonic()
     if shutil.which("ssh") is None:
         raise HarnessError("Ansible needs the ssh client", "apt-get install openssh-client")
-    run(["docker", "build", "-q", "-t", IMAGE, "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-         str(lab.compose_dir / "images" / "server")], timeout=900)  # fmt: skip
+    run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "-t",
+            IMAGE,
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            str(lab.compose_dir / "images" / "server"),
+        ],
+        timeout=900,
+    )
     report.seconds["image"] = time.monotonic() - started
     with tempfile.TemporaryDirectory(prefix="gardenlab-bundle-") as tmp:
         path = Path(tmp) / "inventory.yml"
@@ -112,23 +164,42 @@ def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
         versions = lab_package_versions({r for h in inventory.hosts for r in h.roles})
         bundle = Path(tmp) / "bundle"
         write_bundle(plan_bundle(inventory, versions), bundle)
-        secret_values = {k: secrets.token_urlsafe(24) for k in (
-            "postgres_password", "replication_password", "patroni_restapi_password",
-            "crm_app_password")}  # fmt: skip
+        secret_values = {
+            k: secrets.token_urlsafe(24)
+            for k in (
+                "postgres_password",
+                "replication_password",
+                "patroni_restapi_password",
+                "crm_app_password",
+            )
+        }
         (Path(tmp) / "secrets.yml").write_text(yaml.safe_dump(secret_values))
         with servers(lab, say) as key:
             step = time.monotonic()
             say("rehearsal: ansible-playbook (packages, files, systemd services)")
             try:
-                run([str(Path(sys.executable).parent / "ansible-playbook"),
-                     "-i", str(bundle / "inventory.yml"), str(bundle / "playbook.yml"),
-                     "-u", "root", "--private-key", str(key),
-                     "--extra-vars", f"@{Path(tmp) / 'secrets.yml'}"],
+                run(
+                    [
+                        str(Path(sys.executable).parent / "ansible-playbook"),
+                        "-i",
+                        str(bundle / "inventory.yml"),
+                        str(bundle / "playbook.yml"),
+                        "-u",
+                        "root",
+                        "--private-key",
+                        str(key),
+                        "--extra-vars",
+                        f"@{Path(tmp) / 'secrets.yml'}",
+                    ],
                     timeout=PLAYBOOK_TIMEOUT,
-                    env={**os.environ, "ANSIBLE_HOST_KEY_CHECKING": "False",
-                         "ANSIBLE_SSH_ARGS": "-o UserKnownHostsFile=/dev/null "
-                         "-o StrictHostKeyChecking=no -o ControlMaster=no",
-                         "ANSIBLE_FORKS": "3"})  # fmt: skip
+                    env={
+                        **os.environ,
+                        "ANSIBLE_HOST_KEY_CHECKING": "False",
+                        "ANSIBLE_SSH_ARGS": "-o UserKnownHostsFile=/dev/null "
+                        "-o StrictHostKeyChecking=no -o ControlMaster=no",
+                        "ANSIBLE_FORKS": "3",
+                    },
+                )
             except CommandError as exc:
                 raise HarnessError(f"the playbook failed: {exc.message}") from exc
             report.seconds["playbook"] = time.monotonic() - step
@@ -138,9 +209,17 @@ def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
                 wait_for([PatroniTopology(patroni)], READY_TIMEOUT, log_tail=journal_hint)
                 report.seconds["cluster ready"] = time.monotonic() - step
                 report.checks = GateReport(str(path))
-                creds = {"POSTGRES_PASSWORD": secret_values["postgres_password"],
-                         "CRM_APP_PASSWORD": secret_values["crm_app_password"]}  # fmt: skip
-                read_only_checks(report.checks, inventory, creds, patroni,
-                                 max_lag=1024 * 1024, max_backup_age=None)  # fmt: skip
+                creds = {
+                    "POSTGRES_PASSWORD": secret_values["postgres_password"],
+                    "CRM_APP_PASSWORD": secret_values["crm_app_password"],
+                }
+                read_only_checks(
+                    report.checks,
+                    inventory,
+                    creds,
+                    patroni,
+                    max_lag=1024 * 1024,
+                    max_backup_age=None,
+                )
     report.seconds["total"] = time.monotonic() - started
     return report

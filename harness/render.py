@@ -269,10 +269,18 @@ def _templates() -> Environment:
 
 
 def haproxy_cfg(preset: TimingPreset, site: Site = LAB) -> str:
-    return _templates().get_template("haproxy.cfg.j2").render(
-        preset=preset, listeners=LISTENERS, servers=site.servers, docker_dns=site.docker_dns,
-        pg_port=PG_PORT, rest_port=REST_PORT,
-    )  # fmt: skip
+    return (
+        _templates()
+        .get_template("haproxy.cfg.j2")
+        .render(
+            preset=preset,
+            listeners=LISTENERS,
+            servers=site.servers,
+            docker_dns=site.docker_dns,
+            pg_port=PG_PORT,
+            rest_port=REST_PORT,
+        )
+    )
 
 
 def pgbouncer_ini(site: Site = LAB) -> str:

@@ -56,8 +56,11 @@ def migrate(lab: Lab) -> list[str]:
     with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
         for role, key in ROLE_SECRETS.items():
             if role != "postgres":
-                conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(role), sql.Literal(lab.secret(key))))  # fmt: skip
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(lab.secret(key))
+                    )
+                )
     return [m.id for m in pending]
 
 

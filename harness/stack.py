@@ -56,11 +56,14 @@ def stop_order(containers: Iterable[Container]) -> list[list[Container]]:
     for c in containers:
         service = service_of(c)
         group = (
-            etcd if service in ETCD_MEMBERS
-            else nodes if service in NODES
-            else proxy if service == FAULTPROXY
+            etcd
+            if service in ETCD_MEMBERS
+            else nodes
+            if service in NODES
+            else proxy
+            if service == FAULTPROXY
             else clients
-        )  # fmt: skip
+        )
         group.append(c)
     return [group for group in (clients, nodes, proxy, *([m] for m in etcd)) if group]
 

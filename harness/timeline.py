@@ -67,8 +67,7 @@ def plot(
     top.set_ylabel(ok_label)
     middle.bar(xs, [n / bin_seconds for n in failed], width=bin_seconds, color="tab:red")
     middle.set_ylabel("errors/s")
-    bottom.plot(xs, [nearest_rank(sorted(v), latency_quantile) for v in latency],
-                color="tab:blue")  # fmt: skip
+    bottom.plot(xs, [nearest_rank(sorted(v), latency_quantile) for v in latency], color="tab:blue")
     bottom.set_ylabel(f"p{latency_quantile:g} ms")
     if log_latency:
         bottom.set_yscale("log")

@@ -208,8 +208,11 @@ class Workload:
                 except HarnessError:
                     pass
                 try:
-                    up = [b.server for b in fetch_backends(self.lab.stats_url(), timeout=0.5)
-                          if b.listener == "rw" and b.up]  # fmt: skip
+                    up = [
+                        b.server
+                        for b in fetch_backends(self.lab.stats_url(), timeout=0.5)
+                        if b.listener == "rw" and b.up
+                    ]
                 except (httpx.HTTPError, ValueError):
                     up = []
                 with self._lock:

@@ -63,9 +63,12 @@ class Shared:
                 size = int(setting("POOL_SIZE", "40"))
                 self._pools[primary] = ConnectionPool(
                     setting("WRITE_DSN" if primary else "READ_DSN"),
-                    min_size=min(4, size), max_size=size, timeout=POOL_TIMEOUT,
-                    name="rw" if primary else "ro", open=True,
-                )  # fmt: skip
+                    min_size=min(4, size),
+                    max_size=size,
+                    timeout=POOL_TIMEOUT,
+                    name="rw" if primary else "ro",
+                    open=True,
+                )
             return self._pools[primary]
 
     def samples(self) -> Samples:

@@ -57,8 +57,7 @@ def load_samples(conn: Conn, per_table: int = 20_000) -> Samples:
         "SELECT agency_id, id, phone FROM clients WHERE phone IS NOT NULL ORDER BY id LIMIT %(n)s"
     ):
         agencies[agency_id].clients.append((client_id, phone))
-    for table, attribute in (("staff", "staff"), ("services", "services"),
-                             ("ai_agents", "agents")):  # fmt: skip
+    for table, attribute in (("staff", "staff"), ("services", "services"), ("ai_agents", "agents")):
         for agency_id, row_id in rows(f"SELECT agency_id, id FROM {table} ORDER BY id LIMIT %(n)s"):
             getattr(agencies[agency_id], attribute).append(row_id)
     terms = [
@@ -135,10 +134,14 @@ def create_lead(conn: Conn, agency: Agency, samples: Samples, rnd: random.Random
     conn.execute(
         "INSERT INTO leads (agency_id, full_name, phone, email, status, source, info) "
         "VALUES (%s, %s, %s, %s, 'new', 'website', %s) RETURNING id",
-        (agency.id, f"{rnd.choice(samples.search_terms)} Load {n}",
-         f"+7 999 {n // 10_000:03d}-{n // 100 % 100:02d}-{n % 100:02d}",
-         f"load{n}@example.org", '{"product": "osago", "budget": 50000}'),
-    ).fetchone()  # fmt: skip
+        (
+            agency.id,
+            f"{rnd.choice(samples.search_terms)} Load {n}",
+            f"+7 999 {n // 10_000:03d}-{n // 100 % 100:02d}-{n % 100:02d}",
+            f"load{n}@example.org",
+            '{"product": "osago", "budget": 50000}',
+        ),
+    ).fetchone()
     return 1
 
 
@@ -149,9 +152,15 @@ def book_appointment(conn: Conn, agency: Agency, samples: Samples, rnd: random.R
     conn.execute(
         "INSERT INTO bookings (agency_id, client_id, staff_id, service_id, starts_at, ends_at, "
         "status) VALUES (%s, %s, %s, %s, %s, %s, 'booked')",
-        (agency.id, client_id, rnd.choice(agency.staff), rnd.choice(agency.services),
-         starts, starts + timedelta(hours=1)),
-    )  # fmt: skip
+        (
+            agency.id,
+            client_id,
+            rnd.choice(agency.staff),
+            rnd.choice(agency.services),
+            starts,
+            starts + timedelta(hours=1),
+        ),
+    )
     return len(
         conn.execute(
             "SELECT id, starts_at, status FROM bookings WHERE client_id = %s "
@@ -168,9 +177,11 @@ def add_messages(conn: Conn, agency: Agency, samples: Samples, rnd: random.Rando
         cur.executemany(
             "INSERT INTO messages (agency_id, client_id, direction, channel, body, created_at) "
             "VALUES (%s, %s, %s, 'whatsapp', %s, now())",
-            [(agency.id, client_id, "in", "Здравствуйте, хочу продлить полис"),
-             (agency.id, client_id, "out", "Добрый день! Подготовлю расчёт сегодня.")],
-        )  # fmt: skip
+            [
+                (agency.id, client_id, "in", "Здравствуйте, хочу продлить полис"),
+                (agency.id, client_id, "out", "Добрый день! Подготовлю расчёт сегодня."),
+            ],
+        )
     return 2
 
 

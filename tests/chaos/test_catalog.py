@@ -25,10 +25,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "scenario_name" in metafunc.fixturenames:
         runs = metafunc.config.getoption("--runs")
         params = [
-            pytest.param(name, run_index, id=f"{name}-{run_index}" if runs > 1 else name,
-                         marks=[pytest.mark.chaos_ci] if name in CI_SUBSET else [])
-            for name in CATALOG for run_index in range(1, runs + 1)
-        ]  # fmt: skip
+            pytest.param(
+                name,
+                run_index,
+                id=f"{name}-{run_index}" if runs > 1 else name,
+                marks=[pytest.mark.chaos_ci] if name in CI_SUBSET else [],
+            )
+            for name in CATALOG
+            for run_index in range(1, runs + 1)
+        ]
         metafunc.parametrize(("scenario_name", "run_index"), params)
 
 

@@ -46,9 +46,12 @@ def test_toxic_lifecycle_and_defaults(api: httpx.Client, upstreams: Upstreams) -
     added = api.post("/proxies/db/toxics", json={"type": "latency", "attributes": {"latency": 5}})
     assert added.status_code == 200
     assert added.json() == {
-        "name": "latency_downstream", "type": "latency", "stream": "downstream",
-        "toxicity": 1.0, "attributes": {"latency": 5, "jitter": 0},
-    }  # fmt: skip
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1.0,
+        "attributes": {"latency": 5, "jitter": 0},
+    }
     updated = api.patch(
         "/proxies/db/toxics/latency_downstream", json={"attributes": {"jitter": 2}, "toxicity": 0.5}
     )
@@ -69,8 +72,10 @@ def test_reset_enables_proxies_and_removes_toxics(api: httpx.Client, upstreams: 
 
 
 def test_populate_creates_and_is_idempotent(api: httpx.Client, upstreams: Upstreams) -> None:
-    wanted = [{"name": "a", "listen": free_address(), "upstream": upstreams.echo},
-              {"name": "b", "listen": free_address(), "upstream": upstreams.blob}]  # fmt: skip
+    wanted = [
+        {"name": "a", "listen": free_address(), "upstream": upstreams.echo},
+        {"name": "b", "listen": free_address(), "upstream": upstreams.blob},
+    ]
     first = api.post("/populate", json=wanted)
     assert first.status_code == 201
     assert [p["name"] for p in first.json()["proxies"]] == ["a", "b"]
@@ -84,13 +89,16 @@ def test_populate_creates_and_is_idempotent(api: httpx.Client, upstreams: Upstre
         (("GET", "/proxies/missing"), 404, "proxy not found"),
         (("GET", "/proxies/missing/toxics"), 404, "proxy not found"),
         (("POST", "/proxies/db/toxics", {"type": "gremlin"}), 400, "invalid toxic type"),
-        (("POST", "/proxies/db/toxics", {"type": "latency", "stream": "sideways"}), 400,
-         "stream was invalid, can be either upstream or downstream"),
+        (
+            ("POST", "/proxies/db/toxics", {"type": "latency", "stream": "sideways"}),
+            400,
+            "stream was invalid, can be either upstream or downstream",
+        ),
         (("GET", "/proxies/db/toxics/missing"), 404, "toxic not found"),
         (("POST", "/proxies", {"upstream": "x:1"}), 400, "missing required field: name"),
         (("POST", "/proxies", {"name": "db", "upstream": "x:1"}), 409, "proxy already exists"),
     ],
-)  # fmt: skip
+)
 def test_errors_carry_toxiproxy_status_and_body(
     api: httpx.Client, upstreams: Upstreams, request_args: tuple[Any, ...], status: int, error: str
 ) -> None:

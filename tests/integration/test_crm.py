@@ -21,8 +21,14 @@ COUNTS = resolve_counts("small")
 
 def run_seed(stack: Stack, seed_value: int = 42, reset: bool = False) -> str:
     data = CrmData(seed_value, COUNTS)
-    report = seed(stack.lab.dsn("rw"), data, reset=reset, force=False,
-                  progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    report = seed(
+        stack.lab.dsn("rw"),
+        data,
+        reset=reset,
+        force=False,
+        progress=lambda *_: None,
+        say=lambda _: None,
+    )
     return report.outcome
 
 
@@ -55,26 +61,35 @@ def test_seeding_again_changes_nothing_and_other_data_needs_reset(seeded: Stack)
 
 def test_every_foreign_key_resolves(seeded: Stack) -> None:
     """Loading skips FK checks for speed, so check every constraint here."""
-    fks = query(seeded.lab.dsn("rw"), """
+    fks = query(
+        seeded.lab.dsn("rw"),
+        """
         select conrelid::regclass::text, a.attname, confrelid::regclass::text
         from pg_constraint c join pg_attribute a
           on a.attrelid = c.conrelid and a.attnum = c.conkey[1]
         where c.contype = 'f' and c.connamespace = 'public'::regnamespace
-          and not exists (select from pg_inherits i where i.inhrelid = c.conrelid)""")  # fmt: skip
+          and not exists (select from pg_inherits i where i.inhrelid = c.conrelid)""",
+    )
     assert len(fks) >= 25
     for child, column, parent in fks:
-        orphans = query(seeded.lab.dsn("rw"), f"""
+        orphans = query(
+            seeded.lab.dsn("rw"),
+            f"""
             select count(*) from {child} c where c.{column} is not null
-            and not exists (select from {parent} p where p.id = c.{column})""")  # fmt: skip
+            and not exists (select from {parent} p where p.id = c.{column})""",
+        )
         assert orphans == [(0,)], f"{child}.{column} -> {parent}"
 
 
 def test_references_stay_inside_one_agency(seeded: Stack) -> None:
-    mixed = query(seeded.lab.dsn("rw"), """
+    mixed = query(
+        seeded.lab.dsn("rw"),
+        """
         select (select count(*) from leads l join companies c on c.id = l.company_id
                 where c.agency_id <> l.agency_id)
              + (select count(*) from bookings b join clients c on c.id = b.client_id
-                where c.agency_id <> b.agency_id)""")  # fmt: skip
+                where c.agency_id <> b.agency_id)""",
+    )
     assert mixed == [(0,)]
 
 
@@ -87,8 +102,9 @@ def test_the_app_role_cannot_bypass_row_level_security(seeded: Stack) -> None:
 def test_a_tenant_sees_only_its_agency_by_session_setting_and_by_jwt_claims(
     seeded: Stack,
 ) -> None:
-    per_agency = dict(query(seeded.lab.dsn("rw"),
-                            "select agency_id, count(*) from leads group by 1"))  # fmt: skip
+    per_agency = dict(
+        query(seeded.lab.dsn("rw"), "select agency_id, count(*) from leads group by 1")
+    )
     with psycopg.connect(app_dsn(seeded), autocommit=True) as conn:
         assert conn.execute("select count(*) from leads").fetchone() == (0,)  # no tenant
         conn.execute("select set_config('app.agency_id', '1', false)")
@@ -96,8 +112,10 @@ def test_a_tenant_sees_only_its_agency_by_session_setting_and_by_jwt_claims(
         assert conn.execute("select count(*) from leads where agency_id = 2").fetchone() == (0,)
         assert conn.execute("select count(*) from messages where agency_id <> 1").fetchone() == (0,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("insert into leads (agency_id, full_name, status, source) "
-                         "values (2, 'x', 'new', 'web')")  # fmt: skip
+            conn.execute(
+                "insert into leads (agency_id, full_name, status, source) "
+                "values (2, 'x', 'new', 'web')"
+            )
         conn.execute("select set_config('app.agency_id', '', false)")
         claims = json.dumps({"sub": "user-1", "role": "authenticated", "agency_id": 2})
         conn.execute("select set_config('request.jwt.claims', %s, false)", (claims,))
@@ -108,10 +126,11 @@ def test_a_tenant_sees_only_its_agency_by_session_setting_and_by_jwt_claims(
 def test_changes_to_personal_data_are_audited(seeded: Stack) -> None:
     with psycopg.connect(app_dsn(seeded), autocommit=True) as conn:
         conn.execute("select set_config('app.agency_id', '1', false)")
-        conn.execute("update leads set score = score + 1 where id = "
-                     "(select min(id) from leads)")  # fmt: skip
-    rows = query(seeded.lab.dsn("rw"), "select actor, action, table_name from audit_log "
-                 "order by id desc limit 1")  # fmt: skip
+        conn.execute("update leads set score = score + 1 where id = (select min(id) from leads)")
+    rows = query(
+        seeded.lab.dsn("rw"),
+        "select actor, action, table_name from audit_log order by id desc limit 1",
+    )
     assert rows == [("crm_app", "UPDATE", "leads")]
 
 
@@ -124,8 +143,10 @@ def test_verify_finds_equal_nodes_and_catches_a_lagging_replica(seeded: Stack) -
     replica = faults.resolve("replica")  # not the sync standby: commits keep flowing
     try:
         with faults.cut_from_peers(replica):
-            query(seeded.lab.dsn("rw"),
-                  "insert into agencies (name, slug) values ('Injected', 'injected')")  # fmt: skip
+            query(
+                seeded.lab.dsn("rw"),
+                "insert into agencies (name, slug) values ('Injected', 'injected')",
+            )
             checks = {c.table: c for c in verify(seeded.node_sql, leader, catch_up_seconds=2)}
         agencies = checks["agencies"]
         assert not agencies.consistent
@@ -146,8 +167,14 @@ def test_an_unfinished_seed_is_redone_by_the_next_run(seeded: Stack) -> None:
 def test_seeding_a_replica_or_a_dead_port_is_refused(seeded: Stack) -> None:
     data = CrmData(42, COUNTS)
     with pytest.raises(HarnessError, match="read-only"):
-        seed(seeded.lab.dsn("ro"), data, reset=True, force=False,
-             progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+        seed(
+            seeded.lab.dsn("ro"),
+            data,
+            reset=True,
+            force=False,
+            progress=lambda *_: None,
+            say=lambda _: None,
+        )
     dead = seeded.lab.dsn("rw").replace(f"port={seeded.lab.ports['rw']}", "port=1")
     with pytest.raises(HarnessError, match="cannot reach the database"):
         seed(dead, data, reset=True, force=False, progress=lambda *_: None, say=lambda _: None)

@@ -103,8 +103,9 @@ def test_an_isolated_leader_demotes_itself(stack: Stack, faults: Faults) -> None
         try:
             answer = container.execute(
                 ["psql", "-U", "postgres", "-Atc", "select pg_is_in_recovery()"],
-                user="postgres", tty=False,
-            )  # fmt: skip
+                user="postgres",
+                tty=False,
+            )
         except DockerException:  # PostgreSQL stopped: no longer a writable primary either
             return True
         return str(answer).strip() == "t"

@@ -21,12 +21,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 QUICK = LoadPlan(users=10, spawn_rate=10, duration=15)
 
 
-def target(stack: Stack, tmp_path: Path, names: tuple[str, ...] = ("pg1", "pg2", "pg3"),
-           patroni_ports: list[int] | None = None) -> Path:  # fmt: skip
+def target(
+    stack: Stack,
+    tmp_path: Path,
+    names: tuple[str, ...] = ("pg1", "pg2", "pg3"),
+    patroni_ports: list[int] | None = None,
+) -> Path:
     ports = stack.lab.ports
     rest = patroni_ports or [ports[node] for node in ("pg1", "pg2", "pg3")]
-    hosts = "\n".join(f"  - {{name: {n}, address: 10.99.0.1{i}, roles: [database, etcd]}}"
-                      for i, n in enumerate(names, start=1))  # fmt: skip
+    hosts = "\n".join(
+        f"  - {{name: {n}, address: 10.99.0.1{i}, roles: [database, etcd]}}"
+        for i, n in enumerate(names, start=1)
+    )
     path = tmp_path / "target.yml"
     path.write_text(f"""\
 preset: fast
@@ -57,12 +63,23 @@ def caught_up(stack: Stack, deadline: float = 60) -> None:
 
 
 def test_the_lab_passes_the_gate_with_load_and_a_switchover(stack: Stack, tmp_path: Path) -> None:
-    seed(stack.lab.dsn("rw"), CrmData(42, resolve_counts("small")), reset=False, force=False,
-         progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    seed(
+        stack.lab.dsn("rw"),
+        CrmData(42, resolve_counts("small")),
+        reset=False,
+        force=False,
+        progress=lambda *_: None,
+        say=lambda _: None,
+    )
     take_backup(stack, "full")
     caught_up(stack)  # the async replica may still replay the seed: the gate would say so
-    report = gate(load_inventory(target(stack, tmp_path)), stack.lab.settings, QUICK,
-                  tmp_path / "out", allow_disruptive=True)  # fmt: skip
+    report = gate(
+        load_inventory(target(stack, tmp_path)),
+        stack.lab.settings,
+        QUICK,
+        tmp_path / "out",
+        allow_disruptive=True,
+    )
     assert report.go, [c for c in report.checks if c.passed is False]
     assert report.load is not None and report.switchover_outage is not None
     assert report.switchover_outage > 0  # measured; its figure is in the report, not a timed assert
@@ -71,8 +88,13 @@ def test_the_lab_passes_the_gate_with_load_and_a_switchover(stack: Stack, tmp_pa
 
 
 def test_a_target_it_cannot_reach_is_no_go_and_gets_no_load(stack: Stack, tmp_path: Path) -> None:
-    report = gate(load_inventory(target(stack, tmp_path, patroni_ports=[1, 2, 3])),
-                  stack.lab.settings, QUICK, tmp_path / "out", allow_disruptive=True)  # fmt: skip
+    report = gate(
+        load_inventory(target(stack, tmp_path, patroni_ports=[1, 2, 3])),
+        stack.lab.settings,
+        QUICK,
+        tmp_path / "out",
+        allow_disruptive=True,
+    )
     assert not report.go and report.load is None and report.switchover_outage is None
     first = report.checks[0]
     assert first.passed is False and "no Patroni REST endpoint" in first.detail
@@ -80,7 +102,8 @@ def test_a_target_it_cannot_reach_is_no_go_and_gets_no_load(stack: Stack, tmp_pa
 
 def test_another_clusters_inventory_is_no_go_and_gets_no_load(stack: Stack, tmp_path: Path) -> None:
     path = target(stack, tmp_path, names=("db1", "db2", "db3"))
-    report = gate(load_inventory(path), stack.lab.settings, QUICK, tmp_path / "out",
-                  allow_disruptive=True)  # fmt: skip
+    report = gate(
+        load_inventory(path), stack.lab.settings, QUICK, tmp_path / "out", allow_disruptive=True
+    )
     assert not report.go and report.load is None
     assert [c.name for c in report.checks] == ["a Patroni cluster of this inventory"]

@@ -25,8 +25,14 @@ QUICK = {"users": 10, "spawn_rate": 10.0, "duration": 20.0}
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> Stack:
     data = CrmData(42, resolve_counts("small"))
-    seed(stack.lab.dsn("rw"), data, reset=True, force=False,
-         progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    seed(
+        stack.lab.dsn("rw"),
+        data,
+        reset=True,
+        force=False,
+        progress=lambda *_: None,
+        say=lambda _: None,
+    )
     return stack
 
 
@@ -69,7 +75,11 @@ def test_a_lab_that_is_down_is_named_before_any_load(test_env: dict[str, str]) -
     env = {**test_env, "GARDENLAB_PROJECT": "gardenlab-absent"}
     done = subprocess.run(
         [sys.executable, "-m", "harness", "load", "--users", "1", "--duration", "10"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert "the lab is down" in done.stderr and "make dev-up" in done.stderr

@@ -75,8 +75,12 @@ def test_up_again_changes_nothing(stack: Stack) -> None:
 def test_status_cli_prints_json_and_exits_zero_when_healthy(test_env: dict[str, str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "harness", "status", "--json"],
-        env=test_env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env=test_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["healthy"] is True
@@ -86,10 +90,21 @@ def test_status_cli_prints_json_and_exits_zero_when_healthy(test_env: dict[str, 
 def test_psql_cli_reaches_each_endpoint(test_env: dict[str, str]) -> None:
     for endpoint, expected in (("rw", "f"), ("ro", "t"), ("pooler", "f")):
         done = subprocess.run(
-            [sys.executable, "-m", "harness", "psql", endpoint,
-             "-Atc", "select pg_is_in_recovery()"],
-            env=test_env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "psql",
+                endpoint,
+                "-Atc",
+                "select pg_is_in_recovery()",
+            ],
+            env=test_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert (done.returncode, done.stdout.strip()) == (0, expected), done.stderr
 
 
@@ -110,9 +125,13 @@ def test_ctrl_c_during_up_leaves_nothing_running_and_up_recovers(
 ) -> None:
     stack.down(volumes=False)
     up = subprocess.Popen(
-        [sys.executable, "-m", "harness", "up"], env=test_env, start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "harness", "up"],
+        env=test_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not stack.running_services() & {"pg1", "pg2", "pg3"}:
         time.sleep(0.2)

@@ -27,8 +27,14 @@ SCHEMAS = {"auth", "storage", "realtime", "_realtime", "extensions", "graphql_pu
 
 @pytest.fixture(scope="module")
 def supabase(stack: Stack) -> Iterator[SupabaseReport]:
-    seed(stack.lab.dsn("rw"), CrmData(42, resolve_counts("small")), reset=True, force=False,
-         progress=lambda *_: None, say=lambda _: None)  # fmt: skip
+    seed(
+        stack.lab.dsn("rw"),
+        CrmData(42, resolve_counts("small")),
+        reset=True,
+        force=False,
+        progress=lambda *_: None,
+        say=lambda _: None,
+    )
     yield start_supabase(stack, say=print)
 
 

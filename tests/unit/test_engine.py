@@ -40,8 +40,10 @@ def test_a_ready_machine_costs_only_probes() -> None:
     runner = FakeRunner()
     engine(runner, ROOT_DEBIAN).ensure()
     assert [c[:2] for c in runner.calls] == [
-        ["docker", "info"], ["docker", "compose"], ["docker", "image"],
-    ]  # fmt: skip
+        ["docker", "info"],
+        ["docker", "compose"],
+        ["docker", "image"],
+    ]
 
 
 def test_no_engine_and_not_root_says_what_to_install() -> None:

@@ -16,10 +16,14 @@ def failover_record() -> Record:
     attempts += [attempt(100, 6.0, "unknown"), attempt(101, 7.0, "fail")]
     attempts += [attempt(200 + i, 25.0 + i * 0.1, server="10.0.0.3") for i in range(20)]
     samples = [
-        Sample(t / 2, "pg1" if t < 48 else "pg3", 1 if t < 48 else 2,
-               "pg1" if t < 48 else ("" if t < 50 else "pg3"))
+        Sample(
+            t / 2,
+            "pg1" if t < 48 else "pg3",
+            1 if t < 48 else 2,
+            "pg1" if t < 48 else ("" if t < 50 else "pg3"),
+        )
         for t in range(60)
-    ]  # fmt: skip
+    ]
     return Record(attempts=attempts, samples=samples, marks={"fault": 5.0})
 
 
@@ -48,8 +52,9 @@ def test_lost_unexpected_and_ghost_writes_are_found() -> None:
 
 
 def test_two_servers_acknowledging_in_turns_without_failovers_is_split_brain() -> None:
-    attempts = [attempt(i, i * 0.1, server="10.0.0.1" if i % 2 else "10.0.0.2")
-                for i in range(1, 20)]  # fmt: skip
+    attempts = [
+        attempt(i, i * 0.1, server="10.0.0.1" if i % 2 else "10.0.0.2") for i in range(1, 20)
+    ]
     record = Record(attempts=attempts, samples=[Sample(0, "pg1", 1, "pg1")])
     assert split_brain(record)
     assert not split_brain(failover_record())

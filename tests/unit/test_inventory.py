@@ -90,8 +90,11 @@ def test_a_bad_inventory_is_refused_with_its_line_and_reason(
 def differences(a: Any, b: Any, path: str = "") -> set[str]:
     """Dotted paths where two parsed configurations differ."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return {d for k in a.keys() | b.keys()
-                for d in differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))}  # fmt: skip
+        return {
+            d
+            for k in a.keys() | b.keys()
+            for d in differences(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))
+        }
     return set() if a == b else {path}
 
 
@@ -102,10 +105,13 @@ def test_production_differs_from_the_lab_only_in_addresses_secrets_and_resources
     lab = patroni_config(preset)
     prod = node_patroni_config(inventory, inventory.host("db1"))
     assert differences(lab, prod) == {
-        "name", "restapi.connect_address", "postgresql.connect_address", "etcd3.hosts",
+        "name",
+        "restapi.connect_address",
+        "postgresql.connect_address",
+        "etcd3.hosts",
         "postgresql.pg_hba",
         *(f"bootstrap.dcs.postgresql.parameters.{k}" for k in inventory.resources),
-    }  # fmt: skip
+    }
     assert differences(dcs_config(preset), dcs_config(preset, site)) == {
         f"postgresql.parameters.{k}" for k in inventory.resources
     }
@@ -122,7 +128,9 @@ def test_production_differs_from_the_lab_only_in_addresses_secrets_and_resources
     )  # the lab's Docker resolver, and the backends' addresses
     assert all(any(word in line for word in resolution) for line in changed), changed
     assert set(pgbouncer_ini().splitlines()) ^ set(pgbouncer_ini(site).splitlines()) == {
-        "* = host=haproxy port=5000", "* = host=10.0.1.21 port=5000"}  # fmt: skip
+        "* = host=haproxy port=5000",
+        "* = host=10.0.1.21 port=5000",
+    }
     repo = set(pgbackrest_conf().splitlines()) ^ set(pgbackrest_conf(site).splitlines())
     assert all(line.startswith("repo1-") for line in repo)
 
@@ -139,33 +147,50 @@ def test_the_bundle_has_each_hosts_files_pinned_packages_and_no_secret(tmp_path:
     for path in written:
         text = path.read_text()
         if path.suffix == ".j2":  # secrets only as Ansible variables, filled at deploy time
-            assert all("{{" in line for line in text.splitlines() if "PASSWORD=" in line
-                       or line.startswith('"')), path  # fmt: skip
+            assert all(
+                "{{" in line
+                for line in text.splitlines()
+                if "PASSWORD=" in line or line.startswith('"')
+            ), path
         else:
             assert "PASSWORD=" not in text and '"postgres" "' not in text, path
     config = yaml.safe_load((tmp_path / "bundle" / "db2" / "etc/patroni/patroni.yml").read_text())
     assert config["name"] == "db2" and config["postgresql"]["connect_address"] == "10.0.1.12:5432"
 
 
-@pytest.mark.skipif(shutil.which("ansible-playbook") is None and not
-                    (Path(__file__).parents[2] / ".venv/bin/ansible-playbook").exists(),
-                    reason="ansible-core is a dev dependency")  # fmt: skip
+@pytest.mark.skipif(
+    shutil.which("ansible-playbook") is None
+    and not (Path(__file__).parents[2] / ".venv/bin/ansible-playbook").exists(),
+    reason="ansible-core is a dev dependency",
+)
 def test_the_playbook_passes_ansibles_syntax_check(tmp_path: Path) -> None:
     write_bundle(plan_bundle(example(), VERSIONS), tmp_path)
     binary = shutil.which("ansible-playbook") or str(
         Path(__file__).parents[2] / ".venv/bin/ansible-playbook"
     )
     done = subprocess.run(
-        [binary, "-i", str(tmp_path / "inventory.yml"), str(tmp_path / "playbook.yml"),
-         "--syntax-check"], capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            binary,
+            "-i",
+            str(tmp_path / "inventory.yml"),
+            str(tmp_path / "playbook.yml"),
+            "--syntax-check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_endpoints_default_to_the_hosts_and_standard_ports() -> None:
     endpoints = example().endpoints
     assert (endpoints.rw, endpoints.ro, endpoints.pooler) == (
-        "10.0.1.21:5000", "10.0.1.21:5001", "10.0.1.21:6432")  # fmt: skip
+        "10.0.1.21:5000",
+        "10.0.1.21:5001",
+        "10.0.1.21:6432",
+    )
     assert endpoints.patroni == ("10.0.1.11:8008", "10.0.1.12:8008", "10.0.1.13:8008")
 
 

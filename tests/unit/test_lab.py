@@ -20,11 +20,21 @@ from harness.lab import Lab, resolve_ports
 
 def test_default_ports_follow_the_conventions() -> None:
     assert resolve_ports({}) == {
-        "rw": 5000, "ro": 5001, "pooler": 6432, "stats": 7000,
-        "pg1": 8008, "pg2": 8009, "pg3": 8010, "faultproxy": 8474,
-        "proxied-rw": 5010, "proxied-ro": 5011, "proxied-pooler": 6442,
-        "kong": 8000, "meta": 8080, "studio": 3000,
-    }  # fmt: skip
+        "rw": 5000,
+        "ro": 5001,
+        "pooler": 6432,
+        "stats": 7000,
+        "pg1": 8008,
+        "pg2": 8009,
+        "pg3": 8010,
+        "faultproxy": 8474,
+        "proxied-rw": 5010,
+        "proxied-ro": 5011,
+        "proxied-pooler": 6442,
+        "kong": 8000,
+        "meta": 8080,
+        "studio": 3000,
+    }
 
 
 def test_a_port_moves_by_its_variable() -> None:

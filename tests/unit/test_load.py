@@ -121,8 +121,10 @@ def test_read_request_logs_merges_processes_and_skips_cut_rows(tmp_path: Path) -
     )
     records = read_request_logs(tmp_path)
     assert [(r.at, r.name, r.ok) for r in records] == [
-        (1.0, "dashboard", True), (2.0, "create_lead", True), (3.0, "dashboard", False),
-    ]  # fmt: skip
+        (1.0, "dashboard", True),
+        (2.0, "create_lead", True),
+        (3.0, "dashboard", False),
+    ]
 
 
 @pytest.mark.parametrize(

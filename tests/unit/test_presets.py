@@ -8,9 +8,16 @@ from harness.presets import PRESETS, TimingPreset, get_preset
 
 def preset(**overrides: object) -> TimingPreset:
     fields: dict[str, object] = {
-        "name": "t", "description": "", "ttl": 20, "loop_wait": 1, "retry_timeout": 4,
-        "check_inter_ms": 500, "check_fall": 1, "check_rise": 1, "connect_timeout_ms": 500,
-    }  # fmt: skip
+        "name": "t",
+        "description": "",
+        "ttl": 20,
+        "loop_wait": 1,
+        "retry_timeout": 4,
+        "check_inter_ms": 500,
+        "check_fall": 1,
+        "check_rise": 1,
+        "connect_timeout_ms": 500,
+    }
     fields.update(overrides)
     return TimingPreset(**fields)  # type: ignore[arg-type]
 

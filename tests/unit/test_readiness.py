@@ -61,7 +61,11 @@ def test_progress_is_reported_every_round() -> None:
     clock = FakeClock()
     rounds: list[float] = []
     wait_for(
-        [Scripted("a", 3)], 10, clock=clock, sleep=clock.sleep, interval=1,
+        [Scripted("a", 3)],
+        10,
+        clock=clock,
+        sleep=clock.sleep,
+        interval=1,
         on_round=lambda results, elapsed: rounds.append(elapsed),
-    )  # fmt: skip
+    )
     assert rounds == [0.0, 1.0, 2.0]

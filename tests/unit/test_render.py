@@ -34,8 +34,10 @@ def test_one_preset_drives_patroni_and_haproxy() -> None:
         files = render_files(p)
         dcs = yaml.safe_load(files["patroni.yml"])["bootstrap"]["dcs"]
         assert (dcs["ttl"], dcs["loop_wait"], dcs["retry_timeout"]) == (
-            p.ttl, p.loop_wait, p.retry_timeout,
-        )  # fmt: skip
+            p.ttl,
+            p.loop_wait,
+            p.retry_timeout,
+        )
         checks = f"inter {p.check_inter_ms}ms fall {p.check_fall} rise {p.check_rise}"
         assert files["haproxy.cfg"].count(checks) == 2  # rw and ro listeners
         assert f"timeout connect {p.connect_timeout_ms}ms" in files["haproxy.cfg"]

@@ -136,5 +136,9 @@ def test_down_stops_clients_then_nodes_then_etcd() -> None:
     services = ["etcd1", "pg1", "faultproxy", "haproxy", "etcd2", "pg2", "pgbouncer"]
     tiers = stop_order(container(s) for s in services)
     assert [[c.name for c in tier] for tier in tiers] == [
-        ["haproxy", "pgbouncer"], ["pg1", "pg2"], ["faultproxy"], ["etcd1"], ["etcd2"],
-    ]  # fmt: skip
+        ["haproxy", "pgbouncer"],
+        ["pg1", "pg2"],
+        ["faultproxy"],
+        ["etcd1"],
+        ["etcd2"],
+    ]
