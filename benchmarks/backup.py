@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psycopg
 
-from harness.backup import drill, drill_summary, take_backup
-from harness.lab import Lab
-from harness.load import LoadPlan, run_load
-from harness.presets import DEFAULT_PRESET, get_preset
-from harness.stack import Stack
+from harness.backup.repository import drill, drill_summary, take_backup
+from harness.lab.presets import DEFAULT_PRESET, get_preset
+from harness.lab.project import Lab
+from harness.load.run import LoadPlan, run_load
+from harness.stack.lifecycle import Stack
 
 
 def archived(stack: Stack) -> tuple[int, int]:

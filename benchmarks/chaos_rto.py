@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from harness.chaos import run
-from harness.lab import Lab
-from harness.stack import Stack
-from scenarios.catalog import CATALOG
+from harness.chaos.catalog import CATALOG
+from harness.chaos.runner import run
+from harness.lab.project import Lab
+from harness.stack.lifecycle import Stack
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -18,9 +18,9 @@ import time
 
 import psycopg
 
-from harness.faults import Faults
-from harness.lab import FAULTPROXY, Lab
-from harness.stack import Stack
+from harness.faults.controller import Faults
+from harness.lab.project import FAULTPROXY, Lab
+from harness.stack.lifecycle import Stack
 
 CPU_USAGE = "/sys/fs/cgroup/cpuacct/cpuacct.usage"  # cgroup v1, nanoseconds
 

@@ -15,10 +15,10 @@ import argparse
 import time
 from collections.abc import Iterator
 
-from harness.crmdata import SCALES, CrmData, resolve_counts
-from harness.lab import Lab
-from harness.seed import seed
-from harness.stack import Stack
+from harness.data.crmdata import SCALES, CrmData, resolve_counts
+from harness.data.seed import seed
+from harness.lab.project import Lab
+from harness.stack.lifecycle import Stack
 
 PGBENCH_ROWS_PER_SCALE = 100_000
 

@@ -14,10 +14,10 @@ import time
 
 from python_on_whales import DockerClient
 
-from harness.engine import BASE_IMAGE, Engine
-from harness.lab import Lab
-from harness.presets import get_preset
-from harness.stack import Stack, UpReport
+from harness.lab.presets import get_preset
+from harness.lab.project import Lab
+from harness.stack.engine import BASE_IMAGE, Engine
+from harness.stack.lifecycle import Stack, UpReport
 
 BENCH_SETTINGS = {
     "GARDENLAB_PROJECT": "gardenlab-bench",

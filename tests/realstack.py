@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.engine import Engine
-from harness.lab import Lab
-from harness.presets import get_preset
-from harness.stack import Stack
+from harness.lab.presets import get_preset
+from harness.lab.project import Lab
+from harness.stack.engine import Engine
+from harness.stack.lifecycle import Stack
 
 TEST_SETTINGS = {
     "GARDENLAB_PROJECT": "gardenlab-test",

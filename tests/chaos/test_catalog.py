@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.chaos import run, summary, write_report
-from harness.stack import Stack
-from scenarios.catalog import CATALOG
+from harness.chaos.catalog import CATALOG
+from harness.chaos.runner import run, summary, write_report
+from harness.stack.lifecycle import Stack
 
 CI_SUBSET = {"leader-kill", "switchover", "etcd-quorum-loss", "replica-cut-from-primary"}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.lab import NODES
-from harness.stack import Stack, service_of
+from harness.lab.project import NODES
+from harness.stack.lifecycle import Stack, service_of
 
 
 def node_addresses(stack: Stack) -> dict[str, str]:

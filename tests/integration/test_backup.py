@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from harness.backup import archive_now, drill, repository_info, restore, take_backup
-from harness.errors import BackupError
-from harness.presets import get_preset
-from harness.stack import Stack
+from harness.backup.repository import archive_now, drill, repository_info, restore, take_backup
+from harness.core.errors import BackupError
+from harness.lab.presets import get_preset
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 PRESET = get_preset("fast")

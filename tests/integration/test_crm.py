@@ -9,11 +9,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from harness.crmdata import TABLES, CrmData, resolve_counts
-from harness.errors import HarnessError
-from harness.faults import Faults
-from harness.seed import seed, verify
-from harness.stack import Stack
+from harness.core.errors import HarnessError
+from harness.data.crmdata import TABLES, CrmData, resolve_counts
+from harness.data.seed import seed, verify
+from harness.faults.controller import Faults
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 COUNTS = resolve_counts("small")

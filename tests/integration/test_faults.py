@@ -10,11 +10,11 @@ import psycopg
 import pytest
 from python_on_whales.exceptions import DockerException
 
-from harness.errors import ConfigError, HarnessError
-from harness.faults import Faults
-from harness.lab import NODES
-from harness.patroni import PatroniClient
-from harness.stack import Stack
+from harness.clients.patroni import PatroniClient
+from harness.core.errors import ConfigError, HarnessError
+from harness.faults.controller import Faults
+from harness.lab.project import NODES
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 HEAL_TIMEOUT = 120.0

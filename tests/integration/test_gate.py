@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.backup import take_backup
-from harness.crmdata import CrmData, resolve_counts
-from harness.gate import gate
-from harness.inventory import load_inventory
-from harness.load import LoadPlan
-from harness.seed import seed
-from harness.stack import Stack
+from harness.backup.repository import take_backup
+from harness.config.inventory import load_inventory
+from harness.data.crmdata import CrmData, resolve_counts
+from harness.data.seed import seed
+from harness.load.run import LoadPlan
+from harness.promotion.gate import gate
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 QUICK = LoadPlan(users=10, spawn_rate=10, duration=15)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.crmdata import CrmData, resolve_counts
-from harness.load import LoadPlan, run_load, run_load_chaos
-from harness.loadreport import ALL, Limit
-from harness.seed import seed
-from harness.stack import Stack
+from harness.chaos.catalog import CATALOG
+from harness.data.crmdata import CrmData, resolve_counts
+from harness.data.seed import seed
+from harness.load.report import ALL, Limit
+from harness.load.run import LoadPlan, run_load, run_load_chaos
+from harness.stack.lifecycle import Stack
 from loadtests.mix import REQUEST_NAMES
-from scenarios.catalog import CATALOG
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 QUICK = {"users": 10, "spawn_rate": 10.0, "duration": 20.0}

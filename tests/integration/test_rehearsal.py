@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.rehearse import rehearse
-from harness.stack import Stack
+from harness.promotion.rehearse import rehearse
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from harness.stack import Stack
+from harness.stack.lifecycle import Stack
 from tests.integration.conftest import answering_address, node_addresses
 from tests.realstack import bring_up
 

@@ -12,13 +12,13 @@ import httpx
 import psycopg
 import pytest
 
-from harness.crmdata import CrmData, resolve_counts
-from harness.errors import HarnessError
-from harness.faults import Faults
-from harness.lab import SUPABASE
-from harness.seed import seed
-from harness.stack import Stack
-from harness.supabase import SupabaseReport, profile_services, start_supabase
+from harness.core.errors import HarnessError
+from harness.data.crmdata import CrmData, resolve_counts
+from harness.data.seed import seed
+from harness.faults.controller import Faults
+from harness.lab.project import SUPABASE
+from harness.stack.lifecycle import Stack
+from harness.stack.supabase import SupabaseReport, profile_services, start_supabase
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 LOGIN_ROLES = ("authenticator", "supabase_admin", "supabase_auth_admin", "supabase_storage_admin")

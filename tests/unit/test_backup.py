@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.backup import RepositoryInfo, Verification
-from harness.errors import BackupError
-from harness.presets import get_preset
-from harness.render import DATA_DIR, RestoreTarget, patroni_config, render_files
+from harness.backup.repository import RepositoryInfo, Verification
+from harness.config.render import DATA_DIR, RestoreTarget, patroni_config, render_files
+from harness.core.errors import BackupError
+from harness.lab.presets import get_preset
 
 INFO = (Path(__file__).parents[1] / "fixtures" / "pgbackrest_info.json").read_text()
 

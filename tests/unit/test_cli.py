@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
-from harness.errors import HarnessError, PortInUseError
+from harness.core.errors import HarnessError, PortInUseError
 
 
 def test_unknown_preset_is_a_usage_error_listing_the_choices() -> None:

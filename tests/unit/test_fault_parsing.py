@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.faults import parse_duration_ms, parse_rate_kbps
+from harness.core.errors import ConfigError
+from harness.faults.controller import parse_duration_ms, parse_rate_kbps
 
 
 @pytest.mark.parametrize(

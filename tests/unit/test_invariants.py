@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.invariants import judge, leader_changes, outage, split_brain
-from harness.workload import Attempt, Record, Sample
+from harness.chaos.invariants import judge, leader_changes, outage, split_brain
+from harness.chaos.workload import Attempt, Record, Sample
 
 
 def attempt(id_: int, at: float, outcome: str = "ack", server: str = "10.0.0.1") -> Attempt:

@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
-from harness.gate import GateReport, markdown
-from harness.inventory import Inventory, InventoryError, load_inventory
-from harness.render import dcs_config, haproxy_cfg, patroni_config, pgbackrest_conf, pgbouncer_ini
+from harness.config.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
+from harness.config.inventory import Inventory, InventoryError, load_inventory
+from harness.config.render import (
+    dcs_config,
+    haproxy_cfg,
+    patroni_config,
+    pgbackrest_conf,
+    pgbouncer_ini,
+)
+from harness.promotion.gate import GateReport, markdown
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "inventory.example.yml"
 VERSIONS = {p: "1.0-1" for _, packages in PACKAGES.values() for p in packages}

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.envfile import (
+from harness.core.errors import ConfigError
+from harness.lab.project import Lab, resolve_ports
+from harness.lab.secrets import (
     API_KEYS,
     SECRET_KEYS,
     api_key_valid,
     ensure_secrets,
     read_env_file,
 )
-from harness.errors import ConfigError
-from harness.lab import Lab, resolve_ports
 
 
 def test_default_ports_follow_the_conventions() -> None:

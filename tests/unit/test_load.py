@@ -7,18 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.lab import Lab
-from harness.load import (
-    DEFAULT_LIMITS,
-    LoadPlan,
-    LoadTarget,
-    locust_command,
-    locust_environment,
-    parse_duration,
-    parse_wait,
-)
-from harness.loadreport import (
+from harness.core.errors import ConfigError
+from harness.lab.project import Lab
+from harness.load.report import (
     ALL,
     Limit,
     RequestRecord,
@@ -30,6 +21,15 @@ from harness.loadreport import (
     percentile,
     read_request_logs,
     window_stats,
+)
+from harness.load.run import (
+    DEFAULT_LIMITS,
+    LoadPlan,
+    LoadTarget,
+    locust_command,
+    locust_environment,
+    parse_duration,
+    parse_wait,
 )
 from loadtests.mix import MIX, REQUEST_NAMES
 

@@ -5,9 +5,9 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.errors import PatroniUnavailable
-from harness.haproxy import parse_stats_csv
-from harness.patroni import Cluster, PatroniClient
+from harness.clients.haproxy import parse_stats_csv
+from harness.clients.patroni import Cluster, PatroniClient
+from harness.core.errors import PatroniUnavailable
 
 
 def test_recorded_cluster_parses(cluster_json: dict[str, Any]) -> None:

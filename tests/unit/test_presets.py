@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.presets import PRESETS, TimingPreset, get_preset
+from harness.core.errors import ConfigError
+from harness.lab.presets import PRESETS, TimingPreset, get_preset
 
 
 def preset(**overrides: object) -> TimingPreset:

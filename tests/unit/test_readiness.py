@@ -4,8 +4,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.errors import ReadinessTimeout
-from harness.readiness import Probe, wait_for
+from harness.core.errors import ReadinessTimeout
+from harness.stack.readiness import Probe, wait_for
 
 
 @dataclass

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.envfile import read_env_file
-from harness.presets import get_preset
-from harness.render import faultproxy_config, patroni_config, render_files, write_rendered
+from harness.config.render import faultproxy_config, patroni_config, render_files, write_rendered
+from harness.lab.presets import get_preset
+from harness.lab.secrets import read_env_file
 
 
 def test_patroni_bootstrap_carries_the_safety_settings() -> None:

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from harness.envfile import ensure_secrets, read_env_file, secrets_fingerprint
-from harness.errors import PortInUseError, StateError
-from harness.haproxy import parse_stats_csv
-from harness.lab import PUBLISHED_PORTS, SUPABASE, Lab
-from harness.patroni import Cluster
-from harness.presets import get_preset
-from harness.stack import SECRETS_LABEL, SERVICE_LABEL, Stack, StackStatus, stop_order
+from harness.clients.haproxy import parse_stats_csv
+from harness.clients.patroni import Cluster
+from harness.core.errors import PortInUseError, StateError
+from harness.lab.presets import get_preset
+from harness.lab.project import PUBLISHED_PORTS, SUPABASE, Lab
+from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
+from harness.stack.lifecycle import SECRETS_LABEL, SERVICE_LABEL, Stack, StackStatus, stop_order
 
 
 def volume(name: str, secrets_id: str) -> Any:

@@ -1,0 +1,161 @@
+"""Each scenario reads: steady load, then the fault, held for a while, then healed, then
+checked: no acknowledged write lost, no unexpected row, no split brain, nodes converged,
+and the write outage within its budget.
+
+Budgets are for the `fast` preset (ttl 20 s): a hard failure of the leader can only be
+detected when its leader lock expires, so ttl bounds it.
+"""
+
+from __future__ import annotations
+
+from harness.chaos.runner import Expectation, Scenario
+from harness.lab.presets import get_preset
+
+TTL = get_preset("fast").ttl
+
+CATALOG: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="leader-kill",
+            story="The leader's container is SIGKILLed under write load. Its lock expires "
+            "after ttl, the synchronous standby is promoted, HAProxy follows within a check.",
+            fault=lambda f: f.container_fault("kill", "leader"),
+            hold=TTL + 10,
+            expect=Expectation(failover=True, max_write_gap=TTL + 2),
+        ),
+        Scenario(
+            name="leader-stop",
+            story="The leader is stopped gracefully (as a package upgrade would). Patroni "
+            "hands the lock over on the way out, so the outage is short.",
+            fault=lambda f: f.container_fault("stop", "leader"),
+            hold=20,
+            expect=Expectation(failover=True, max_write_gap=10),
+        ),
+        Scenario(
+            name="switchover",
+            story="A planned switchover to the synchronous standby through Patroni's API.",
+            fault=lambda f: f.switchover("sync-standby"),
+            hold=5,
+            expect=Expectation(failover=True, max_write_gap=3),
+        ),
+        Scenario(
+            name="replica-kill",
+            story="The asynchronous replica is SIGKILLed. Writes carry on untouched.",
+            fault=lambda f: f.container_fault("kill", "replica"),
+            hold=15,
+            expect=Expectation(failover=False, max_write_gap=1),
+        ),
+        Scenario(
+            name="sync-standby-kill",
+            story="The synchronous standby is SIGKILLed. Commits wait until Patroni names the "
+            "other replica synchronous, then flow again.",
+            fault=lambda f: f.container_fault("kill", "sync-standby"),
+            hold=20,
+            expect=Expectation(failover=False, max_write_gap=TTL),
+        ),
+        Scenario(
+            name="leader-freeze",
+            story="The leader's container is frozen (docker pause). Its lock expires, a "
+            "replica takes over; thawed, the old leader finds itself replaced and rejoins.",
+            fault=lambda f: f.container_fault("pause", "leader"),
+            hold=TTL + 10,
+            # Unlike a kill, a frozen node neither refuses nor resets connections: HAProxy's
+            # checks time out and hung sessions close only then (measured 22.4 s once).
+            expect=Expectation(failover=True, max_write_gap=TTL + 5),
+        ),
+        Scenario(
+            name="leader-isolated",
+            story="The leader loses every link. It cannot renew its lock nor reach a member, "
+            "so it demotes itself; the synchronous standby is promoted.",
+            fault=lambda f: f.isolate("leader"),
+            hold=TTL + 15,
+            expect=Expectation(failover=True, max_write_gap=TTL + 5),
+        ),
+        Scenario(
+            name="leader-cut-from-etcd",
+            story="Only the leader loses etcd; the replicas still reach it and etcd. Failsafe "
+            "mode keeps it: every member still answers it over REST, so nobody takes over.",
+            fault=lambda f: f.cut_from_etcd("leader"),
+            hold=TTL + 10,
+            expect=Expectation(
+                failover=False,
+                max_write_gap=1,
+                note="observed with failsafe_mode: the leader stays and keeps writing; "
+                "without it the leader would demote after ttl",
+            ),
+        ),
+        Scenario(
+            name="replica-cut-from-primary",
+            story="The asynchronous replica is cut from its peers and falls behind; writes "
+            "are untouched; healed, it catches up.",
+            fault=lambda f: f.cut_from_peers("replica"),
+            hold=15,
+            expect=Expectation(failover=False, max_write_gap=1),
+        ),
+        Scenario(
+            name="etcd-member-loss",
+            story="One etcd member is killed; two of three keep quorum.",
+            fault=lambda f: f.container_fault("kill", "etcd1"),
+            hold=15,
+            expect=Expectation(failover=False, max_write_gap=1),
+        ),
+        Scenario(
+            name="etcd-quorum-loss",
+            story="Two etcd members are killed, longer than ttl. With failsafe mode the leader "
+            "still reaches every member over REST, so it keeps accepting writes.",
+            fault=lambda f: f.together(
+                f.container_fault("kill", "etcd1"), f.container_fault("kill", "etcd2")
+            ),
+            hold=TTL + 10,
+            expect=Expectation(failover=False, max_write_gap=1),
+        ),
+        Scenario(
+            name="replication-latency",
+            story="100 ms on the leader's replication link: synchronous commits slow down "
+            "by that much, nothing fails.",
+            fault=lambda f: f.toxic("leader", "latency", {"latency": 100, "jitter": 0}),
+            hold=15,
+            expect=Expectation(failover=False, max_write_gap=1),
+        ),
+        Scenario(
+            name="haproxy-restart",
+            story="HAProxy restarts: client connections drop and reconnect.",
+            fault=lambda f: f.container_fault("restart", "haproxy"),
+            hold=5,
+            expect=Expectation(failover=False, max_write_gap=5),
+        ),
+        Scenario(
+            name="pgbouncer-restart",
+            story="PgBouncer restarts under clients that write through it.",
+            fault=lambda f: f.container_fault("restart", "pgbouncer"),
+            hold=5,
+            expect=Expectation(failover=False, max_write_gap=5),
+            endpoint="pooler",
+        ),
+        Scenario(
+            name="full-cluster-restart",
+            story="Every database node is stopped, then started: the cluster comes back with "
+            "all its data.",
+            fault=lambda f: f.together(
+                *(f.container_fault("stop", n) for n in ("pg1", "pg2", "pg3"))
+            ),
+            hold=5,
+            expect=Expectation(failover=None, max_write_gap=90),
+        ),
+        Scenario(
+            name="leader-and-sync-standby-lost",
+            story="The leader and the synchronous standby are killed together.",
+            fault=lambda f: f.together(
+                f.container_fault("kill", "sync-standby"), f.container_fault("kill", "leader")
+            ),
+            hold=TTL + 10,
+            expect=Expectation(
+                failover=None,
+                note="synchronous_mode (not strict) lets only the synchronous standby be "
+                "promoted: the remaining asynchronous replica may hold less than was "
+                "acknowledged, so writes BLOCK until a lost node returns; nothing is lost",
+            ),
+        ),
+    )
+}

@@ -1,0 +1,153 @@
+"""What must hold once a scenario has healed, checked by code that can fail.
+
+- lost: acknowledged writes missing afterwards (must be 0 under synchronous replication);
+- unexpected: rows present that no writer attempted;
+- ghosts: unknown outcomes that did commit (counted, not a failure);
+- split brain: two servers acknowledging writes in interleaved time without the leader
+  having changed that often;
+- convergence: equal content on every node;
+- outage: the client-visible write gap around the fault, with when Patroni promoted and
+  when HAProxy switched, measured from the fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any
+
+from harness.chaos.workload import Record
+
+
+@dataclass(frozen=True)
+class Outage:
+    write_gap: float  # seconds between the last ack before and the first ack after the fault
+    gap_start: float
+    gap_end: float | None  # None: writes never came back
+    promoted_after: float | None  # first new leader seen, seconds after the fault
+    haproxy_after: float | None  # HAProxy routing rw to that new leader, seconds after the fault
+    client_after: float | None  # first ack after the gap, seconds after the fault
+    leader_before: str
+    leader_after: str
+    leader_changes: int
+
+
+@dataclass(frozen=True)
+class Verdict:
+    attempted: int
+    acknowledged: int
+    failed: int
+    unknown: int
+    lost: list[int]
+    unexpected: list[int]
+    ghosts: list[int]
+    split_brain: list[str]
+    converged: bool
+    differing_tables: list[str]
+    outage: Outage
+
+    @property
+    def problems(self) -> list[str]:
+        found = []
+        if self.lost:
+            found.append(f"{len(self.lost)} acknowledged writes lost (e.g. {self.lost[:5]})")
+        if self.unexpected:
+            found.append(f"{len(self.unexpected)} unexpected rows (e.g. {self.unexpected[:5]})")
+        found += [f"split brain: {s}" for s in self.split_brain]
+        if not self.converged:
+            found.append(f"nodes differ on {', '.join(self.differing_tables)}")
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "problems": self.problems}
+
+
+def leader_changes(record: Record) -> list[tuple[float, str]]:
+    """(time, new leader) each time the monitor saw a different leader; gaps ignored."""
+    changes: list[tuple[float, str]] = []
+    current = ""
+    for sample in record.samples:
+        if sample.leader and sample.leader != current:
+            if current:
+                changes.append((sample.at, sample.leader))
+            current = sample.leader
+    return changes
+
+
+def outage(record: Record, fault_at: float) -> Outage:
+    acks = sorted(a.ended for a in record.attempts if a.outcome == "ack")
+    before = [t for t in acks if t <= fault_at]
+    after = [t for t in acks if t > fault_at]
+    # The largest gap between consecutive acks from the last one before the fault on.
+    points = ([before[-1]] if before else [fault_at]) + after
+    gap, start, end = 0.0, points[0], None
+    for earlier, later in pairwise(points):
+        if later - earlier > gap:
+            gap, start, end = later - earlier, earlier, later
+    if not after:
+        last = record.samples[-1].at if record.samples else fault_at
+        gap, start, end = last - points[0], points[0], None
+    leaders = [s.leader for s in record.samples if s.leader]
+    seen_before = [s.leader for s in record.samples if s.at <= fault_at and s.leader]
+    before_leader = seen_before[-1] if seen_before else (leaders[0] if leaders else "")
+    all_changes = leader_changes(record)
+    changes = [c for c in all_changes if c[0] > fault_at]
+    promoted = changes[0][0] - fault_at if changes else None
+    switched = None
+    if changes:
+        new = changes[0][1]
+        routed = [s.at for s in record.samples if s.at >= changes[0][0] and s.rw_backend == new]
+        switched = routed[0] - fault_at if routed else None
+    return Outage(
+        write_gap=gap,
+        gap_start=start,
+        gap_end=end,
+        promoted_after=promoted,
+        haproxy_after=switched,
+        client_after=(end - fault_at) if end is not None and end > fault_at else None,
+        leader_before=before_leader,
+        leader_after=leaders[-1] if leaders else "",
+        leader_changes=len(all_changes),
+    )
+
+
+def split_brain(record: Record) -> list[str]:
+    """Acks by server in time order, collapsed into runs: a server coming back after another
+    one (A, B, A) needs as many leader changes; otherwise two nodes accepted writes at once."""
+    acks = sorted((a.ended, a.server) for a in record.attempts if a.outcome == "ack")
+    runs: list[tuple[str, float, float]] = []  # server, first, last
+    for at, server in acks:
+        if runs and runs[-1][0] == server:
+            runs[-1] = (server, runs[-1][1], at)
+        else:
+            runs.append((server, at, at))
+    switches = len(runs) - 1
+    allowed = len(leader_changes(record))
+    if switches <= max(allowed, len({r[0] for r in runs}) - 1):
+        return []
+    return [
+        f"{switches} switches between acknowledging servers but {allowed} leader changes: "
+        + " -> ".join(f"{server} [{first:.1f}-{last:.1f} s]" for server, first, last in runs[:12])
+    ]
+
+
+def judge(
+    record: Record, present: set[int], fault_at: float, differing_tables: list[str]
+) -> Verdict:
+    by_outcome: dict[str, set[int]] = {"ack": set(), "fail": set(), "unknown": set()}
+    for attempt in record.attempts:
+        by_outcome[attempt.outcome].add(attempt.id)
+    attempted = {a.id for a in record.attempts}
+    return Verdict(
+        attempted=len(attempted),
+        acknowledged=len(by_outcome["ack"]),
+        failed=len(by_outcome["fail"]),
+        unknown=len(by_outcome["unknown"]),
+        lost=sorted(by_outcome["ack"] - present),
+        unexpected=sorted(present - attempted),
+        ghosts=sorted(by_outcome["unknown"] & present),
+        split_brain=split_brain(record),
+        converged=not differing_tables,
+        differing_tables=differing_tables,
+        outage=outage(record, fault_at),
+    )

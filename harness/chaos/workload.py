@@ -1,0 +1,222 @@
+"""The workload a chaos scenario runs under, and what it records.
+
+Writers insert unique ids through the read-write path and record each attempt's outcome:
+- ack: the INSERT (autocommit: its commit) returned; the answering server is recorded;
+- fail: the server refused it on a live connection (read-only, no connection): not committed;
+- unknown: the connection broke before the outcome was known: it may or may not be committed.
+A writer never cancels a statement: no statement_timeout, no client-side cancel; TCP
+keepalives turn a dead connection into an error. Readers query the read-only port. A monitor
+samples Patroni's leader and timeline and HAProxy's rw routing, to split the outage in layers.
+Every loop stops at its deadline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+
+from harness.clients.haproxy import fetch_backends
+from harness.clients.patroni import PatroniClient
+from harness.core.errors import HarnessError
+from harness.lab.project import Lab
+
+TABLE = "chaos_writes"
+KEEPALIVES = "keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=3"
+ID_STRIDE = 1_000_000_000  # writer w writes ids w * ID_STRIDE + n
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: int
+    writer: int
+    started: float  # seconds since the workload's start
+    ended: float
+    outcome: str  # ack, fail, unknown
+    server: str  # the address that acknowledged, or ""
+    error: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    leader: str  # Patroni's leader, "" when none
+    timeline: int | None
+    rw_backend: str  # the node HAProxy's rw listener has UP, "" when none
+
+
+@dataclass
+class Record:
+    attempts: list[Attempt] = field(default_factory=list)
+    reads: list[tuple[float, bool]] = field(default_factory=list)  # (at, succeeded)
+    samples: list[Sample] = field(default_factory=list)
+    marks: dict[str, float] = field(default_factory=dict)  # fault, heal, ... -> seconds
+    epoch: float = 0.0  # wall-clock time of second 0, to line marks up with other records
+
+    def wall(self, mark: str) -> float:
+        """A mark as epoch seconds."""
+        return self.epoch + self.marks[mark]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "attempts": [a.__dict__ for a in self.attempts],
+            "reads": self.reads,
+            "samples": [s.__dict__ for s in self.samples],
+            "marks": self.marks,
+        }
+
+
+def prepare_table(lab: Lab) -> None:
+    with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.execute(
+            f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, writer int NOT NULL, "
+            "server inet DEFAULT inet_server_addr(), at timestamptz DEFAULT clock_timestamp())"
+        )
+
+
+class Workload:
+    """Writers, readers and a monitor on threads; `with Workload(...) as w:` runs them."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        writers: int = 4,
+        readers: int = 1,
+        endpoint: str = "rw",
+        rate: float = 25.0,  # writes per second per writer
+        max_seconds: float = 300.0,
+    ) -> None:
+        self.lab = lab
+        self.writers = writers
+        self.readers = readers
+        self.endpoint = endpoint
+        self.interval = 1.0 / rate
+        self.max_seconds = max_seconds
+        self.record = Record()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._start = 0.0
+
+    def now(self) -> float:
+        return time.monotonic() - self._start
+
+    def mark(self, name: str) -> None:
+        self.record.marks[name] = self.now()
+
+    def __enter__(self) -> Workload:
+        prepare_table(self.lab)
+        self._start = time.monotonic()
+        self.record.epoch = time.time()
+        self._stop.clear()
+        targets: list[Callable[[], None]] = [self._monitor]
+        targets += [self._writer_loop(w) for w in range(1, self.writers + 1)]
+        targets += [self._reader] * self.readers
+        for target in targets:
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self, grace: float = 30.0) -> None:
+        """Ask every loop to stop and wait; a writer inside a commit is never interrupted."""
+        self._stop.set()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = [t for t in self._threads if t.is_alive()]
+
+    def _running(self) -> bool:
+        return not self._stop.is_set() and self.now() < self.max_seconds
+
+    # -- writers -----------------------------------------------------------------------------
+
+    def _writer_loop(self, writer: int) -> Callable[[], None]:
+        def loop() -> None:
+            dsn = f"{self.lab.dsn(self.endpoint, connect_timeout=2)} {KEEPALIVES}"
+            conn: psycopg.Connection[Any] | None = None
+            n = 0
+            while self._running():
+                n += 1
+                write_id = writer * ID_STRIDE + n
+                started = self.now()
+                outcome, server, error = "fail", "", ""
+                try:
+                    if conn is None or conn.closed or conn.broken:
+                        if conn is not None:
+                            conn.close()
+                        conn = None  # a failed connect below is a plain failure
+                        conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
+                    row = conn.execute(
+                        f"INSERT INTO {TABLE} (id, writer) VALUES (%s, %s) "
+                        "RETURNING host(inet_server_addr())",
+                        (write_id, writer),
+                    ).fetchone()
+                    outcome, server = "ack", str(row[0]) if row else ""
+                except psycopg.Error as exc:
+                    error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    # Broken mid-statement: the commit may have happened. Refused on a live
+                    # connection, or never connected: it did not.
+                    outcome = "unknown" if conn is not None and conn.broken else "fail"
+                with self._lock:
+                    self.record.attempts.append(
+                        Attempt(write_id, writer, started, self.now(), outcome, server, error)
+                    )
+                if outcome != "ack":
+                    time.sleep(0.05)  # no hot loop while the path is down
+                else:
+                    time.sleep(max(0.0, self.interval - (self.now() - started)))
+            if conn is not None:
+                conn.close()
+
+        return loop
+
+    # -- readers and the monitor -------------------------------------------------------------
+
+    def _reader(self) -> None:
+        dsn = f"{self.lab.dsn('ro', connect_timeout=2)} {KEEPALIVES}"
+        while self._running():
+            ok = True
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(f"SELECT count(*) FROM {TABLE}")
+            except psycopg.Error:
+                ok = False
+            with self._lock:
+                self.record.reads.append((self.now(), ok))
+            time.sleep(0.2)
+
+    def _monitor(self) -> None:
+        with PatroniClient(self.lab.rest_urls(), timeout=0.5) as patroni:
+            while self._running():
+                leader, timeline = "", None
+                try:
+                    current = patroni.cluster().leader
+                    if current is not None:
+                        leader, timeline = current.name, current.timeline
+                except HarnessError:
+                    pass
+                try:
+                    up = [
+                        b.server
+                        for b in fetch_backends(self.lab.stats_url(), timeout=0.5)
+                        if b.listener == "rw" and b.up
+                    ]
+                except (httpx.HTTPError, ValueError):
+                    up = []
+                with self._lock:
+                    self.record.samples.append(
+                        Sample(self.now(), leader, timeline, up[0] if len(up) == 1 else "")
+                    )
+                time.sleep(0.2)

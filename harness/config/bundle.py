@@ -1,0 +1,374 @@
+"""Render the lab's tested configuration for real servers: one directory per host, the Debian
+packages pinned to the versions inside the lab's images, and an Ansible playbook that
+installs them and runs everything as systemd services.
+
+Every file comes from the same functions and templates the lab renders from (harness.config.render);
+only a `Site` differs: addresses, the private network, resources. Secrets never enter the
+bundle: the playbook fills them from Ansible variables (`--extra-vars @secrets.yml`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config.inventory import Host, Inventory
+from harness.config.render import (
+    ETCD_CLIENT_PORT,
+    PG_PORT,
+    REST_PORT,
+    Site,
+    haproxy_cfg,
+    patroni_config,
+    patroni_yml,
+    pgbackrest_conf,
+    pgbouncer_ini,
+)
+from harness.core.errors import CommandError, ConfigError
+from harness.core.process import run
+
+# The lab image each role's packages come from, and the packages it runs on a server.
+PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "database": (
+        "gardenlab/postgres:17",
+        (
+            "postgresql-17",
+            "postgresql-17-pgvector",
+            "postgresql-17-wal2json",
+            "patroni",
+            "python3-etcd",
+            "python3-psycopg2",
+            "pgbackrest",
+        ),
+    ),
+    "etcd": ("gardenlab/etcd:3.5", ("etcd-server", "etcd-client")),
+    "haproxy": ("gardenlab/haproxy:3.0", ("haproxy",)),
+    "pgbouncer": ("gardenlab/pgbouncer:1.24", ("pgbouncer",)),
+    "backup": ("gardenlab/postgres:17", ("pgbackrest",)),
+}
+SERVICES = {
+    "database": "gardenlab-patroni",
+    "etcd": "etcd",
+    "haproxy": "haproxy",
+    "pgbouncer": "pgbouncer",
+    "backup": "gardenlab-pgbackrest",
+}
+TLS_DIR = "/etc/pgbackrest/tls"  # the repository host's certificates, provisioned by the operator
+
+PATRONI_UNIT = """\
+[Unit]
+Description=Patroni for gardenlab (PostgreSQL 17 high availability)
+After=network-online.target etcd.service
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=postgres
+Group=postgres
+EnvironmentFile=/etc/patroni/patroni.env
+ExecStart=/usr/bin/patroni /etc/patroni/patroni.yml
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
+TimeoutSec=30
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+PGBACKREST_UNIT = """\
+[Unit]
+Description=pgBackRest repository server for gardenlab
+After=network-online.target
+
+[Service]
+Type=simple
+User=postgres
+ExecStart=/usr/bin/pgbackrest server
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+# Secrets, as Jinja templates Ansible fills at deploy time: never rendered here.
+PATRONI_ENV = """\
+PATRONI_SUPERUSER_USERNAME=postgres
+PATRONI_SUPERUSER_PASSWORD={{ postgres_password }}
+PATRONI_REPLICATION_USERNAME=replicator
+PATRONI_REPLICATION_PASSWORD={{ replication_password }}
+PATRONI_RESTAPI_USERNAME=patroni
+PATRONI_RESTAPI_PASSWORD={{ patroni_restapi_password }}
+"""
+PGBOUNCER_USERLIST = """\
+"postgres" "{{ postgres_password }}"
+"crm_app" "{{ crm_app_password }}"
+"""
+NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_cluster = false\n"
+
+
+def site_of(inventory: Inventory) -> Site:
+    backup = inventory.with_role("backup")
+    repository = (
+        (
+            ("repo1-host", backup[0].address),
+            ("repo1-host-type", "tls"),
+            ("repo1-host-ca-file", f"{TLS_DIR}/ca.crt"),
+            ("repo1-host-cert-file", f"{TLS_DIR}/client.crt"),
+            ("repo1-host-key-file", f"{TLS_DIR}/client.key"),
+        )
+        if backup
+        else (("repo1-path", "/var/lib/pgbackrest"),)
+    )
+    return Site(
+        etcd_hosts=tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd")),
+        network=inventory.network,
+        servers=tuple((h.name, h.address) for h in inventory.with_role("database")),
+        docker_dns=False,
+        pgbouncer_upstream=inventory.with_role("haproxy")[0].address,
+        repository=repository,
+        resources=tuple(inventory.resources.items()),
+    )
+
+
+def node_patroni_config(inventory: Inventory, host: Host) -> dict[str, Any]:
+    """The lab's patroni.yml plus what the lab's containers get from their environment."""
+    config = patroni_config(inventory.preset, site=site_of(inventory))
+    config = {"name": host.name, **config}
+    config["restapi"] = {**config["restapi"], "connect_address": f"{host.address}:{REST_PORT}"}
+    config["postgresql"] = {**config["postgresql"], "connect_address": f"{host.address}:{PG_PORT}"}
+    return config
+
+
+def etcd_environment(inventory: Inventory, host: Host) -> str:
+    """/etc/default/etcd, read by Debian's etcd unit: the lab's settings with real addresses."""
+    members = ",".join(f"{h.name}=http://{h.address}:2380" for h in inventory.with_role("etcd"))
+    settings = {
+        "ETCD_NAME": host.name,
+        "ETCD_DATA_DIR": "/var/lib/etcd/gardenlab",
+        "ETCD_INITIAL_CLUSTER": members,
+        "ETCD_INITIAL_CLUSTER_STATE": "new",
+        "ETCD_INITIAL_CLUSTER_TOKEN": "gardenlab",
+        "ETCD_LISTEN_PEER_URLS": f"http://{host.address}:2380",
+        "ETCD_LISTEN_CLIENT_URLS": f"http://{host.address}:2379,http://127.0.0.1:2379",
+        "ETCD_ADVERTISE_CLIENT_URLS": f"http://{host.address}:2379",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"http://{host.address}:2380",
+        "ETCD_ENABLE_V2": "false",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def backup_server_conf(host: Host) -> str:
+    return (
+        f"[global]\nrepo1-path=/var/lib/pgbackrest\nrepo1-retention-full=2\n"
+        f"tls-server-address={host.address}\ntls-server-ca-file={TLS_DIR}/ca.crt\n"
+        f"tls-server-cert-file={TLS_DIR}/server.crt\ntls-server-key-file={TLS_DIR}/server.key\n"
+        "tls-server-auth=*=gardenlab\n"
+    )
+
+
+Files = dict[str, str]  # path on the server -> content
+Templates = dict[str, str]  # path on the server -> Jinja template Ansible fills with secrets
+
+
+@dataclass
+class HostBundle:
+    host: Host
+    packages: list[str] = field(default_factory=list)  # name=version
+    files: Files = field(default_factory=dict)
+    templates: Templates = field(default_factory=dict)
+    services: list[str] = field(default_factory=list)
+
+
+ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
+    "database": lambda inv, host: (
+        {
+            "etc/patroni/patroni.yml": patroni_yml(node_patroni_config(inv, host), inv.preset),
+            "etc/pgbackrest/pgbackrest.conf": pgbackrest_conf(site_of(inv)),
+            "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
+            "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
+        },
+        {"etc/patroni/patroni.env": PATRONI_ENV},
+    ),
+    "etcd": lambda inv, host: ({"etc/default/etcd": etcd_environment(inv, host)}, {}),
+    "haproxy": lambda inv, host: (
+        {"etc/haproxy/haproxy.cfg": haproxy_cfg(inv.preset, site_of(inv))},
+        {},
+    ),
+    "pgbouncer": lambda inv, host: (
+        {"etc/pgbouncer/pgbouncer.ini": pgbouncer_ini(site_of(inv))},
+        {"var/lib/pgbouncer/userlist.txt": PGBOUNCER_USERLIST},
+    ),  # where pgbouncer.ini says
+    "backup": lambda inv, host: (
+        {
+            "etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
+            "etc/systemd/system/gardenlab-pgbackrest.service": PGBACKREST_UNIT,
+        },
+        {},
+    ),
+}
+
+
+def lab_package_versions(roles: set[str]) -> dict[str, str]:
+    """package -> version, read from the lab's own images (what the tests ran on)."""
+    images: dict[str, set[str]] = {}
+    for role in roles:
+        image, names = PACKAGES[role]
+        images.setdefault(image, set()).update(names)
+    versions: dict[str, str] = {}
+    for image, wanted in sorted(images.items()):
+        try:
+            query = ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", *sorted(wanted)]
+            output = run(
+                ["docker", "run", "--rm", "--entrypoint", *query[:1], image, *query[1:]],
+                timeout=120,
+            )
+        except CommandError as exc:
+            raise ConfigError(
+                f"cannot read package versions from the lab image {image}: {exc.message}",
+                "build the lab's images first: `make dev-up`",
+            ) from exc
+        for line in output.splitlines():
+            name, _, version = line.partition("=")
+            if not version:
+                raise ConfigError(
+                    f"{name} is not installed in the lab image {image}",
+                    "the lab and the bundle must name the same packages",
+                )
+            versions[name] = version
+    return versions
+
+
+def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostBundle]:
+    bundles = []
+    for host in inventory.hosts:
+        bundle = HostBundle(host)
+        for role in host.roles:
+            _, packages = PACKAGES[role]
+            bundle.packages += [
+                f"{p}={versions[p]}"
+                for p in packages
+                if f"{p}={versions[p]}" not in bundle.packages
+            ]
+            files, templates = ROLE_FILES[role](inventory, host)
+            bundle.files.update(files)
+            bundle.templates.update(templates)
+            bundle.services.append(SERVICES[role])
+        bundles.append(bundle)
+    return bundles
+
+
+PLAYBOOK: list[dict[str, Any]] = [
+    {
+        "name": "gardenlab: the configuration the lab proved, on Debian 13 servers",
+        "hosts": "all",
+        "become": True,
+        "tasks": [
+            {
+                "name": "Keep the PostgreSQL package from creating a cluster of its own",
+                "ansible.builtin.copy": {
+                    "src": "{{ inventory_hostname }}/etc/postgresql-common/",
+                    "dest": "/etc/postgresql-common/",
+                },
+                "when": "'database' in gardenlab_roles",
+            },
+            {
+                "name": "Install the packages, pinned to the versions the lab ran",
+                "ansible.builtin.apt": {
+                    "name": "{{ gardenlab_packages }}",
+                    "update_cache": True,
+                    "install_recommends": False,
+                },
+            },
+            {
+                "name": "Make the configuration's directories",
+                "ansible.builtin.file": {
+                    "path": "/{{ item | dirname }}",
+                    "state": "directory",
+                    "mode": "0755",
+                },
+                "loop": "{{ gardenlab_files }}",
+            },
+            {
+                "name": "Place the configuration",
+                "ansible.builtin.copy": {
+                    "src": "{{ inventory_hostname }}/{{ item }}",
+                    "dest": "/{{ item }}",
+                    "mode": "0644",
+                },
+                "loop": "{{ gardenlab_files }}",
+            },
+            {
+                "name": "Make the secrets' directories",
+                "ansible.builtin.file": {
+                    "path": "/{{ item | dirname }}",
+                    "state": "directory",
+                    "owner": "postgres",
+                },
+                "loop": "{{ gardenlab_templates }}",
+            },
+            {
+                "name": "Place the secrets, from Ansible variables",
+                "ansible.builtin.template": {
+                    "src": "{{ inventory_hostname }}/{{ item }}.j2",
+                    "dest": "/{{ item }}",
+                    "mode": "0600",
+                    "owner": "postgres",
+                },
+                "loop": "{{ gardenlab_templates }}",
+            },
+            {
+                "name": "Run the services under systemd",
+                "ansible.builtin.systemd_service": {
+                    "name": "{{ item }}",
+                    "enabled": True,
+                    "state": "restarted",
+                    "daemon_reload": True,
+                },
+                "loop": "{{ gardenlab_services }}",
+            },
+        ],
+    }
+]
+
+
+def ansible_inventory(bundles: list[HostBundle]) -> dict[str, Any]:
+    return {
+        "all": {
+            "hosts": {
+                b.host.name: {
+                    "ansible_host": b.host.address,
+                    "gardenlab_roles": list(b.host.roles),
+                    "gardenlab_packages": b.packages,
+                    "gardenlab_files": sorted(f for f in b.files if "postgresql-common" not in f),
+                    "gardenlab_templates": sorted(b.templates),
+                    "gardenlab_services": b.services,
+                }
+                for b in bundles
+            }
+        }
+    }
+
+
+def write_bundle(bundles: list[HostBundle], out: Path) -> list[Path]:
+    """out/<host>/<path> per file, out/playbook.yml, out/inventory.yml, out/<host>/packages.txt."""
+    if out.exists():
+        shutil.rmtree(out)
+    written = []
+    for b in bundles:
+        for rel, content in [*b.files.items(), *((f"{k}.j2", v) for k, v in b.templates.items())]:
+            path = out / b.host.name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            written.append(path)
+        packages = out / b.host.name / "packages.txt"
+        packages.write_text("".join(f"{p}\n" for p in b.packages))
+        written.append(packages)
+    for name, data in (("playbook.yml", PLAYBOOK), ("inventory.yml", ansible_inventory(bundles))):
+        path = out / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        written.append(path)
+    return written

@@ -1,0 +1,281 @@
+"""A production inventory: the servers, what each runs, and the preset the lab proved.
+
+Read from YAML and checked before anything is rendered or touched; every refusal names the
+file, the line and the reason. The same model describes the lab, so lab and production
+render from the same templates.
+
+    preset: normal
+    network: 10.0.1.0/24          # the private network the cluster talks on
+    hosts:
+      - {name: db1, address: 10.0.1.11, roles: [database, etcd]}
+      - {name: db2, address: 10.0.1.12, roles: [database, etcd]}
+      - {name: db3, address: 10.0.1.13, roles: [database, etcd]}
+      - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
+      - {name: bk1, address: 10.0.1.31, roles: [backup]}
+    resources: {shared_buffers: 4GB, max_connections: 400}
+    # For `harness gate`: where this machine reaches the cluster (defaults: the hosts'
+    # addresses and the standard ports), and how to read the backup repository.
+    endpoints: {rw: 10.0.1.21:5000, ro: 10.0.1.21:5001, pooler: 10.0.1.21:6432,
+                patroni: [10.0.1.11:8008, 10.0.1.12:8008, 10.0.1.13:8008]}
+    backups: {info_command: ssh bk1 pgbackrest --stanza=gardenlab info --output=json}
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from harness.core.errors import ConfigError
+from harness.lab.presets import PRESETS, TimingPreset
+
+ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup")
+KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups")
+ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
+HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
+HOST_KEYS = ("name", "address", "roles")
+# PostgreSQL settings an inventory may size for its servers; everything else is the lab's.
+RESOURCES = (
+    "shared_buffers",
+    "effective_cache_size",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_connections",
+    "max_wal_size",
+    "wal_keep_size",
+)
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+class InventoryError(ConfigError):
+    def __init__(self, path: Path, line: int, reason: str) -> None:
+        super().__init__(
+            f"{path}:{line}: {reason}", "fix the inventory; nothing was rendered or touched"
+        )
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    roles: tuple[str, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """host:port addresses the gate connects to."""
+
+    rw: str
+    ro: str
+    pooler: str
+    patroni: tuple[str, ...]  # one per database host, in the inventory's order
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path
+    preset: TimingPreset
+    network: str
+    hosts: tuple[Host, ...]
+    resources: dict[str, str]
+    endpoints: Endpoints
+    backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
+
+    def with_role(self, role: str) -> list[Host]:
+        return [h for h in self.hosts if role in h.roles]
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        root = yaml.compose(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"no inventory at {path}", "give the path of the YAML file") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise InventoryError(
+            path, line, f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    return Reader(path).inventory(root)
+
+
+class Reader:
+    """Walks the YAML nodes, so every error can point at its line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node | None, reason: str) -> InventoryError:
+        return InventoryError(self.path, node.start_mark.line + 1 if node else 1, reason)
+
+    def mapping(
+        self, node: yaml.Node | None, what: str, allowed: tuple[str, ...]
+    ) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        found: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            if name not in allowed:
+                raise self.fail(
+                    key, f"unknown key {name!r} in {what} (allowed: {', '.join(allowed)})"
+                )
+            if name in found:
+                raise self.fail(key, f"{name!r} appears twice in {what}")
+            found[name] = value
+        return found
+
+    def scalar(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.value == "":
+            raise self.fail(node, f"{what} must be a plain value")
+        return str(node.value)
+
+    def inventory(self, root: yaml.Node | None) -> Inventory:
+        top = self.mapping(root, "the inventory", KEYS)
+        for key in ("preset", "network", "hosts"):
+            if key not in top:
+                raise self.fail(root, f"{key!r} is missing")
+        preset_name = self.scalar(top["preset"], "preset")
+        if preset_name not in PRESETS:
+            raise self.fail(
+                top["preset"], f"unknown preset {preset_name!r} (choose {', '.join(PRESETS)})"
+            )
+        network = self.network(top["network"])
+        hosts = self.hosts(top["hosts"], network)
+        resources = self.resources(top.get("resources"))
+        inventory = Inventory(
+            self.path,
+            PRESETS[preset_name],
+            str(network),
+            hosts,
+            resources,
+            Endpoints("", "", "", ()),
+        )
+        self.check_roles(inventory, top["hosts"])
+        backups = (
+            self.mapping(top["backups"], "backups", ("info_command",)) if ("backups" in top) else {}
+        )
+        return replace(
+            inventory,
+            endpoints=self.endpoints(top.get("endpoints"), inventory),
+            backup_info_command=self.scalar(backups["info_command"], "info_command")
+            if "info_command" in backups
+            else None,
+        )
+
+    def endpoints(self, node: yaml.Node | None, inventory: Inventory) -> Endpoints:
+        lb, pooler = inventory.with_role("haproxy")[0], inventory.with_role("pgbouncer")[0]
+        given = self.mapping(node, "endpoints", ENDPOINT_KEYS) if node is not None else {}
+
+        def address(key: str, default: str) -> str:
+            if key not in given:
+                return default
+            value = self.scalar(given[key], key)
+            if not HOST_PORT.match(value):
+                raise self.fail(given[key], f"endpoint {key}: {value!r} is not host:port")
+            return value
+
+        patroni = tuple(f"{h.address}:8008" for h in inventory.with_role("database"))
+        if "patroni" in given:
+            items = given["patroni"]
+            if not isinstance(items, yaml.SequenceNode) or not items.value:
+                raise self.fail(items, "endpoint patroni: a list of host:port, one per database")
+            patroni = tuple(self.scalar(i, "a Patroni endpoint") for i in items.value)
+            for item, value in zip(items.value, patroni, strict=True):
+                if not HOST_PORT.match(value):
+                    raise self.fail(item, f"endpoint patroni: {value!r} is not host:port")
+        return Endpoints(
+            address("rw", f"{lb.address}:5000"),
+            address("ro", f"{lb.address}:5001"),
+            address("pooler", f"{pooler.address}:6432"),
+            patroni,
+        )
+
+    def network(self, node: yaml.Node) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        text = self.scalar(node, "network")
+        try:
+            return ipaddress.ip_network(text)
+        except ValueError:
+            raise self.fail(node, f"network {text!r} is not a CIDR such as 10.0.1.0/24") from None
+
+    def hosts(
+        self, node: yaml.Node, network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    ) -> tuple[Host, ...]:
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self.fail(node, "hosts must be a list of hosts")
+        hosts: list[Host] = []
+        for item in node.value:
+            fields = self.mapping(item, "a host", HOST_KEYS)
+            for key in HOST_KEYS:
+                if key not in fields:
+                    raise self.fail(item, f"a host without {key!r}")
+            name = self.scalar(fields["name"], "a host's name")
+            if not HOST_NAME.match(name):
+                raise self.fail(fields["name"], f"host name {name!r}: use a-z, 0-9 and '-'")
+            address = self.scalar(fields["address"], "a host's address")
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:
+                raise self.fail(
+                    fields["address"], f"{name}: {address!r} is not an IP address"
+                ) from None
+            if ip not in network:
+                raise self.fail(fields["address"], f"{name}: {address} is outside {network}")
+            for other in hosts:
+                if other.name == name:
+                    raise self.fail(
+                        fields["name"], f"host {name} is listed twice (first at line {other.line})"
+                    )
+                if other.address == address:
+                    raise self.fail(
+                        fields["address"],
+                        f"{name} and {other.name} (line {other.line}) share the address {address}",
+                    )
+            roles_node = fields["roles"]
+            if not isinstance(roles_node, yaml.SequenceNode) or not roles_node.value:
+                raise self.fail(roles_node, f"{name}: roles must be a list, e.g. [database, etcd]")
+            roles = tuple(self.scalar(r, "a role") for r in roles_node.value)
+            for role, role_node in zip(roles, roles_node.value, strict=True):
+                if role not in ROLES:
+                    raise self.fail(
+                        role_node, f"{name}: unknown role {role!r} (roles: {', '.join(ROLES)})"
+                    )
+            hosts.append(Host(name, address, roles, item.start_mark.line + 1))
+        return tuple(hosts)
+
+    def resources(self, node: yaml.Node | None) -> dict[str, str]:
+        if node is None:
+            return {}
+        fields = self.mapping(node, "resources", RESOURCES)
+        return {key: self.scalar(value, key) for key, value in fields.items()}
+
+    def check_roles(self, inventory: Inventory, node: yaml.Node) -> None:
+        counts = Counter(role for h in inventory.hosts for role in h.roles)
+        etcd = [h.name for h in inventory.with_role("etcd")]
+        if counts["database"] < 3:
+            raise self.fail(
+                node,
+                f"{counts['database']} database host(s): a Patroni cluster "
+                "with a synchronous standby needs three",
+            )
+        if len(etcd) < 3:
+            raise self.fail(
+                node,
+                f"fewer than three etcd members ({', '.join(etcd) or 'none'}): "
+                "etcd survives the loss of one only with three or more",
+            )
+        if len(etcd) % 2 == 0:
+            raise self.fail(node, f"{len(etcd)} etcd members: use an odd number")
+        for role in ("haproxy", "pgbouncer"):
+            if counts[role] == 0:
+                raise self.fail(node, f"no host runs {role}")
+        if counts["backup"] > 1:
+            raise self.fail(node, "more than one backup host: name one repository host")

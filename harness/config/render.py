@@ -1,0 +1,334 @@
+"""Render the lab's configuration from a timing preset into compose/rendered/.
+
+Secrets never enter rendered files: Patroni and PgBouncer read them from the
+environment Compose passes from .env. A content hash per file goes into
+rendered.env so Compose recreates a service when its configuration changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from harness.lab.presets import TimingPreset
+from harness.lab.project import ETCD_MEMBERS, NODES, SCOPE
+
+PG_PORT = 5432
+REST_PORT = 8008
+ETCD_CLIENT_PORT = 2379
+RW_PORT = 5000
+RO_PORT = 5001
+POOLER_PORT = 6432
+DATA_DIR = "/var/lib/postgresql/data/pgdata"
+BIN_DIR = "/usr/lib/postgresql/17/bin"
+
+# Inside containers only: local sockets by OS identity, every network client by
+# SCRAM, and only from the networks the node sits on (the stack's own).
+# pgBackRest: one stanza named after the cluster, its repository on the `backups` volume.
+STANZA = SCOPE
+REPO_PATH = "/var/lib/pgbackrest"
+# Only the leader archives (archive_mode on), so archiving follows the leader through a
+# failover; archive_timeout bounds how old the newest archived WAL can be.
+ARCHIVE_PARAMETERS = {
+    "archive_mode": "on",
+    "archive_command": f"pgbackrest --stanza={STANZA} archive-push %p",
+    "archive_timeout": 60,
+}
+RESTORE_COMMAND = f'pgbackrest --stanza={STANZA} archive-get %f "%p"'
+# Settings `up` also brings a running cluster to (bootstrap applies the rest only once):
+# archiving, and wal2json allowed as an output plugin, which Supabase Realtime decodes with
+# (PostgreSQL 17.11 admits only the libraries listed here).
+LIVE_PARAMETERS = {
+    **ARCHIVE_PARAMETERS,
+    "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
+}
+
+
+def pg_hba(network: str) -> list[str]:
+    """Local sockets by OS identity; every network client by SCRAM, from `network` only."""
+    return [
+        "local all all peer",
+        f"host replication replicator {network} scram-sha-256",
+        f"host all all {network} scram-sha-256",
+    ]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a rendering goes: the lab's containers, or an inventory's servers. Everything
+    not named here is the same in both, which is what lets the lab vouch for production."""
+
+    etcd_hosts: tuple[str, ...]  # host:port of each member
+    network: str  # who may connect: "samenet" in the lab, the private CIDR on servers
+    servers: tuple[tuple[str, str], ...]  # HAProxy's backends: (member name, address)
+    docker_dns: bool  # HAProxy resolves the backends with Docker's resolver
+    pgbouncer_upstream: str  # the host of HAProxy's rw port
+    repository: tuple[tuple[str, str], ...]  # pgBackRest's repo1-* options
+    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings sized for the machines
+
+
+LAB = Site(
+    etcd_hosts=tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS),
+    network="samenet",
+    servers=tuple((node, node) for node in NODES),
+    docker_dns=True,
+    pgbouncer_upstream="haproxy",
+    repository=(("repo1-path", REPO_PATH),),
+)
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    port: int
+    check_path: str
+    balance: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class ProxyLink:
+    """A link the fault proxy carries: faults on it are toxics on this proxy."""
+
+    name: str
+    port: int  # inside the proxy's container
+    upstream: str
+    summary: str
+
+
+REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
+PROXY_LINKS = (
+    ProxyLink("client-rw", 25000, f"haproxy:{RW_PORT}", "clients to HAProxy's rw port"),
+    ProxyLink("client-ro", 25001, f"haproxy:{RO_PORT}", "clients to HAProxy's ro port"),
+    ProxyLink("client-pooler", 26432, f"pgbouncer:{POOLER_PORT}", "clients to PgBouncer"),
+    *(
+        ProxyLink(
+            f"repl-{node}",
+            REPLICATION_PORT_BASE + i,
+            f"{node}:{PG_PORT}",
+            f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
+        )
+        for i, node in enumerate(NODES, start=1)
+    ),
+)
+
+
+def faultproxy_config() -> list[dict[str, object]]:
+    return [
+        {"name": link.name, "listen": f"0.0.0.0:{link.port}", "upstream": link.upstream}
+        for link in PROXY_LINKS
+    ]
+
+
+LISTENERS = (
+    Listener("rw", RW_PORT, "/primary", "", "read-write: the leader only, found by Patroni's REST"),
+    Listener("ro", RO_PORT, "/replica", "roundrobin", "read-only: round robin over replicas"),
+)
+
+
+def dcs_config(preset: TimingPreset, site: Site = LAB) -> dict[str, Any]:
+    """Patroni's dynamic configuration: bootstrapped once, then patched live by `up`."""
+    config: dict[str, Any] = {
+        **preset.dcs_settings(),
+        "maximum_lag_on_failover": 1048576,
+        "synchronous_mode": True,
+        "synchronous_node_count": 1,
+        "failsafe_mode": True,
+        "check_timeline": True,
+        "postgresql": {
+            "use_pg_rewind": True,
+            "use_slots": True,
+            "parameters": {
+                "wal_level": "logical",
+                "hot_standby": "on",
+                "max_connections": 200,
+                "max_wal_senders": 10,
+                "max_replication_slots": 10,
+                "wal_keep_size": "256MB",
+                "shared_buffers": "64MB",
+                "password_encryption": "scram-sha-256",
+                "shared_preload_libraries": "pg_stat_statements",
+                **LIVE_PARAMETERS,
+            },
+        },
+    }
+    config["postgresql"]["parameters"].update(site.resources)
+    return config
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Bootstrap the cluster from the backup repository instead of initdb.
+
+    pgBackRest only copies the backup's files (`--type=none`); recovery is Patroni's, from
+    `recovery_conf`, so no recovery target lingers in postgresql.auto.conf for the replicas
+    cloned later. `time` None replays the archive to its end; otherwise recovery stops at
+    that time, transactions committed at it included, and the node is promoted.
+    """
+
+    time: str | None = None  # a timestamp with time zone, as PostgreSQL prints it
+    backup_set: str | None = None  # the backup to start from: the newest one before `time`
+
+    def command(self) -> str:
+        """What Patroni runs (split with shlex) in place of initdb."""
+        restore = ["pgbackrest", f"--stanza={STANZA}", "--delta", "--type=none"]
+        if self.backup_set:
+            restore.append(f"--set={self.backup_set}")
+        script = f"mkdir -p -m 700 {DATA_DIR} && exec {shlex.join([*restore, 'restore'])}"
+        return shlex.join(["sh", "-c", script])
+
+    def recovery_conf(self) -> dict[str, str]:
+        conf = {"restore_command": RESTORE_COMMAND}
+        if self.time:
+            conf |= {"recovery_target_time": self.time, "recovery_target_action": "promote"}
+        return conf
+
+
+def bootstrap_config(
+    preset: TimingPreset, restore: RestoreTarget | None, site: Site = LAB
+) -> dict[str, Any]:
+    bootstrap: dict[str, Any] = {
+        "dcs": dcs_config(preset, site),
+        "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+    }
+    if restore is not None:
+        bootstrap["method"] = "pgbackrest"
+        bootstrap["pgbackrest"] = {
+            "command": restore.command(),
+            "no_params": True,
+            "recovery_conf": restore.recovery_conf(),
+        }
+    return bootstrap
+
+
+def pgbackrest_conf(site: Site = LAB) -> str:
+    repository = "\n".join(f"{key}={value}" for key, value in site.repository)
+    return f"""\
+[global]
+{repository}
+repo1-retention-full=2
+compress-type=lz4
+process-max=2
+start-fast=y
+archive-timeout=60
+log-level-console=warn
+log-level-stderr=warn
+log-level-file=off
+lock-path=/tmp/pgbackrest
+
+[{STANZA}]
+pg1-path={DATA_DIR}
+pg1-socket-path=/var/run/postgresql
+pg1-user=postgres
+"""
+
+
+def patroni_config(
+    preset: TimingPreset, restore: RestoreTarget | None = None, site: Site = LAB
+) -> dict[str, Any]:
+    """patroni.yml shared by all nodes; the node's name and addresses come from its environment
+    in the lab, and are added per server for production (harness.config.bundle)."""
+    return {
+        "scope": SCOPE,
+        "namespace": "/service/",
+        "log": {"level": "INFO"},
+        "restapi": {"listen": f"0.0.0.0:{REST_PORT}"},
+        "etcd3": {"hosts": list(site.etcd_hosts)},
+        "bootstrap": bootstrap_config(preset, restore, site),
+        "postgresql": {
+            "listen": f"0.0.0.0:{PG_PORT}",
+            "data_dir": DATA_DIR,
+            "bin_dir": BIN_DIR,
+            "pgpass": "/tmp/pgpass",
+            # Patroni talks to its own PostgreSQL over the socket (peer): on a server, loopback
+            # is outside the cluster network pg_hba admits (found by the rehearsal).
+            "use_unix_socket": True,
+            "pg_hba": pg_hba(site.network),
+            "parameters": {"unix_socket_directories": "/var/run/postgresql"},
+        },
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+    }
+
+
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("harness.config", "templates"),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def haproxy_cfg(preset: TimingPreset, site: Site = LAB) -> str:
+    return (
+        _templates()
+        .get_template("haproxy.cfg.j2")
+        .render(
+            preset=preset,
+            listeners=LISTENERS,
+            servers=site.servers,
+            docker_dns=site.docker_dns,
+            pg_port=PG_PORT,
+            rest_port=REST_PORT,
+        )
+    )
+
+
+def pgbouncer_ini(site: Site = LAB) -> str:
+    return (
+        _templates()
+        .get_template("pgbouncer.ini.j2")
+        .render(
+            upstream_host=site.pgbouncer_upstream, upstream_port=RW_PORT, listen_port=POOLER_PORT
+        )
+    )
+
+
+def patroni_yml(config: dict[str, Any], preset: TimingPreset) -> str:
+    header = f"# Rendered by gardenlab from preset {preset.name!r}. Do not edit.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+def render_files(preset: TimingPreset, restore: RestoreTarget | None = None) -> dict[str, str]:
+    """File name to content, for everything under compose/rendered/ but the hashes."""
+    return {
+        "patroni.yml": patroni_yml(patroni_config(preset, restore), preset),
+        "pgbackrest.conf": pgbackrest_conf(),
+        "haproxy.cfg": haproxy_cfg(preset),
+        "pgbouncer.ini": pgbouncer_ini(),
+        "faultproxy.json": json.dumps(faultproxy_config(), indent=2) + "\n",
+    }
+
+
+def config_hash_var(filename: str) -> str:
+    stem = filename.split(".")[0].upper()
+    return f"GARDENLAB_{stem}_CONFIG_HASH"
+
+
+def write_rendered(
+    preset: TimingPreset,
+    out_dir: Path,
+    compose_settings: Mapping[str, str],
+    restore: RestoreTarget | None = None,
+) -> Path:
+    """Write the files and rendered.env (settings, preset, hashes); return rendered.env's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = render_files(preset, restore)
+    lines = [f"{key}={value}" for key, value in compose_settings.items()]
+    lines.append(f"GARDENLAB_PRESET={preset.name}")
+    for name, content in files.items():
+        (out_dir / name).write_text(content)
+        digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+        lines.append(f"{config_hash_var(name)}={digest}")
+    env_path = out_dir / "rendered.env"
+    env_path.write_text("\n".join(lines) + "\n")
+    return env_path

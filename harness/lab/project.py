@@ -1,0 +1,194 @@
+"""What the lab is made of: its files, its members, and the ports it publishes on loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness.core.errors import ConfigError
+from harness.lab.secrets import read_env_file, secrets_fingerprint
+
+DEFAULT_PROJECT = "gardenlab"
+SCOPE = "gardenlab"  # Patroni's cluster name
+NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
+ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
+FAULTPROXY = "faultproxy"
+LOOPBACK = "127.0.0.1"
+
+
+SUPABASE = "supabase"  # the Compose profile of the Supabase services
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    name: str  # what a user calls it: rw, ro, pooler, stats, or a node name for its REST API
+    env_var: str  # the variable that moves it, in .env or the environment
+    default: int
+    profile: str | None = None  # published only when this Compose profile runs
+
+
+PUBLISHED_PORTS = (
+    PublishedPort("rw", "GARDENLAB_RW_PORT", 5000),
+    PublishedPort("ro", "GARDENLAB_RO_PORT", 5001),
+    PublishedPort("pooler", "GARDENLAB_POOLER_PORT", 6432),
+    PublishedPort("stats", "GARDENLAB_STATS_PORT", 7000),
+    PublishedPort("pg1", "GARDENLAB_PG1_REST_PORT", 8008),
+    PublishedPort("pg2", "GARDENLAB_PG2_REST_PORT", 8009),
+    PublishedPort("pg3", "GARDENLAB_PG3_REST_PORT", 8010),
+    PublishedPort("faultproxy", "GARDENLAB_FAULTPROXY_PORT", 8474),
+    PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
+    PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
+    PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
+    PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
+    PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
+    PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),
+)
+# Login roles and the .env key of each one's password; all but postgres get it from migrate.
+ROLE_SECRETS = {
+    "postgres": "POSTGRES_PASSWORD",
+    "crm_app": "CRM_APP_PASSWORD",
+    "authenticator": "AUTHENTICATOR_PASSWORD",
+    "supabase_admin": "SUPABASE_ADMIN_PASSWORD",
+    "supabase_auth_admin": "SUPABASE_AUTH_ADMIN_PASSWORD",
+    "supabase_storage_admin": "SUPABASE_STORAGE_ADMIN_PASSWORD",
+}
+ENDPOINTS = ("rw", "ro", "pooler", "proxied-rw", "proxied-ro", "proxied-pooler")
+
+
+def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
+    """Port per name, from settings (the environment over .env) or the defaults."""
+    ports: dict[str, int] = {}
+    for p in PUBLISHED_PORTS:
+        raw = settings.get(p.env_var, "")
+        if not raw:
+            ports[p.name] = p.default
+            continue
+        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+            raise ConfigError(f"{p.env_var}={raw!r} is not a TCP port", "use a number 1-65535")
+        ports[p.name] = int(raw)
+    taken: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in taken:
+            raise ConfigError(
+                f"ports {taken[port]} and {name} are both set to {port}",
+                "give each published port its own number",
+            )
+        taken[port] = name
+    return ports
+
+
+def conninfo(
+    host: str,
+    port: int | str,
+    role: str,
+    password: str,
+    dbname: str = "postgres",
+    connect_timeout: int = 3,
+) -> str:
+    """The libpq connection string every gardenlab client uses, the lab's or a server's."""
+    return (
+        f"host={host} port={port} dbname={dbname} user={role} password={password} "
+        f"connect_timeout={connect_timeout} application_name=gardenlab-harness"
+    )
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The project's files on disk and its settings; everything else derives from these."""
+
+    root: Path
+    settings: Mapping[str, str]  # .env values overlaid by the environment
+
+    @classmethod
+    def discover(cls, root: Path | None = None) -> Lab:
+        root = root or Path(os.environ.get("GARDENLAB_ROOT", Path(__file__).resolve().parents[2]))
+        settings = {**read_env_file(root / ".env"), **os.environ}
+        return cls(root=root, settings=settings)
+
+    def with_env_file(self) -> Lab:
+        """The same lab after .env changed: what the file now holds fills what is unset."""
+        current = {k: v for k, v in self.settings.items() if v}
+        return replace(self, settings={**read_env_file(self.env_file), **current})
+
+    @property
+    def project(self) -> str:
+        """Compose project name; a second project (the test suite's) never touches the first."""
+        name = self.settings.get("GARDENLAB_PROJECT") or DEFAULT_PROJECT
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise ConfigError(
+                f"GARDENLAB_PROJECT={name!r} is not a Compose project name",
+                "use lower-case letters, digits, '-' and '_'",
+            )
+        return name
+
+    @property
+    def compose_dir(self) -> Path:
+        return self.root / "compose"
+
+    @property
+    def compose_file(self) -> Path:
+        return self.compose_dir / "docker-compose.yml"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def rendered_dir(self) -> Path:
+        return self.compose_dir / "rendered" / self.project
+
+    def compose_settings(self) -> dict[str, str]:
+        """What Compose must see as this lab resolved it: ports, rendered files, secrets' id."""
+        ports = self.ports
+        return {
+            "GARDENLAB_RENDERED": f"./rendered/{self.project}",
+            "GARDENLAB_SECRETS_ID": secrets_fingerprint(self.settings),
+            **{p.env_var: str(ports[p.name]) for p in PUBLISHED_PORTS},
+        }
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return resolve_ports(self.settings)
+
+    def secret(self, key: str) -> str:
+        value = self.settings.get(key, "")
+        if not value:
+            raise ConfigError(
+                f"{key} is not set in {self.env_file}",
+                "run `make dev-up` (or `harness up`) once: it generates the lab's secrets",
+            )
+        return value
+
+    def dsn(
+        self,
+        endpoint: str,
+        dbname: str = "postgres",
+        connect_timeout: int = 3,
+        role: str = "postgres",
+    ) -> str:
+        """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
+        if endpoint not in ENDPOINTS:
+            raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
+        return conninfo(
+            LOOPBACK,
+            self.ports[endpoint],
+            role,
+            self.secret(ROLE_SECRETS[role]),
+            dbname,
+            connect_timeout,
+        )
+
+    def rest_urls(self) -> list[str]:
+        return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]
+
+    def http_url(self, port_name: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[port_name]}"
+
+    def faultproxy_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['faultproxy']}"
+
+    def stats_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.ports['stats']}/;csv"

@@ -1,0 +1,312 @@
+"""The cutover gate: the lab's checks against a running cluster named by an inventory.
+
+Read-only checks first; only when they prove a healthy Patroni cluster does Locust load it
+(the CRM mix, which writes CRM rows as the lab's load does), and only with
+`allow_disruptive` is there a planned switchover with its write outage measured.
+The verdict is go or no-go, with every check's evidence.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from harness.backup.repository import RepositoryInfo
+from harness.clients.patroni import Cluster, PatroniClient
+from harness.config.inventory import Inventory
+from harness.core.errors import CommandError, HarnessError
+from harness.core.process import run
+from harness.lab.project import ROLE_SECRETS, SCOPE, conninfo
+from harness.load.report import ALL
+from harness.load.run import LoadPlan, LoadResult, LoadTarget, run_target
+
+Say = Callable[[str], None]
+SWITCHOVER_BOUND = 60.0  # s the outage probe may run
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool | None  # None: not applicable here (skipped)
+    detail: str
+
+
+@dataclass
+class GateReport:
+    target: str
+    checks: list[Check] = field(default_factory=list)
+    load: LoadResult | None = None
+    switchover_outage: float | None = None
+
+    @property
+    def go(self) -> bool:
+        return bool(self.checks) and all(c.passed is not False for c in self.checks)
+
+    def add(self, name: str, passed: bool | None, detail: str) -> bool:
+        self.checks.append(Check(name, passed, detail))
+        return passed is not False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "verdict": "go" if self.go else "no-go",
+            "checks": [asdict(c) for c in self.checks],
+            "load": self.load.to_json() if self.load else None,
+            "switchover_outage_seconds": self.switchover_outage,
+        }
+
+
+def dsn(address: str, secrets: Mapping[str, str], role: str = "postgres") -> str:
+    """Connection string for a host:port endpoint of the target, as role."""
+    host, _, port = address.rpartition(":")
+    return conninfo(host.strip("[]"), port, role, secrets.get(ROLE_SECRETS[role], ""))
+
+
+def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    return tuple(row) if row else ()
+
+
+def cluster_checks(
+    report: GateReport, inventory: Inventory, cluster: Cluster, max_lag: int
+) -> bool:
+    expected = {h.name for h in inventory.with_role("database")}
+    names = {m.name for m in cluster.members}
+    if not report.add(
+        "a Patroni cluster of this inventory",
+        cluster.scope == SCOPE and names <= expected and bool(names),
+        f"scope {cluster.scope!r}, members {sorted(names)}, inventory's "
+        f"database hosts {sorted(expected)}",
+    ):
+        return False
+    ok = report.add(
+        "one leader",
+        len(cluster.leaders) == 1,
+        ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members),
+    )
+    replicas = [m for m in cluster.members if not m.is_leader]
+    lagging = [m.name for m in replicas if m.state != "streaming" or (m.lag or 0) > max_lag]
+    ok &= report.add(
+        f"replicas streaming, lag <= {max_lag} bytes",
+        bool(replicas) and not lagging,
+        ", ".join(f"{m.name} {m.state} lag {m.lag}" for m in replicas),
+    )
+    ok &= report.add(
+        "a synchronous standby",
+        bool(cluster.sync_standbys),
+        ", ".join(m.name for m in cluster.sync_standbys) or "none",
+    )
+    return ok
+
+
+def routing_checks(
+    report: GateReport, inventory: Inventory, secrets: Mapping[str, str], system_id: str
+) -> bool:
+    ok = True
+    query = "SELECT pg_is_in_recovery(), system_identifier::text FROM pg_control_system()"
+    endpoints = inventory.endpoints
+    for name, address, standby in (
+        ("rw", endpoints.rw, False),
+        ("ro", endpoints.ro, True),
+        ("pooler", endpoints.pooler, False),
+    ):
+        try:
+            in_recovery, answered_id = one_row(dsn(address, secrets), query)
+            passed = in_recovery == standby and answered_id == system_id
+            detail = f"{address}: {'standby' if in_recovery else 'primary'}, system {answered_id}"
+        except psycopg.Error as exc:
+            passed, detail = False, f"{address}: {str(exc).strip().splitlines()[-1]}"
+        wanted = "a replica" if standby else "the primary"
+        ok &= report.add(f"{name} reaches {wanted} of this cluster", passed, detail)
+    return ok
+
+
+def backup_checks(
+    report: GateReport, inventory: Inventory, secrets: Mapping[str, str], max_backup_age: float
+) -> bool:
+    failed, archived, last_failed, last_archived = one_row(
+        dsn(inventory.endpoints.rw, secrets),
+        "SELECT failed_count, archived_count, last_failed_time, last_archived_time "
+        "FROM pg_stat_archiver",
+    )
+    failing = last_failed is not None and (last_archived is None or last_failed > last_archived)
+    ok = report.add(
+        "WAL archiving",
+        not failing,
+        f"{archived} archived, {failed} failed"
+        + (f", failing since {last_failed}" if failing else ""),
+    )
+    if inventory.backup_info_command is None:
+        report.add("a recent backup", None, "no backups.info_command in the inventory")
+        return ok
+    try:
+        info = RepositoryInfo.parse(run(shlex.split(inventory.backup_info_command), timeout=60))
+    except (CommandError, ValueError) as exc:
+        return report.add("a recent backup", False, f"reading the repository failed: {exc}")
+    newest = max((b.stopped for b in info.backups), default=None)
+    age = None if newest is None else time.time() - newest
+    return ok & report.add(
+        f"a backup younger than {max_backup_age / 3600:g} h",
+        age is not None and age <= max_backup_age,
+        "no backup"
+        if age is None
+        else f"newest ended {age / 3600:.1f} h ago "
+        f"({datetime.fromtimestamp(newest or 0, UTC):%Y-%m-%d %H:%M} UTC)",
+    )
+
+
+def read_only_checks(
+    report: GateReport,
+    inventory: Inventory,
+    secrets: Mapping[str, str],
+    patroni: PatroniClient,
+    *,
+    max_lag: int,
+    max_backup_age: float | None,
+) -> bool:
+    """Everything that proves a healthy Patroni cluster of this inventory without touching it;
+    `max_backup_age` None leaves out archiving and backups (a fresh cluster has none)."""
+    try:
+        cluster = patroni.cluster()
+    except HarnessError as exc:
+        return report.add("a Patroni cluster of this inventory", False, exc.message)
+    if not cluster_checks(report, inventory, cluster, max_lag):
+        return False
+    members = [h.name for h in inventory.with_role("database")]
+    leader_rest = inventory.endpoints.patroni[members.index(cluster.leaders[0].name)]
+    system_id = str(
+        httpx.get(f"http://{leader_rest}/patroni", timeout=3)
+        .json()
+        .get("database_system_identifier", "")
+    )
+    healthy = routing_checks(report, inventory, secrets, system_id)
+    if max_backup_age is not None:
+        healthy &= backup_checks(report, inventory, secrets, max_backup_age)
+    return healthy
+
+
+def measure_switchover(patroni: PatroniClient, cluster: Cluster, rw: str) -> float:
+    """A planned switchover to the synchronous standby; the write outage a client of the rw
+    endpoint sees: the longest gap between two acknowledged writes (bounded in time)."""
+    leader = cluster.leaders[0].name
+    candidate = cluster.sync_standbys[0].name
+    acks: list[float] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        end, conn = time.monotonic() + SWITCHOVER_BOUND, None
+        while not stop.is_set() and time.monotonic() < end:
+            try:
+                if conn is None or conn.closed or conn.broken:
+                    conn = psycopg.connect(rw, autocommit=True)
+                conn.execute("INSERT INTO gardenlab_gate_probe DEFAULT VALUES")
+                acks.append(time.monotonic())
+            except psycopg.Error:
+                conn = None
+            time.sleep(0.02)
+
+    with psycopg.connect(rw, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS gardenlab_gate_probe "
+            "(at timestamptz DEFAULT clock_timestamp())"
+        )
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    time.sleep(2)
+    switched_at = time.monotonic()
+    patroni.switchover(leader, candidate)
+    time.sleep(5)
+    stop.set()
+    thread.join(SWITCHOVER_BOUND)
+    with psycopg.connect(rw, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS gardenlab_gate_probe")
+    around = [t for t in acks if t >= switched_at - 1]
+    return max((b - a for a, b in itertools.pairwise(around)), default=0.0)
+
+
+def gate(
+    inventory: Inventory,
+    secrets: Mapping[str, str],
+    plan: LoadPlan,
+    out_dir: Path,
+    *,
+    allow_disruptive: bool = False,
+    max_lag: int = 1024 * 1024,
+    max_backup_age: float = 26 * 3600,
+    say: Say = print,
+) -> GateReport:
+    report = GateReport(str(inventory.path))
+    urls = [f"http://{e}" for e in inventory.endpoints.patroni]
+    auth = ("patroni", secrets.get("PATRONI_RESTAPI_PASSWORD", ""))
+    with PatroniClient(urls, auth=auth, timeout=3) as patroni:
+        say("gate: read-only checks")
+        if not read_only_checks(
+            report, inventory, secrets, patroni, max_lag=max_lag, max_backup_age=max_backup_age
+        ):
+            say("gate: not a healthy Patroni cluster; no load, nothing disruptive")
+            return finish(report, out_dir, say)
+        say(f"gate: Locust, {plan.users} users for {plan.duration:.0f} s")
+        target = LoadTarget(
+            dsn(
+                inventory.endpoints.pooler if plan.via == "pgbouncer" else inventory.endpoints.rw,
+                secrets,
+                "crm_app",
+            ),
+            dsn(inventory.endpoints.ro, secrets, "crm_app"),
+            dsn(inventory.endpoints.ro, secrets),
+        )
+        report.load = run_target(target, plan, out_dir / "load", say)
+        steady = {s.name: s for s in report.load.stats["steady"]}[ALL]
+        passed = report.add(
+            "Locust: " + ", ".join(str(lim) for lim in plan.limits),
+            report.load.passed,
+            f"{steady.rps:.0f} req/s, p50 {steady.p50:.1f} ms, p95 {steady.p95:.1f} ms, "
+            f"p99 {steady.p99:.1f} ms, {steady.errors} errors"
+            + "".join(f"; {f}" for f in report.load.failures),
+        )
+        if not allow_disruptive:
+            report.add("planned switchover", None, "not run: pass --allow-disruptive")
+        elif passed:
+            say("gate: planned switchover to the synchronous standby")
+            report.switchover_outage = measure_switchover(
+                patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets)
+            )
+            report.add(
+                "planned switchover",
+                report.switchover_outage < 30,
+                f"write outage {report.switchover_outage:.2f} s",
+            )
+    return finish(report, out_dir, say)
+
+
+def finish(report: GateReport, out_dir: Path, say: Say) -> GateReport:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "gate.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
+    (out_dir / "gate.md").write_text(markdown(report))
+    return report
+
+
+def markdown(report: GateReport) -> str:
+    marks = {True: "pass", False: "FAIL", None: "skipped"}
+    lines = [
+        f"# Cutover gate: {'GO' if report.go else 'NO-GO'}",
+        "",
+        f"Target: `{report.target}`",
+        "",
+        "| check | result | evidence |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {c.name} | {marks[c.passed]} | {c.detail} |" for c in report.checks]
+    return "\n".join(lines) + "\n"

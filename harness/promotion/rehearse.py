@@ -1,0 +1,225 @@
+"""Rehearse the deployment: the rendered bundle, applied by Ansible to three bare Debian 13
+containers standing in for the servers, brought up under systemd as the servers would run
+it, then checked with the gate's read-only checks.
+
+The containers run systemd as init and sshd; Ansible reaches them over SSH with a key made
+for the rehearsal, on a network of their own. They are removed afterwards, whatever
+happened, unless kept for a look.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.clients.patroni import PatroniClient
+from harness.config.bundle import lab_package_versions, plan_bundle, write_bundle
+from harness.config.inventory import load_inventory
+from harness.core.errors import CommandError, HarnessError
+from harness.core.process import run
+from harness.lab.project import Lab
+from harness.promotion.gate import GateReport, read_only_checks
+from harness.stack.engine import BASE_IMAGE
+from harness.stack.readiness import PatroniTopology, wait_for
+
+Say = Callable[[str], None]
+IMAGE = "gardenlab/server:trixie"
+SUBNET = "10.99.1.0/24"
+SERVERS = {"db1": "10.99.1.11", "db2": "10.99.1.12", "db3": "10.99.1.13"}
+LABEL = "org.gardenlab.rehearsal"
+PLAYBOOK_TIMEOUT = 1200.0
+READY_TIMEOUT = 240.0
+
+
+def journal_hint() -> str:
+    """What a readiness timeout shows instead of container logs: where the logs are."""
+    return "see `journalctl -u gardenlab-patroni` in the servers"
+
+
+def inventory_text() -> str:
+    """Three servers; the first also balances and pools, as a small deployment would."""
+    roles = {"db1": "[etcd, database, haproxy, pgbouncer]"}
+    hosts = "\n".join(
+        f"  - {{name: {name}, address: {address}, roles: {roles.get(name, '[etcd, database]')}}}"
+        for name, address in SERVERS.items()
+    )
+    return f"preset: fast\nnetwork: {SUBNET}\nhosts:\n{hosts}\n"
+
+
+@dataclass
+class RehearsalReport:
+    seconds: dict[str, float] = field(default_factory=dict)
+    checks: GateReport | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.checks is not None and self.checks.go
+
+
+@contextmanager
+def servers(lab: Lab, say: Say) -> Iterator[Path]:
+    """The containers, reachable over SSH as root; yields the private key. Always removed."""
+    name = f"{lab.project}-rehearsal"
+    with tempfile.TemporaryDirectory(prefix="gardenlab-rehearsal-") as tmp:
+        key = Path(tmp) / "id_ed25519"
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+        try:
+            run(
+                [
+                    "docker",
+                    "network",
+                    "create",
+                    "--subnet",
+                    SUBNET,
+                    "--label",
+                    f"{LABEL}={name}",
+                    name,
+                ]
+            )
+            for host, address in SERVERS.items():
+                run(
+                    [
+                        "docker",
+                        "run",
+                        "-d",
+                        "--name",
+                        f"{name}-{host}",
+                        "--hostname",
+                        host,
+                        "--network",
+                        name,
+                        "--ip",
+                        address,
+                        "--label",
+                        f"{LABEL}={name}",
+                        "--cap-add",
+                        "SYS_ADMIN",
+                        "--tmpfs",
+                        "/run",
+                        "--tmpfs",
+                        "/run/lock",
+                        "-v",
+                        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+                        IMAGE,
+                    ]
+                )
+                run(["docker", "cp", f"{key}.pub", f"{name}-{host}:/root/.ssh/authorized_keys"])
+                run(
+                    [
+                        "docker",
+                        "exec",
+                        f"{name}-{host}",
+                        "chown",
+                        "root:root",
+                        "/root/.ssh/authorized_keys",
+                    ]
+                )
+            say(f"rehearsal: {len(SERVERS)} bare Debian 13 servers on {SUBNET}")
+            yield key
+        finally:
+            teardown(name)
+
+
+def teardown(name: str) -> None:
+    found = run(["docker", "ps", "-aq", "--filter", f"label={LABEL}={name}"]).split()
+    if found:
+        run(["docker", "rm", "-f", *found])
+    if run(["docker", "network", "ls", "-q", "--filter", f"label={LABEL}={name}"]).strip():
+        run(["docker", "network", "rm", name])
+
+
+def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
+    report = RehearsalReport()
+    started = time.monotonic()
+    if shutil.which("ssh") is None:
+        raise HarnessError("Ansible needs the ssh client", "apt-get install openssh-client")
+    run(
+        [
+            "docker",
+            "build",
+            "-q",
+            "-t",
+            IMAGE,
+            "--build-arg",
+            f"BASE_IMAGE={BASE_IMAGE}",
+            str(lab.compose_dir / "images" / "server"),
+        ],
+        timeout=900,
+    )
+    report.seconds["image"] = time.monotonic() - started
+    with tempfile.TemporaryDirectory(prefix="gardenlab-bundle-") as tmp:
+        path = Path(tmp) / "inventory.yml"
+        path.write_text(inventory_text())
+        inventory = load_inventory(path)
+        versions = lab_package_versions({r for h in inventory.hosts for r in h.roles})
+        bundle = Path(tmp) / "bundle"
+        write_bundle(plan_bundle(inventory, versions), bundle)
+        secret_values = {
+            k: secrets.token_urlsafe(24)
+            for k in (
+                "postgres_password",
+                "replication_password",
+                "patroni_restapi_password",
+                "crm_app_password",
+            )
+        }
+        (Path(tmp) / "secrets.yml").write_text(yaml.safe_dump(secret_values))
+        with servers(lab, say) as key:
+            step = time.monotonic()
+            say("rehearsal: ansible-playbook (packages, files, systemd services)")
+            try:
+                run(
+                    [
+                        str(Path(sys.executable).parent / "ansible-playbook"),
+                        "-i",
+                        str(bundle / "inventory.yml"),
+                        str(bundle / "playbook.yml"),
+                        "-u",
+                        "root",
+                        "--private-key",
+                        str(key),
+                        "--extra-vars",
+                        f"@{Path(tmp) / 'secrets.yml'}",
+                    ],
+                    timeout=PLAYBOOK_TIMEOUT,
+                    env={
+                        **os.environ,
+                        "ANSIBLE_HOST_KEY_CHECKING": "False",
+                        "ANSIBLE_SSH_ARGS": "-o UserKnownHostsFile=/dev/null "
+                        "-o StrictHostKeyChecking=no -o ControlMaster=no",
+                        "ANSIBLE_FORKS": "3",
+                    },
+                )
+            except CommandError as exc:
+                raise HarnessError(f"the playbook failed: {exc.message}") from exc
+            report.seconds["playbook"] = time.monotonic() - step
+            step = time.monotonic()
+            urls = [f"http://{e}" for e in inventory.endpoints.patroni]
+            with PatroniClient(urls, timeout=2) as patroni:
+                wait_for([PatroniTopology(patroni)], READY_TIMEOUT, log_tail=journal_hint)
+                report.seconds["cluster ready"] = time.monotonic() - step
+                report.checks = GateReport(str(path))
+                creds = {
+                    "POSTGRES_PASSWORD": secret_values["postgres_password"],
+                    "CRM_APP_PASSWORD": secret_values["crm_app_password"],
+                }
+                read_only_checks(
+                    report.checks,
+                    inventory,
+                    creds,
+                    patroni,
+                    max_lag=1024 * 1024,
+                    max_backup_age=None,
+                )
+    report.seconds["total"] = time.monotonic() - started
+    return report
