@@ -74,10 +74,11 @@ render: venv ## Render the tested configuration for servers (INVENTORY=..., OUT=
 rehearse: venv ## Apply the rendered playbook to three bare Debian 13 containers and check the cluster
 	$(HARNESS) rehearse
 
-lint: venv ## ruff (lint + format check) and mypy --strict
+lint: venv ## ruff (lint + format check), mypy --strict, the import layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test-unit: venv ## Fast unit tests only (no engine needed)
 	$(BIN)/pytest tests/unit

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psycopg
 
-from harness.backup.repository import drill, drill_summary, take_backup
+from harness.backup.drill import drill, drill_summary
+from harness.backup.repository import take_backup
 from harness.lab.presets import DEFAULT_PRESET, get_preset
 from harness.lab.project import Lab
-from harness.load.run import LoadPlan, run_load
+from harness.load.plan import LoadPlan
+from harness.load.run import run_load
 from harness.stack.lifecycle import Stack
 
 

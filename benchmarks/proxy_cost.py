@@ -18,8 +18,8 @@ import time
 
 import psycopg
 
-from harness.faults.controller import Faults
-from harness.lab.project import FAULTPROXY, Lab
+from harness.lab.project import Lab
+from harness.lab.topology import FAULTPROXY
 from harness.stack.lifecycle import Stack
 
 CPU_USAGE = "/sys/fs/cgroup/cpuacct/cpuacct.usage"  # cgroup v1, nanoseconds
@@ -46,10 +46,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000)
     args = parser.parse_args()
     lab = Lab.discover()
-    proxy = Faults(Stack(lab)).container(FAULTPROXY)
+    stack = Stack(lab)
 
     def cpu_seconds() -> float:
-        return int(str(proxy.execute(["cat", CPU_USAGE], tty=False))) / 1e9
+        return int(stack.execute(FAULTPROXY, ["cat", CPU_USAGE])) / 1e9
 
     for label, endpoint in (("direct rw port:    ", "rw"), ("proxied rw port:   ", "proxied-rw")):
         print(f"select 1, {label} {summary(timings_ms(lab.dsn(endpoint), 'select 1', args.count))}")

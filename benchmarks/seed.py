@@ -15,7 +15,8 @@ import argparse
 import time
 from collections.abc import Iterator
 
-from harness.data.crmdata import SCALES, CrmData, resolve_counts
+from harness.data.crmdata import CrmData
+from harness.data.scales import SCALES, resolve_counts
 from harness.data.seed import seed
 from harness.lab.project import Lab
 from harness.stack.lifecycle import Stack
@@ -73,12 +74,9 @@ def main() -> None:
     scale = max(1, round(rows / PGBENCH_ROWS_PER_SCALE))
     start = time.monotonic()
     stack.node_sql(leader.name, "select 1")  # warm the exec path
-    container = stack.container(leader.name)
-    container.execute(
-        ["pgbench", "-i", "-q", "-s", str(scale), "postgres"], user="postgres", tty=False
-    )
+    stack.execute(leader.name, ["pgbench", "-i", "-q", "-s", str(scale), "postgres"], "postgres")
     pgbench = time.monotonic() - start
-    container.execute(["pgbench", "-i", "-I", "d", "postgres"], user="postgres", tty=False)
+    stack.execute(leader.name, ["pgbench", "-i", "-I", "d", "postgres"], "postgres")
 
     def phases(p: dict[str, float]) -> str:
         return ", ".join(f"{k} {v:.1f}" for k, v in p.items())

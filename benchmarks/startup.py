@@ -12,27 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from python_on_whales import DockerClient
-
 from harness.lab.presets import get_preset
-from harness.lab.project import Lab
+from harness.lab.project import Lab, shifted_ports
+from harness.provision.up import bring_up
 from harness.stack.engine import BASE_IMAGE, Engine
 from harness.stack.lifecycle import Stack, UpReport
 
-BENCH_SETTINGS = {
-    "GARDENLAB_PROJECT": "gardenlab-bench",
-    "GARDENLAB_RW_PORT": "25000",
-    "GARDENLAB_RO_PORT": "25001",
-    "GARDENLAB_POOLER_PORT": "26432",
-    "GARDENLAB_STATS_PORT": "27000",
-    "GARDENLAB_PG1_REST_PORT": "28008",
-    "GARDENLAB_PG2_REST_PORT": "28009",
-    "GARDENLAB_PG3_REST_PORT": "28010",
-    "GARDENLAB_FAULTPROXY_PORT": "28474",
-    "GARDENLAB_PROXIED_RW_PORT": "25010",
-    "GARDENLAB_PROXIED_RO_PORT": "25011",
-    "GARDENLAB_PROXIED_POOLER_PORT": "26442",
-}
+BENCH_SETTINGS = {"GARDENLAB_PROJECT": "gardenlab-bench", **shifted_ports(20000)}
 IMAGES = (
     "gardenlab/postgres:17",
     "gardenlab/etcd:3.5",
@@ -44,9 +30,7 @@ MIB = 1024 * 1024
 
 
 def timed_up(stack: Stack) -> UpReport:
-    return stack.up(
-        get_preset("fast"), 300, ensure_engine=Engine().ensure, on_build_line=lambda _: None
-    )
+    return bring_up(stack, get_preset("fast"), 300, ensure_engine=Engine().ensure).up
 
 
 def print_report(title: str, report: UpReport) -> None:
@@ -55,8 +39,8 @@ def print_report(title: str, report: UpReport) -> None:
 
 
 def memory_mib(stack: Stack) -> dict[str, float]:
-    containers = [c for c in stack.containers() if c.state.running]
-    return {s.container_name: s.memory_used / MIB for s in DockerClient().stats(containers)}
+    running = [c.name for c in stack.containers() if c.running]
+    return {name: used / MIB for name, used in stack.runtime.memory_used(running).items()}
 
 
 def main() -> None:
@@ -72,7 +56,7 @@ def main() -> None:
     try:
         stack.down(volumes=True)
         if args.cold:
-            DockerClient().image.remove([*IMAGES, BASE_IMAGE], force=True, prune=True)
+            stack.runtime.remove(images=[*IMAGES, BASE_IMAGE])
             print_report("cold (base image + build + boot)", timed_up(stack))
             stack.down(volumes=True)
         print_report("warm (images cached, new volumes)", timed_up(stack))

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.realstack import stack, test_env
+from tests.realstack import stack, stack_ready, test_env
 
-__all__ = ["stack", "test_env"]  # the real stack's session fixtures, for every suite
+__all__ = ["stack", "stack_ready", "test_env"]  # the real stack's session fixtures, for every suite
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -1,6 +1,10 @@
 """The real stack, as its own Compose project on its own ports, so a developer's lab is never
 touched. Brought up once per session and always torn down, volumes included, even when
-bring-up fails. Shared by the integration and chaos suites."""
+bring-up fails. Shared by the integration and chaos suites.
+
+Tests do not depend on their order: every test (and every module fixture) that uses the
+stack first makes sure it is up and healthy, so one that takes it down leaves nothing
+broken for the next."""
 
 from __future__ import annotations
 
@@ -10,37 +14,32 @@ from collections.abc import Iterator
 import pytest
 
 from harness.lab.presets import get_preset
-from harness.lab.project import Lab
+from harness.lab.project import Lab, shifted_ports
+from harness.provision import up as provision
 from harness.stack.engine import Engine
 from harness.stack.lifecycle import Stack
 
-TEST_SETTINGS = {
-    "GARDENLAB_PROJECT": "gardenlab-test",
-    "GARDENLAB_RW_PORT": "15000",
-    "GARDENLAB_RO_PORT": "15001",
-    "GARDENLAB_POOLER_PORT": "16432",
-    "GARDENLAB_STATS_PORT": "17000",
-    "GARDENLAB_PG1_REST_PORT": "18008",
-    "GARDENLAB_PG2_REST_PORT": "18009",
-    "GARDENLAB_PG3_REST_PORT": "18010",
-    "GARDENLAB_FAULTPROXY_PORT": "18474",
-    "GARDENLAB_PROXIED_RW_PORT": "15010",
-    "GARDENLAB_PROXIED_RO_PORT": "15011",
-    "GARDENLAB_PROXIED_POOLER_PORT": "16442",
-    "GARDENLAB_KONG_PORT": "18000",
-    "GARDENLAB_META_PORT": "18080",
-    "GARDENLAB_STUDIO_PORT": "13000",
-}
+# Every published port 10000 up: 15000 rw, 15001 ro, 16432 PgBouncer, 18008-18010 REST...
+TEST_SETTINGS = {"GARDENLAB_PROJECT": "gardenlab-test", **shifted_ports(10000)}
 READY_TIMEOUT = 240.0
 
 
 def bring_up(stack: Stack) -> None:
-    stack.up(
-        get_preset("fast"),
-        READY_TIMEOUT,
-        ensure_engine=Engine().ensure,
-        on_build_line=lambda line: None,
-    )
+    """What `make dev-up` does: the stack, the stanza, the schema."""
+    provision.bring_up(stack, get_preset("fast"), READY_TIMEOUT, ensure_engine=Engine().ensure)
+
+
+def ready(stack: Stack) -> Stack:
+    """The stack, brought up again when an earlier test left it down or unhealthy."""
+    if not stack.status().healthy:
+        bring_up(stack)
+    return stack
+
+
+@pytest.fixture(autouse=True)
+def stack_ready(request: pytest.FixtureRequest) -> None:
+    if "stack" in request.fixturenames:
+        ready(request.getfixturevalue("stack"))
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ detected when its leader lock expires, so ttl bounds it.
 from __future__ import annotations
 
 from harness.chaos.runner import Expectation, Scenario
+from harness.core.errors import ConfigError
 from harness.lab.presets import get_preset
 
 TTL = get_preset("fast").ttl
@@ -18,6 +19,7 @@ CATALOG: dict[str, Scenario] = {
     for s in (
         Scenario(
             name="leader-kill",
+            ci=True,
             story="The leader's container is SIGKILLed under write load. Its lock expires "
             "after ttl, the synchronous standby is promoted, HAProxy follows within a check.",
             fault=lambda f: f.container_fault("kill", "leader"),
@@ -34,8 +36,9 @@ CATALOG: dict[str, Scenario] = {
         ),
         Scenario(
             name="switchover",
+            ci=True,
             story="A planned switchover to the synchronous standby through Patroni's API.",
-            fault=lambda f: f.switchover("sync-standby"),
+            fault=lambda f: f.planned_switchover("sync-standby"),
             hold=5,
             expect=Expectation(failover=True, max_write_gap=3),
         ),
@@ -87,6 +90,7 @@ CATALOG: dict[str, Scenario] = {
         ),
         Scenario(
             name="replica-cut-from-primary",
+            ci=True,
             story="The asynchronous replica is cut from its peers and falls behind; writes "
             "are untouched; healed, it catches up.",
             fault=lambda f: f.cut_from_peers("replica"),
@@ -102,6 +106,7 @@ CATALOG: dict[str, Scenario] = {
         ),
         Scenario(
             name="etcd-quorum-loss",
+            ci=True,
             story="Two etcd members are killed, longer than ttl. With failsafe mode the leader "
             "still reaches every member over REST, so it keeps accepting writes.",
             fault=lambda f: f.together(
@@ -159,3 +164,10 @@ CATALOG: dict[str, Scenario] = {
         ),
     )
 }
+
+
+def scenario_named(name: str) -> Scenario:
+    """A scenario of the catalog, or a clear refusal naming where the catalog is listed."""
+    if name not in CATALOG:
+        raise ConfigError(f"unknown scenario {name!r}", "`harness chaos list` shows the catalog")
+    return CATALOG[name]

@@ -16,19 +16,41 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import psycopg
 
 from harness.clients.haproxy import fetch_backends
 from harness.clients.patroni import PatroniClient
-from harness.core.errors import HarnessError
+from harness.core.errors import HarnessError, first_line
 from harness.lab.project import Lab
+from harness.lab.topology import EndpointName
 
 TABLE = "chaos_writes"
-KEEPALIVES = "keepalives=1 keepalives_idle=2 keepalives_interval=1 keepalives_count=3"
 ID_STRIDE = 1_000_000_000  # writer w writes ids w * ID_STRIDE + n
+Outcome = Literal["ack", "fail", "unknown"]
+
+
+@dataclass(frozen=True)
+class WorkloadTarget:
+    """Where the workload goes: the lab's endpoints, or a gate target's."""
+
+    write_dsn: str  # writers
+    read_dsn: str  # readers
+    setup_dsn: str  # the primary, to make the table and read it back
+    patroni_urls: tuple[str, ...]  # the monitor's view of the leader
+    stats_url: str | None = None  # HAProxy's stats, when it can be read
+
+    @classmethod
+    def of_lab(cls, lab: Lab, endpoint: EndpointName = "rw") -> WorkloadTarget:
+        return cls(
+            lab.dsn(endpoint, connect_timeout=2, keepalives=True),
+            lab.dsn("ro", connect_timeout=2, keepalives=True),
+            lab.dsn("rw"),
+            tuple(lab.rest_urls()),
+            lab.url("stats", "/;csv"),
+        )
 
 
 @dataclass(frozen=True)
@@ -37,7 +59,7 @@ class Attempt:
     writer: int
     started: float  # seconds since the workload's start
     ended: float
-    outcome: str  # ack, fail, unknown
+    outcome: Outcome
     server: str  # the address that acknowledged, or ""
     error: str
 
@@ -72,8 +94,8 @@ class Record:
         }
 
 
-def prepare_table(lab: Lab) -> None:
-    with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
+def prepare_table(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         conn.execute(
             f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, writer int NOT NULL, "
@@ -86,18 +108,16 @@ class Workload:
 
     def __init__(
         self,
-        lab: Lab,
+        target: WorkloadTarget,
         *,
         writers: int = 4,
         readers: int = 1,
-        endpoint: str = "rw",
         rate: float = 25.0,  # writes per second per writer
         max_seconds: float = 300.0,
     ) -> None:
-        self.lab = lab
+        self.target = target
         self.writers = writers
         self.readers = readers
-        self.endpoint = endpoint
         self.interval = 1.0 / rate
         self.max_seconds = max_seconds
         self.record = Record()
@@ -113,7 +133,7 @@ class Workload:
         self.record.marks[name] = self.now()
 
     def __enter__(self) -> Workload:
-        prepare_table(self.lab)
+        prepare_table(self.target.setup_dsn)
         self._start = time.monotonic()
         self.record.epoch = time.time()
         self._stop.clear()
@@ -144,14 +164,15 @@ class Workload:
 
     def _writer_loop(self, writer: int) -> Callable[[], None]:
         def loop() -> None:
-            dsn = f"{self.lab.dsn(self.endpoint, connect_timeout=2)} {KEEPALIVES}"
+            dsn = self.target.write_dsn
             conn: psycopg.Connection[Any] | None = None
             n = 0
             while self._running():
                 n += 1
                 write_id = writer * ID_STRIDE + n
                 started = self.now()
-                outcome, server, error = "fail", "", ""
+                outcome: Outcome = "fail"
+                server, error = "", ""
                 try:
                     if conn is None or conn.closed or conn.broken:
                         if conn is not None:
@@ -165,7 +186,7 @@ class Workload:
                     ).fetchone()
                     outcome, server = "ack", str(row[0]) if row else ""
                 except psycopg.Error as exc:
-                    error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    error = first_line(exc)[:200]
                     # Broken mid-statement: the commit may have happened. Refused on a live
                     # connection, or never connected: it did not.
                     outcome = "unknown" if conn is not None and conn.broken else "fail"
@@ -185,7 +206,7 @@ class Workload:
     # -- readers and the monitor -------------------------------------------------------------
 
     def _reader(self) -> None:
-        dsn = f"{self.lab.dsn('ro', connect_timeout=2)} {KEEPALIVES}"
+        dsn = self.target.read_dsn
         while self._running():
             ok = True
             try:
@@ -198,7 +219,8 @@ class Workload:
             time.sleep(0.2)
 
     def _monitor(self) -> None:
-        with PatroniClient(self.lab.rest_urls(), timeout=0.5) as patroni:
+        stats = self.target.stats_url
+        with PatroniClient(self.target.patroni_urls, timeout=0.5) as patroni:
             while self._running():
                 leader, timeline = "", None
                 try:
@@ -208,11 +230,8 @@ class Workload:
                 except HarnessError:
                     pass
                 try:
-                    up = [
-                        b.server
-                        for b in fetch_backends(self.lab.stats_url(), timeout=0.5)
-                        if b.listener == "rw" and b.up
-                    ]
+                    backends = fetch_backends(stats, timeout=0.5) if stats else []
+                    up = [b.server for b in backends if b.listener == "rw" and b.up]
                 except (httpx.HTTPError, ValueError):
                     up = []
                 with self._lock:

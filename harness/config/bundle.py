@@ -17,11 +17,9 @@ from typing import Any
 
 import yaml
 
+from harness.clients.docker import ContainerRuntime, DockerRuntime
 from harness.config.inventory import Host, Inventory
 from harness.config.render import (
-    ETCD_CLIENT_PORT,
-    PG_PORT,
-    REST_PORT,
     Site,
     haproxy_cfg,
     patroni_config,
@@ -30,7 +28,7 @@ from harness.config.render import (
     pgbouncer_ini,
 )
 from harness.core.errors import CommandError, ConfigError
-from harness.core.process import run
+from harness.lab.topology import ETCD_CLIENT_PORT, PG_PORT, REST_PORT
 
 # The lab image each role's packages come from, and the packages it runs on a server.
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -212,8 +210,11 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
 }
 
 
-def lab_package_versions(roles: set[str]) -> dict[str, str]:
+def lab_package_versions(
+    roles: set[str], runtime: ContainerRuntime | None = None
+) -> dict[str, str]:
     """package -> version, read from the lab's own images (what the tests ran on)."""
+    runtime = runtime or DockerRuntime()
     images: dict[str, set[str]] = {}
     for role in roles:
         image, names = PACKAGES[role]
@@ -221,11 +222,8 @@ def lab_package_versions(roles: set[str]) -> dict[str, str]:
     versions: dict[str, str] = {}
     for image, wanted in sorted(images.items()):
         try:
-            query = ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n", *sorted(wanted)]
-            output = run(
-                ["docker", "run", "--rm", "--entrypoint", *query[:1], image, *query[1:]],
-                timeout=120,
-            )
+            query = ["-W", "-f", "${Package}=${Version}\\n", *sorted(wanted)]
+            output = runtime.run_once(image, query, entrypoint="dpkg-query")
         except CommandError as exc:
             raise ConfigError(
                 f"cannot read package versions from the lab image {image}: {exc.message}",

@@ -19,14 +19,17 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.lab.presets import TimingPreset
-from harness.lab.project import ETCD_MEMBERS, NODES, SCOPE
+from harness.lab.topology import (
+    ENDPOINTS,
+    ETCD_CLIENT_PORT,
+    ETCD_MEMBERS,
+    NODES,
+    PG_PORT,
+    PROXY_LINKS,
+    REST_PORT,
+    SCOPE,
+)
 
-PG_PORT = 5432
-REST_PORT = 8008
-ETCD_CLIENT_PORT = 2379
-RW_PORT = 5000
-RO_PORT = 5001
-POOLER_PORT = 6432
 DATA_DIR = "/var/lib/postgresql/data/pgdata"
 BIN_DIR = "/usr/lib/postgresql/17/bin"
 
@@ -75,7 +78,7 @@ class Site:
     resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings sized for the machines
 
 
-LAB = Site(
+COMPOSE_SITE = Site(
     etcd_hosts=tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS),
     network="samenet",
     servers=tuple((node, node) for node in NODES),
@@ -94,33 +97,6 @@ class Listener:
     summary: str
 
 
-@dataclass(frozen=True)
-class ProxyLink:
-    """A link the fault proxy carries: faults on it are toxics on this proxy."""
-
-    name: str
-    port: int  # inside the proxy's container
-    upstream: str
-    summary: str
-
-
-REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
-PROXY_LINKS = (
-    ProxyLink("client-rw", 25000, f"haproxy:{RW_PORT}", "clients to HAProxy's rw port"),
-    ProxyLink("client-ro", 25001, f"haproxy:{RO_PORT}", "clients to HAProxy's ro port"),
-    ProxyLink("client-pooler", 26432, f"pgbouncer:{POOLER_PORT}", "clients to PgBouncer"),
-    *(
-        ProxyLink(
-            f"repl-{node}",
-            REPLICATION_PORT_BASE + i,
-            f"{node}:{PG_PORT}",
-            f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
-        )
-        for i, node in enumerate(NODES, start=1)
-    ),
-)
-
-
 def faultproxy_config() -> list[dict[str, object]]:
     return [
         {"name": link.name, "listen": f"0.0.0.0:{link.port}", "upstream": link.upstream}
@@ -129,12 +105,12 @@ def faultproxy_config() -> list[dict[str, object]]:
 
 
 LISTENERS = (
-    Listener("rw", RW_PORT, "/primary", "", "read-write: the leader only, found by Patroni's REST"),
-    Listener("ro", RO_PORT, "/replica", "roundrobin", "read-only: round robin over replicas"),
+    Listener("rw", ENDPOINTS["rw"].port, "/primary", "", ENDPOINTS["rw"].summary),
+    Listener("ro", ENDPOINTS["ro"].port, "/replica", "roundrobin", ENDPOINTS["ro"].summary),
 )
 
 
-def dcs_config(preset: TimingPreset, site: Site = LAB) -> dict[str, Any]:
+def dcs_config(preset: TimingPreset, site: Site = COMPOSE_SITE) -> dict[str, Any]:
     """Patroni's dynamic configuration: bootstrapped once, then patched live by `up`."""
     config: dict[str, Any] = {
         **preset.dcs_settings(),
@@ -193,7 +169,7 @@ class RestoreTarget:
 
 
 def bootstrap_config(
-    preset: TimingPreset, restore: RestoreTarget | None, site: Site = LAB
+    preset: TimingPreset, restore: RestoreTarget | None, site: Site = COMPOSE_SITE
 ) -> dict[str, Any]:
     bootstrap: dict[str, Any] = {
         "dcs": dcs_config(preset, site),
@@ -209,7 +185,7 @@ def bootstrap_config(
     return bootstrap
 
 
-def pgbackrest_conf(site: Site = LAB) -> str:
+def pgbackrest_conf(site: Site = COMPOSE_SITE) -> str:
     repository = "\n".join(f"{key}={value}" for key, value in site.repository)
     return f"""\
 [global]
@@ -232,7 +208,7 @@ pg1-user=postgres
 
 
 def patroni_config(
-    preset: TimingPreset, restore: RestoreTarget | None = None, site: Site = LAB
+    preset: TimingPreset, restore: RestoreTarget | None = None, site: Site = COMPOSE_SITE
 ) -> dict[str, Any]:
     """patroni.yml shared by all nodes; the node's name and addresses come from its environment
     in the lab, and are added per server for production (harness.config.bundle)."""
@@ -268,7 +244,7 @@ def _templates() -> Environment:
     )
 
 
-def haproxy_cfg(preset: TimingPreset, site: Site = LAB) -> str:
+def haproxy_cfg(preset: TimingPreset, site: Site = COMPOSE_SITE) -> str:
     return (
         _templates()
         .get_template("haproxy.cfg.j2")
@@ -283,12 +259,14 @@ def haproxy_cfg(preset: TimingPreset, site: Site = LAB) -> str:
     )
 
 
-def pgbouncer_ini(site: Site = LAB) -> str:
+def pgbouncer_ini(site: Site = COMPOSE_SITE) -> str:
     return (
         _templates()
         .get_template("pgbouncer.ini.j2")
         .render(
-            upstream_host=site.pgbouncer_upstream, upstream_port=RW_PORT, listen_port=POOLER_PORT
+            upstream_host=site.pgbouncer_upstream,
+            upstream_port=ENDPOINTS["rw"].port,
+            listen_port=ENDPOINTS["pooler"].port,
         )
     )
 

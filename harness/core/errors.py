@@ -9,6 +9,7 @@ the CLI prints both and exits non-zero, never a traceback.
     ├── PortInUseError     a published port is taken by something else
     ├── StateError         leftovers that would lose data if we went on
     ├── CommandError       an external command failed (carries its evidence)
+    │   └── ContainerGone  the container asked for is not there (removed, never made)
     ├── PatroniUnavailable no Patroni REST endpoint answered
     ├── BackupError        no usable backup for what was asked (the cluster is left alone)
     └── ReadinessTimeout   a wait ran past its deadline
@@ -73,6 +74,10 @@ class CommandError(HarnessError):
         self.command = list(command)
         self.returncode = returncode
         self.stderr = stderr
+
+
+class ContainerGone(CommandError):
+    """Docker answered that the container does not exist: a state the caller may expect."""
 
 
 class PatroniUnavailable(HarnessError):

@@ -1,12 +1,6 @@
-"""Schema migrations, seeding, and verification of the CRM data on the lab.
-
-- migrate: yoyo-migrations applies migrations/ under its lock; then the login roles (crm_app,
-  the Supabase services') get their passwords from .env.
-- seed: COPY of generated rows, several tables at once, with secondary indexes dropped
-  during the load and rebuilt after, triggers off (rows are consistent by construction).
-  A run is recorded in app.seed_runs; an unfinished one is wiped by the next run.
-- verify: per-table row counts and content checksums on every node, read locally on each.
-"""
+"""Seeding: COPY of generated rows, several tables at once, with secondary indexes dropped
+during the load and rebuilt after, triggers off (rows are consistent by construction). A run
+is recorded in app.seed_runs; an unfinished one is wiped by the next run."""
 
 from __future__ import annotations
 
@@ -15,16 +9,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
-from yoyo import get_backend, read_migrations
 
 from harness.core.errors import ConfigError, HarnessError, StateError, first_line
-from harness.data.crmdata import TABLES, CrmData
-from harness.lab.project import NODES, ROLE_SECRETS, SCOPE, Lab
+from harness.core.progress import Say
+from harness.data.crmdata import CrmData
+from harness.data.scales import TABLES
+from harness.lab.topology import SCOPE
 
 LOADERS = 2  # COPY connections: generation (client CPU) overlaps the server's work
 SEED_RUNS = """
@@ -39,34 +33,9 @@ CREATE TABLE IF NOT EXISTS app.seed_runs (
 Progress = Callable[[str, int], None]  # table, rows just loaded
 
 
-def migrations_url(lab: Lab) -> str:
-    return (
-        f"postgresql+psycopg://postgres:{lab.secret('POSTGRES_PASSWORD')}"
-        f"@127.0.0.1:{lab.ports['rw']}/postgres"
-    )
-
-
-def migrate(lab: Lab) -> list[str]:
-    """Apply pending migrations; set the login roles' passwords. Returns the ids applied."""
-    backend = get_backend(migrations_url(lab))
-    migrations = read_migrations(str(lab.root / "migrations"))
-    with backend.lock():
-        pending = backend.to_apply(migrations)
-        backend.apply_migrations(pending)
-    with psycopg.connect(lab.dsn("rw"), autocommit=True) as conn:
-        for role, key in ROLE_SECRETS.items():
-            if role != "postgres":
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(lab.secret(key))
-                    )
-                )
-    return [m.id for m in pending]
-
-
 @dataclass
 class SeedReport:
-    outcome: str  # seeded, unchanged
+    outcome: Literal["seeded", "unchanged"]
     rows: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
@@ -117,7 +86,7 @@ def seed(
     reset: bool,
     force: bool,
     progress: Progress,
-    say: Callable[[str], None],
+    say: Say,
 ) -> SeedReport:
     report = SeedReport("seeded")
     with connect_primary(dsn, force) as conn:
@@ -210,46 +179,3 @@ def rebuild_indexes(dsn: str, definitions: list[str]) -> None:
     with ThreadPoolExecutor(LOADERS) as pool:
         for future in [pool.submit(build, d) for d in definitions]:
             future.result()
-
-
-# -- verify ----------------------------------------------------------------------------------
-
-CHECKSUM = "select count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) from {} t"
-
-
-@dataclass(frozen=True)
-class TableCheck:
-    table: str
-    per_node: dict[str, tuple[int, int]]  # node -> (rows, checksum)
-
-    @property
-    def consistent(self) -> bool:
-        return len(set(self.per_node.values())) == 1
-
-
-def verify(
-    run_sql: Callable[[str, str], str],
-    primary: str,
-    catch_up_seconds: float = 30,
-    tables: tuple[str, ...] = (*TABLES, "app.seed_runs"),
-) -> list[TableCheck]:
-    """Counts and checksums per table on every node, once replicas replayed the primary's WAL.
-
-    run_sql(node, query) returns the stripped, unaligned result of the query on that node.
-    """
-    target = run_sql(primary, "select pg_current_wal_lsn()")
-    deadline = time.monotonic() + catch_up_seconds
-    for node in NODES:
-        while node != primary and time.monotonic() < deadline:
-            caught_up = run_sql(node, f"select pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")
-            if caught_up == "t":
-                break
-            time.sleep(0.5)
-    checks = []
-    for table in tables:
-        per_node = {}
-        for node in NODES:
-            count, checksum = run_sql(node, CHECKSUM.format(table)).split("|")
-            per_node[node] = (int(count), int(checksum))
-        checks.append(TableCheck(table, per_node))
-    return checks

@@ -1,12 +1,9 @@
-"""Faults that always heal.
-
-Each fault is an object: `inject()`, `heal()`, and a context manager that heals on the
-way out whatever happened inside. `Faults.heal_all()` is the backstop: it reverses every
-kind of fault this module can leave (paused or stopped containers, iptables rules,
-toxics and disabled links on the fault proxy), whoever injected it.
+"""The fault controller for one stack: resolves roles and services, builds the faults, and
+is the backstop (`heal_all`) that reverses every kind of fault this package can leave,
+whoever injected it.
 
 How each link is faulted:
-- containers (kill, stop, pause, restart): Docker;
+- containers (kill, stop, pause, restart): the container runtime;
 - isolation, cuts and partitions: iptables rules in the database nodes' own chains
   (GARDENLAB_IN / GARDENLAB_OUT), the only containers with NET_ADMIN;
 - latency, jitter, bandwidth, timeouts, resets, a link down: toxics on the fault proxy,
@@ -15,196 +12,46 @@ How each link is faulted:
 
 from __future__ import annotations
 
-import re
-from abc import ABC, abstractmethod
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-import httpx
-from python_on_whales import Container
-from python_on_whales.exceptions import DockerException
-
+from harness.clients.faultproxy import FaultProxyClient
 from harness.core.errors import CommandError, ConfigError, HarnessError
-from harness.lab.project import ETCD_MEMBERS, FAULTPROXY, NODES
-from harness.stack.lifecycle import Stack, docker_errors, service_of
+from harness.faults.model import (
+    CHAINS,
+    STREAMS,
+    ContainerAction,
+    ContainerFault,
+    Fault,
+    IptablesFault,
+    LinkDown,
+    Rule,
+    Stream,
+    Switchover,
+    Together,
+    ToxicFault,
+)
+from harness.lab.topology import ENDPOINTS, ETCD_MEMBERS, FAULTPROXY, HAPROXY, NODES, PGBOUNCER
+from harness.stack.lifecycle import Stack
 
-ROLES = ("leader", "sync-standby", "replica")
-SERVICES = (*NODES, *ETCD_MEMBERS, "haproxy", "pgbouncer", FAULTPROXY)
-ENDPOINT_LINKS = {"rw": "client-rw", "ro": "client-ro", "pooler": "client-pooler"}
-CHAINS = {"in": ("GARDENLAB_IN", "INPUT"), "out": ("GARDENLAB_OUT", "OUTPUT")}
-STREAMS = ("downstream", "upstream")
+Role = Literal["leader", "sync-standby", "replica"]
+ROLES: tuple[Role, ...] = ("leader", "sync-standby", "replica")
+SERVICES = (*NODES, *ETCD_MEMBERS, HAPROXY, PGBOUNCER, FAULTPROXY)
+ISOLATE: list[Rule] = [("in", ("!", "-i", "lo")), ("out", ("!", "-o", "lo"))]
 
 
-class AlreadyInjected(HarnessError):
-    """The same fault is in place already; nothing was changed."""
-
-
-class Fault(ABC):
-    """Something broken on purpose; `with fault:` guarantees the heal."""
-
-    description: str
-
-    @abstractmethod
-    def inject(self) -> None: ...
-
-    @abstractmethod
-    def heal(self) -> None: ...
-
-    def apply(self) -> None:
-        """Inject; a fault that fails half-way is healed, so nothing is left half-made."""
-        try:
-            self.inject()
-        except AlreadyInjected:
-            raise
-        except BaseException:
-            self.heal()
-            raise
-
-    def __enter__(self) -> Fault:
-        self.apply()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.heal()
+def drop_rules(
+    addresses: Sequence[str], *, inbound: bool = True, outbound: bool = True
+) -> list[Rule]:
+    """DROP rules against these addresses: what comes from them, what goes to them."""
+    rules: list[Rule] = [("in", ("-s", ip)) for ip in addresses] if inbound else []
+    return rules + ([("out", ("-d", ip)) for ip in addresses] if outbound else [])
 
 
 @dataclass
-class ContainerFault(Fault):
-    faults: Faults
-    service: str
-    action: str  # kill, stop, pause, restart
-
-    @property
-    def description(self) -> str:  # type: ignore[override]
-        return f"{self.action} {self.service}"
-
-    def inject(self) -> None:
-        container = self.faults.container(self.service)
-        docker = self.faults.stack.docker
-        with docker_errors():
-            if self.action == "kill":
-                docker.container.kill(container)
-            elif self.action == "stop":
-                docker.container.stop(container, time=30)
-            elif self.action == "pause":
-                docker.container.pause(container)
-            else:
-                docker.container.restart(container)
-
-    def heal(self) -> None:
-        container = self.faults.container(self.service)  # listed afresh: current state
-        docker = self.faults.stack.docker
-        with docker_errors():
-            if container.state.paused:
-                docker.container.unpause(container)
-            elif not container.state.running:
-                docker.container.start(container)
-
-
-@dataclass
-class IptablesFault(Fault):
-    """DROP rules in one node's own chains; healing deletes exactly these rules."""
-
-    faults: Faults
-    service: str
-    rules: list[tuple[str, list[str]]]  # (direction "in"/"out", match arguments)
-    description: str
-
-    def inject(self) -> None:
-        self.faults.ensure_chains(self.service)
-        for direction, match in self.rules:
-            self.faults.iptables(self.service, "-A", CHAINS[direction][0], *match, "-j", "DROP")
-
-    def heal(self) -> None:
-        for direction, match in self.rules:
-            self.faults.iptables(
-                self.service, "-D", CHAINS[direction][0], *match, "-j", "DROP", check=False
-            )
-
-
-@dataclass
-class ToxicFault(Fault):
-    faults: Faults
-    link: str
-    toxic: dict[str, Any]
-
-    @property
-    def description(self) -> str:  # type: ignore[override]
-        attrs = ", ".join(f"{k}={v}" for k, v in self.toxic["attributes"].items())
-        return f"{self.toxic['type']} on {self.link} ({self.toxic['stream']}: {attrs})"
-
-    def inject(self) -> None:
-        path = f"/proxies/{self.link}/toxics"
-        if self.faults.proxy_request("GET", f"{path}/{self.toxic['name']}", missing_ok=True):
-            raise AlreadyInjected(
-                f"{self.toxic['type']} is already on {self.link}", "`harness fault heal` first"
-            )
-        self.faults.proxy_request("POST", path, self.toxic)
-
-    def heal(self) -> None:
-        self.faults.proxy_request(
-            "DELETE", f"/proxies/{self.link}/toxics/{self.toxic['name']}", missing_ok=True
-        )
-
-
-@dataclass
-class LinkDown(Fault):
-    faults: Faults
-    link: str
-
-    @property
-    def description(self) -> str:  # type: ignore[override]
-        return f"link {self.link} down"
-
-    def inject(self) -> None:
-        self.faults.proxy_request("PATCH", f"/proxies/{self.link}", {"enabled": False})
-
-    def heal(self) -> None:
-        self.faults.proxy_request("PATCH", f"/proxies/{self.link}", {"enabled": True})
-
-
-@dataclass
-class Together(Fault):
-    """Several faults at once; healed in reverse order."""
-
-    parts: list[Fault]
-
-    @property
-    def description(self) -> str:  # type: ignore[override]
-        return " + ".join(part.description for part in self.parts)
-
-    def inject(self) -> None:
-        for part in self.parts:
-            part.inject()
-
-    def heal(self) -> None:
-        for part in reversed(self.parts):
-            part.heal()
-
-
-@dataclass
-class Switchover(Fault):
-    """A planned switchover through Patroni's REST API: nothing to heal afterwards."""
-
-    faults: Faults
-    leader: str
-    candidate: str
-
-    @property
-    def description(self) -> str:  # type: ignore[override]
-        return f"switchover {self.leader} -> {self.candidate}"
-
-    def inject(self) -> None:
-        with self.faults.stack.patroni() as patroni:
-            patroni.switchover(self.leader, self.candidate)
-
-    def heal(self) -> None:
-        pass
-
-
-@dataclass
-class Leftovers:
+class Traces:
     """Traces of faults; all empty means the stack carries none."""
 
     paused: list[str] = field(default_factory=list)
@@ -218,11 +65,11 @@ class Leftovers:
 
 
 class Faults:
-    """The fault controller for one stack: resolves targets and builds faults."""
+    """Builds faults for one stack and carries them out (the FaultTarget they act on)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, proxy: FaultProxyClient | None = None) -> None:
         self.stack = stack
-        self.http = httpx.Client(base_url=stack.lab.faultproxy_url(), timeout=5)
+        self.proxy = proxy or FaultProxyClient(stack.lab.url("faultproxy"))
 
     # -- targets -----------------------------------------------------------------------------
 
@@ -262,75 +109,80 @@ class Faults:
 
     def resolve_link(self, target: str) -> str:
         """A proxy link: rw/ro/pooler client paths, or a node's (or role's) replication link."""
-        if target in ENDPOINT_LINKS:
-            return ENDPOINT_LINKS[target]
+        if target in ENDPOINTS:
+            return ENDPOINTS[target].link
         return f"repl-{self.resolve_node(target)}"
 
-    def container(self, service: str) -> Container:
-        return self.stack.container(service)
-
     def address(self, service: str) -> str:
-        networks = self.container(service).network_settings.networks or {}
-        for network in networks.values():
-            if network.ip_address:
-                return network.ip_address
-        raise HarnessError(f"{service} has no address (stopped or disconnected?)")
+        addresses = self.stack.container(service).addresses
+        if not addresses:
+            raise HarnessError(f"{service} has no address (stopped or disconnected?)")
+        return addresses[0]
 
-    # -- mechanisms --------------------------------------------------------------------------
+    # -- what faults act on (FaultTarget) ----------------------------------------------------
+
+    def act(self, action: ContainerAction | Literal["unpause", "start"], service: str) -> None:
+        self.stack.runtime.act(action, [self.stack.container(service).name])
+
+    def container_state(self, service: str) -> tuple[bool, bool]:
+        container = self.stack.container(service)
+        return container.running, container.paused
 
     def iptables(self, service: str, *args: str, check: bool = True) -> str:
-        command = ["iptables", "-w", *args]
+        """iptables in a node; with check False a refusal (no such rule or chain) is ""."""
         try:
-            return str(self.container(service).execute(command, user="root", tty=False))
-        except DockerException as exc:
-            if not check:
-                return ""
-            raise CommandError(exc.docker_command, exc.return_code, exc.stderr or "") from exc
+            return self.stack.execute(service, ["iptables", "-w", *args])
+        except CommandError:
+            if check:
+                raise
+            return ""
 
     def ensure_chains(self, service: str) -> None:
         for chain, builtin in CHAINS.values():
-            self.iptables(service, "-N", chain, check=False)  # fails harmlessly when it exists
+            self.iptables(service, "-N", chain, check=False)  # refused when it exists
             try:
                 self.iptables(service, "-C", builtin, "-j", chain)
             except CommandError:
                 self.iptables(service, "-I", builtin, "-j", chain)
 
+    def add_rules(self, service: str, rules: list[Rule]) -> None:
+        self.ensure_chains(service)
+        for direction, match in rules:
+            self.iptables(service, "-A", CHAINS[direction][0], *match, "-j", "DROP")
+
+    def delete_rules(self, service: str, rules: list[Rule]) -> None:
+        for direction, match in rules:
+            self.iptables(
+                service, "-D", CHAINS[direction][0], *match, "-j", "DROP", check=False
+            )  # already gone, or the node is gone
+
     def rules_in(self, service: str) -> list[str]:
         rules = []
         for chain, _ in CHAINS.values():
-            listing = self.iptables(service, "-S", chain, check=False)
+            listing = self.iptables(service, "-S", chain, check=False)  # no chain: no rules
             rules += [line for line in listing.splitlines() if line.startswith("-A")]
         return rules
 
     def proxy_request(
         self, method: str, path: str, body: Any = None, missing_ok: bool = False
     ) -> Any:
-        try:
-            response = self.http.request(method, path, json=body)
-        except httpx.HTTPError as exc:
-            raise HarnessError(
-                f"the fault proxy does not answer at {self.stack.lab.faultproxy_url()}: {exc}",
-                "is the lab up? `make dev-up`",
-            ) from exc
-        if response.status_code == 404 and missing_ok:
-            return None
-        if response.status_code >= 400:
-            raise HarnessError(f"fault proxy refused {method} {path}: {response.text.strip()}")
-        return response.json() if response.content else None
+        return self.proxy.request(method, path, body, missing_ok)
+
+    def switchover(self, leader: str, candidate: str) -> None:
+        with self.stack.patroni() as patroni:
+            patroni.switchover(leader, candidate)
 
     # -- faults ------------------------------------------------------------------------------
 
-    def container_fault(self, action: str, target: str) -> ContainerFault:
+    def container_fault(self, action: ContainerAction, target: str) -> ContainerFault:
         return ContainerFault(self, self.resolve(target), action)
 
     def isolate(self, target: str) -> IptablesFault:
         node = self.resolve_node(target)
-        rules = [("in", ["!", "-i", "lo"]), ("out", ["!", "-o", "lo"])]
-        return IptablesFault(self, node, rules, f"isolate {node} from everything")
+        return IptablesFault(self, node, list(ISOLATE), f"isolate {node} from everything")
 
     def _cut(self, node: str, others: Sequence[str], what: str) -> IptablesFault:
-        addresses = [self.address(other) for other in others]
-        rules = [("in", ["-s", ip]) for ip in addresses] + [("out", ["-d", ip]) for ip in addresses]
+        rules = drop_rules([self.address(other) for other in others])
         return IptablesFault(self, node, rules, f"cut {node} from {what}")
 
     def cut_from_etcd(self, target: str) -> IptablesFault:
@@ -346,11 +198,11 @@ class Faults:
         """Traffic from source to destination is dropped (and back too unless one-way)."""
         src, dst = self.resolve(source), self.resolve(destination)
         if src in NODES:
-            node, rules = src, [("out", ["-d", self.address(dst)])]
-            rules += [] if one_way else [("in", ["-s", self.address(dst)])]
+            node = src
+            rules = drop_rules([self.address(dst)], inbound=not one_way)
         elif dst in NODES:
-            node, rules = dst, [("in", ["-s", self.address(src)])]
-            rules += [] if one_way else [("out", ["-d", self.address(src)])]
+            node = dst
+            rules = drop_rules([self.address(src)], outbound=not one_way)
         else:
             raise ConfigError(
                 f"cannot partition {src} from {dst}: rules live in database nodes",
@@ -364,10 +216,11 @@ class Faults:
     ) -> ToxicFault:
         if stream not in STREAMS:
             raise ConfigError(f"unknown stream {stream!r}", "choose downstream or upstream")
+        chosen: Stream = "upstream" if stream == "upstream" else "downstream"
         toxic = {
-            "name": f"gardenlab-{kind}-{stream}",
+            "name": f"gardenlab-{kind}-{chosen}",
             "type": kind,
-            "stream": stream,
+            "stream": chosen,
             "toxicity": 1.0,
             "attributes": attributes,
         }
@@ -379,81 +232,44 @@ class Faults:
     def together(self, *parts: Fault) -> Together:
         return Together(list(parts))
 
-    def switchover(self, candidate: str = "sync-standby") -> Switchover:
+    def planned_switchover(self, candidate: str = "sync-standby") -> Switchover:
         return Switchover(self, self.resolve_node("leader"), self.resolve_node(candidate))
 
     # -- the backstop ------------------------------------------------------------------------
 
-    def leftovers(self) -> Leftovers:
-        found = Leftovers()
+    def traces(self) -> Traces:
+        found = Traces()
         for container in self.stack.containers():
-            service = service_of(container)
-            if container.state.paused:
-                found.paused.append(service)
-            elif not container.state.running:
-                found.stopped.append(service)
-            elif service in NODES and (rules := self.rules_in(service)):
-                found.rules[service] = rules
-        found.toxics, found.disabled_links = self.proxy_faults()
+            if container.paused:
+                found.paused.append(container.service)
+            elif not container.running:
+                found.stopped.append(container.service)
+            elif container.service in NODES and (rules := self.rules_in(container.service)):
+                found.rules[container.service] = rules
+        found.toxics, found.disabled_links = self.proxy.faults()
         return found
 
-    def proxy_faults(self) -> tuple[dict[str, list[str]], list[str]]:
-        """Toxics per link and disabled links on the fault proxy (none when it is down)."""
-        try:
-            proxies = self.http.get("/proxies").json()
-        except httpx.HTTPError:
-            return {}, []
-        toxics = {n: [t["name"] for t in p["toxics"]] for n, p in proxies.items() if p["toxics"]}
-        return toxics, [n for n, p in proxies.items() if not p["enabled"]]
-
     def heal_all(self) -> list[str]:
-        """Undo every fault this module can leave; return what was done."""
+        """Undo every fault this package can leave; return what was done."""
         done: list[str] = []
-        docker = self.stack.docker
-        with docker_errors():
-            for container in self.stack.containers():
-                service = service_of(container)
-                if container.state.paused:
-                    docker.container.unpause(container)
-                    done.append(f"unpaused {service}")
-                elif not container.state.running:
-                    docker.container.start(container)
-                    done.append(f"started {service}")
+        runtime = self.stack.runtime
+        for container in self.stack.containers():
+            if container.paused:
+                runtime.act("unpause", [container.name])
+                done.append(f"unpaused {container.service}")
+            elif not container.running:
+                runtime.act("start", [container.name])
+                done.append(f"started {container.service}")
         for node in NODES:
             rules = self.rules_in(node)
             if rules:
                 for chain, _ in CHAINS.values():
-                    self.iptables(node, "-F", chain, check=False)
+                    with contextlib.suppress(CommandError):
+                        self.iptables(node, "-F", chain)
                 done.append(f"removed {len(rules)} iptables rules in {node}")
-        toxics, disabled = self.proxy_faults()
+        toxics, disabled = self.proxy.faults()
         if toxics or disabled:
-            self.proxy_request("POST", "/reset")
+            self.proxy.reset()
             count = sum(len(names) for names in toxics.values())
             done.append(f"reset the fault proxy ({count} toxics, {len(disabled)} links re-enabled)")
         return done
-
-
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
-RATE = re.compile(r"^(\d+(?:\.\d+)?)(kb|mb)/s$", re.IGNORECASE)
-
-
-def parse_duration_ms(text: str) -> int:
-    """'200ms', '1.5s' or '0' to milliseconds."""
-    if text == "0":
-        return 0
-    match = DURATION.match(text.strip())
-    if not match:
-        raise ConfigError(f"malformed duration {text!r}", "write it like 200ms or 1.5s")
-    value, unit = float(match[1]), match[2]
-    return round(value * (1000 if unit == "s" else 1))
-
-
-def parse_rate_kbps(text: str) -> int:
-    """'100KB/s' or '2MB/s' to KB/s (1 KB = 1000 bytes, as Toxiproxy counts)."""
-    match = RATE.match(text.strip())
-    if not match:
-        raise ConfigError(f"malformed rate {text!r}", "write it like 100KB/s or 2MB/s")
-    value = float(match[1]) * (1000 if match[2].lower() == "mb" else 1)
-    if value < 1:
-        raise ConfigError(f"rate {text!r} is below 1 KB/s", "use at least 1KB/s")
-    return round(value)

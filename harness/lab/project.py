@@ -1,25 +1,21 @@
-"""What the lab is made of: its files, its members, and the ports it publishes on loopback."""
+"""The lab on this machine: its files, its settings, and the ports it publishes on loopback."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
+from harness.lab.topology import ENDPOINTS, NODES, SUPABASE
 
 DEFAULT_PROJECT = "gardenlab"
-SCOPE = "gardenlab"  # Patroni's cluster name
-NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
-ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
-FAULTPROXY = "faultproxy"
 LOOPBACK = "127.0.0.1"
-
-
-SUPABASE = "supabase"  # the Compose profile of the Supabase services
 
 
 @dataclass(frozen=True)
@@ -31,13 +27,12 @@ class PublishedPort:
 
 
 PUBLISHED_PORTS = (
-    PublishedPort("rw", "GARDENLAB_RW_PORT", 5000),
-    PublishedPort("ro", "GARDENLAB_RO_PORT", 5001),
-    PublishedPort("pooler", "GARDENLAB_POOLER_PORT", 6432),
+    *(
+        PublishedPort(e.name, f"GARDENLAB_{e.name.upper()}_PORT", e.port)
+        for e in ENDPOINTS.values()
+    ),
     PublishedPort("stats", "GARDENLAB_STATS_PORT", 7000),
-    PublishedPort("pg1", "GARDENLAB_PG1_REST_PORT", 8008),
-    PublishedPort("pg2", "GARDENLAB_PG2_REST_PORT", 8009),
-    PublishedPort("pg3", "GARDENLAB_PG3_REST_PORT", 8010),
+    *(PublishedPort(n, f"GARDENLAB_{n.upper()}_REST_PORT", 8008 + i) for i, n in enumerate(NODES)),
     PublishedPort("faultproxy", "GARDENLAB_FAULTPROXY_PORT", 8474),
     PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
     PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
@@ -55,7 +50,8 @@ ROLE_SECRETS = {
     "supabase_auth_admin": "SUPABASE_AUTH_ADMIN_PASSWORD",
     "supabase_storage_admin": "SUPABASE_STORAGE_ADMIN_PASSWORD",
 }
-ENDPOINTS = ("rw", "ro", "pooler", "proxied-rw", "proxied-ro", "proxied-pooler")
+# Published PostgreSQL endpoints: each client endpoint, directly and through the fault proxy.
+SQL_PORTS = (*ENDPOINTS, *(f"proxied-{name}" for name in ENDPOINTS))
 
 
 def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
@@ -80,19 +76,10 @@ def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:
     return ports
 
 
-def conninfo(
-    host: str,
-    port: int | str,
-    role: str,
-    password: str,
-    dbname: str = "postgres",
-    connect_timeout: int = 3,
-) -> str:
-    """The libpq connection string every gardenlab client uses, the lab's or a server's."""
-    return (
-        f"host={host} port={port} dbname={dbname} user={role} password={password} "
-        f"connect_timeout={connect_timeout} application_name=gardenlab-harness"
-    )
+def shifted_ports(offset: int) -> dict[str, str]:
+    """Settings that move every published port by `offset`: a second project on this machine
+    (the test suite's, the benchmark's) then never collides with the dev lab."""
+    return {p.env_var: str(p.default + offset) for p in PUBLISHED_PORTS}
 
 
 @dataclass(frozen=True)
@@ -140,6 +127,12 @@ class Lab:
     def rendered_dir(self) -> Path:
         return self.compose_dir / "rendered" / self.project
 
+    def artifacts(self, *parts: str) -> Path:
+        """Where a run's reports go by default: artifacts/<parts>; the last one gets the time."""
+
+        *folders, name = parts
+        return self.root.joinpath("artifacts", *folders, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
+
     def compose_settings(self) -> dict[str, str]:
         """What Compose must see as this lab resolved it: ports, rendered files, secrets' id."""
         ports = self.ports
@@ -168,27 +161,25 @@ class Lab:
         dbname: str = "postgres",
         connect_timeout: int = 3,
         role: str = "postgres",
+        *,
+        keepalives: bool = False,
     ) -> str:
         """libpq connection string for a published endpoint; proxied-* pass the fault proxy."""
-        if endpoint not in ENDPOINTS:
-            raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(ENDPOINTS)}")
+        if endpoint not in SQL_PORTS:
+            raise ConfigError(f"unknown endpoint {endpoint!r}", f"choose {', '.join(SQL_PORTS)}")
         return conninfo(
             LOOPBACK,
             self.ports[endpoint],
             role,
             self.secret(ROLE_SECRETS[role]),
             dbname,
-            connect_timeout,
+            connect_timeout=connect_timeout,
+            keepalives=keepalives,
         )
 
+    def url(self, port_name: str, path: str = "") -> str:
+        """An HTTP service the lab publishes: stats, faultproxy, a node's REST API, meta..."""
+        return http_url(LOOPBACK, self.ports[port_name], path)
+
     def rest_urls(self) -> list[str]:
-        return [f"http://{LOOPBACK}:{self.ports[node]}" for node in NODES]
-
-    def http_url(self, port_name: str) -> str:
-        return f"http://{LOOPBACK}:{self.ports[port_name]}"
-
-    def faultproxy_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports['faultproxy']}"
-
-    def stats_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.ports['stats']}/;csv"
+        return [self.url(node) for node in NODES]

@@ -1,0 +1,2 @@
+"""Locust load on the CRM: the plan, Locust as a child process, the run (alone or under a
+scenario) and its report per window."""

@@ -10,32 +10,34 @@ the data are checked, so a bad run fails in a second, not after minutes.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import resource
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 
-import loadtests
+from harness.chaos.report import write_report as write_chaos_report
 from harness.chaos.runner import RECOVERY_TIMEOUT, Result, Scenario
 from harness.chaos.runner import run as run_scenario
-from harness.chaos.runner import write_report as write_chaos_report
-from harness.core.errors import ConfigError, HarnessError, first_line
+from harness.core.errors import HarnessError, first_line
+from harness.core.progress import Say
 from harness.data.seed import seeded
-from harness.lab.project import Lab
+from harness.lab.topology import PRIMARY_PATHS
+from harness.load.locust import (
+    STOP_GRACE,
+    LoadTarget,
+    LocustProcess,
+    locust_command,
+    locust_environment,
+    prepare_directory,
+    wait_with_progress,
+)
+from harness.load.plan import MAX_SECONDS, LoadPlan
 from harness.load.report import (
     ALL,
     ErrorSpan,
-    Limit,
     Stats,
     Window,
     breaches,
@@ -47,76 +49,8 @@ from harness.load.report import (
 )
 from harness.stack.lifecycle import Stack
 
-Say = Callable[[str], None]
-
-DEFAULT_LIMITS = (Limit(ALL, "p95", 100.0), Limit(ALL, "errors", 0.001))
-# The primary path each `--via` takes; stale-tolerant reads always use HAProxy's ro port.
-WRITE_ENDPOINTS = {"haproxy": "rw", "pgbouncer": "pooler"}
-MAX_SECONDS = 2 * 3600  # no run goes longer, whatever was asked
 WARMUP = 20.0  # s of steady load after the ramp before a scenario starts
 TAIL = 15.0  # s of load after a scenario ends
-STOP_GRACE = 30.0  # s Locust gets to write its reports after being asked to stop
-PROGRESS_EVERY = 10.0  # s between progress lines
-LOCUSTFILE = Path(loadtests.__file__).parent / "locustfile.py"
-
-
-@dataclass(frozen=True)
-class LoadPlan:
-    users: int = 100
-    spawn_rate: float = 10.0  # users started per second
-    duration: float = 180.0  # s in all, the ramp included
-    via: str = "haproxy"
-    processes: int = 1  # load-generating processes (Locust's --processes)
-    pool_size: int = 40  # connections per endpoint and process
-    wait: tuple[float, float] = (0.2, 1.0)  # think time between a user's requests, s
-    limits: tuple[Limit, ...] = DEFAULT_LIMITS
-
-    def __post_init__(self) -> None:
-        problems = [
-            (self.users < 1, "--users must be at least 1"),
-            (self.spawn_rate <= 0, "--spawn-rate must be above 0"),
-            (
-                not 10 <= self.duration <= MAX_SECONDS,
-                f"--duration must be between 10 s and {MAX_SECONDS} s",
-            ),
-            (
-                self.ramp >= self.duration,
-                f"the ramp ({self.ramp:.0f} s = users / spawn rate) leaves no steady state in "
-                f"{self.duration:.0f} s",
-            ),
-            (self.via not in WRITE_ENDPOINTS, f"--via must be one of {', '.join(WRITE_ENDPOINTS)}"),
-            (not 1 <= self.processes <= 64, "--processes must be between 1 and 64"),
-            (self.pool_size < 1, "--pool-size must be at least 1"),
-            (not 0 <= self.wait[0] <= self.wait[1], "--wait must be MIN,MAX with 0 <= MIN <= MAX"),
-        ]
-        for wrong, message in problems:
-            if wrong:
-                raise ConfigError(message, "`harness load --help` explains every option")
-
-    @property
-    def ramp(self) -> float:
-        return self.users / self.spawn_rate
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `3m` or `1h`."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    raw = text.strip().lower()
-    number, unit = (raw[:-1], raw[-1]) if raw and raw[-1] in units else (raw, "s")
-    try:
-        return float(number) * units[unit]
-    except ValueError:
-        raise ConfigError(
-            f"duration {text!r} is not a number of s, m or h", "e.g. 90, 90s, 3m"
-        ) from None
-
-
-def parse_wait(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(x) for x in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--wait {text!r} is not MIN,MAX in seconds", "e.g. 0.2,1.0") from None
-    return low, high
 
 
 # -- before any load -----------------------------------------------------------------------
@@ -149,7 +83,7 @@ def preflight(stack: Stack, plan: LoadPlan) -> None:
             "no CRM data is seeded",
             "`make seed` (or `make seed SCALE=prod` for production figures)",
         )
-    for endpoint in (WRITE_ENDPOINTS[plan.via], "ro"):
+    for endpoint in (PRIMARY_PATHS[plan.via], "ro"):
         try:
             psycopg.connect(stack.lab.dsn(endpoint, role="crm_app"), autocommit=True).close()
         except psycopg.OperationalError as exc:
@@ -158,172 +92,6 @@ def preflight(stack: Stack, plan: LoadPlan) -> None:
                 f"{str(exc).strip().splitlines()[-1]}",
                 "`make dev-up` renews the lab's logins (migrations and PgBouncer's auth file)",
             ) from None
-
-
-# -- Locust as a child process -------------------------------------------------------------
-
-
-def prepare_directory(directory: Path) -> None:
-    """Request logs of an earlier run in the same directory would be read as this run's."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("requests-*.csv"):
-        stale.unlink()
-
-
-@dataclass(frozen=True)
-class LoadTarget:
-    """Where Locust's users connect: the primary path and the replicas as the tenant role,
-    and a role that sees every tenant, to draw the samples users pick from."""
-
-    write_dsn: str
-    read_dsn: str
-    sample_dsn: str
-
-    @classmethod
-    def of_lab(cls, lab: Lab, via: str) -> LoadTarget:
-        return cls(
-            lab.dsn(WRITE_ENDPOINTS[via], role="crm_app", connect_timeout=2),
-            lab.dsn("ro", role="crm_app", connect_timeout=2),
-            lab.dsn("ro", connect_timeout=5),
-        )
-
-
-def locust_environment(target: LoadTarget, plan: LoadPlan, directory: Path) -> dict[str, str]:
-    """Connection strings reach Locust through its environment, never its command line."""
-    return {
-        **os.environ,
-        "GARDENLAB_LOAD_WRITE_DSN": target.write_dsn,
-        "GARDENLAB_LOAD_READ_DSN": target.read_dsn,
-        "GARDENLAB_LOAD_SAMPLE_DSN": target.sample_dsn,
-        "GARDENLAB_LOAD_LOG_DIR": str(directory),
-        "GARDENLAB_LOAD_POOL_SIZE": str(plan.pool_size),
-        "GARDENLAB_LOAD_WAIT": f"{plan.wait[0]},{plan.wait[1]}",
-    }
-
-
-def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--users",
-        str(plan.users),
-        "--spawn-rate",
-        f"{plan.spawn_rate:g}",
-        "--run-time",
-        f"{int(run_time)}s",
-        "--stop-timeout",
-        "5",
-        "--only-summary",
-        "--csv",
-        str(directory / "locust"),
-        "--html",
-        str(directory / "locust.html"),
-        "--exit-code-on-error",
-        "0",
-    ]
-    if plan.processes > 1:
-        command += ["--processes", str(plan.processes)]
-    return command
-
-
-class LocustProcess:
-    """Locust running headless; stopping it always lets it write its reports first."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.command, self.env, self.log_path = command, env, log
-        self.started = 0.0
-        self.cpu_seconds = 0.0  # Locust's processes, user + system
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._cpu_before = 0.0
-
-    def __enter__(self) -> LocustProcess:
-        self._log = self.log_path.open("wb")
-        self._cpu_before = children_cpu()
-        self.started = time.time()
-        self._proc = subprocess.Popen(
-            self.command,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return self._proc.returncode if self._proc else None
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to timeout for Locust to end by itself; True when it has."""
-        if self._proc is None:
-            return True
-        try:
-            self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def stop(self) -> None:
-        """SIGINT (Locust then writes its CSV and HTML reports), SIGKILL as the last resort."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)
-            if not self.wait(STOP_GRACE):
-                self._proc.kill()
-                self._proc.wait()
-        self.cpu_seconds = children_cpu() - self._cpu_before
-        if self._log:
-            self._log.close()
-        self._proc = None
-
-    def log_tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def live_totals(directory: Path) -> tuple[int, int] | None:
-    """Requests and failures so far, from the last aggregated row Locust wrote."""
-    path = directory / "locust_stats_history.csv"
-    if not path.exists():
-        return None
-    with path.open(newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
-    if not rows:
-        return None
-    return int(rows[-1]["Total Request Count"]), int(rows[-1]["Total Failure Count"])
-
-
-def wait_with_progress(locust: LocustProcess, until: float, directory: Path, say: Say) -> None:
-    """Wait until the epoch time `until` or Locust's end, with a progress line now and then."""
-    next_line = time.time() + PROGRESS_EVERY
-    while locust.running and time.time() < until:
-        locust.wait(min(1.0, max(0.0, until - time.time())))
-        if time.time() >= next_line:
-            next_line += PROGRESS_EVERY
-            totals = live_totals(directory)
-            counted = f", {totals[0]:,} requests, {totals[1]:,} failed" if totals else ""
-            say(f"  load: {time.time() - locust.started:.0f} s{counted}")
-
-
-# -- results -------------------------------------------------------------------------------
 
 
 @dataclass

@@ -8,12 +8,10 @@ The verdict is go or no-go, with every check's evidence.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shlex
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,21 +20,30 @@ from typing import Any
 import httpx
 import psycopg
 
-from harness.backup.repository import RepositoryInfo
+from harness.chaos.invariants import outage
+from harness.chaos.workload import TABLE, Workload, WorkloadTarget
+from harness.clients.addresses import conninfo, http_url, split_address
 from harness.clients.patroni import Cluster, PatroniClient
+from harness.clients.pgbackrest import RepositoryInfo
 from harness.config.inventory import Inventory
 from harness.core.errors import CommandError, HarnessError
 from harness.core.process import run
-from harness.lab.project import ROLE_SECRETS, SCOPE, conninfo
+from harness.core.progress import Say
+from harness.lab.project import ROLE_SECRETS
+from harness.lab.topology import SCOPE
+from harness.load.locust import LoadTarget
+from harness.load.plan import LoadPlan
 from harness.load.report import ALL
-from harness.load.run import LoadPlan, LoadResult, LoadTarget, run_target
+from harness.load.run import LoadResult, run_target
+from harness.stack.health import cluster_findings
 
-Say = Callable[[str], None]
-SWITCHOVER_BOUND = 60.0  # s the outage probe may run
+SWITCHOVER_SETTLE = 5.0  # s of writes after Patroni reports the switchover done
 
 
 @dataclass(frozen=True)
-class Check:
+class GateCheck:
+    """One row of the gate's table."""
+
     name: str
     passed: bool | None  # None: not applicable here (skipped)
     detail: str
@@ -45,22 +52,23 @@ class Check:
 @dataclass
 class GateReport:
     target: str
-    checks: list[Check] = field(default_factory=list)
+    checks: list[GateCheck] = field(default_factory=list)
     load: LoadResult | None = None
     switchover_outage: float | None = None
 
     @property
-    def go(self) -> bool:
+    def passed(self) -> bool:
+        """Go: every check that applies passed."""
         return bool(self.checks) and all(c.passed is not False for c in self.checks)
 
     def add(self, name: str, passed: bool | None, detail: str) -> bool:
-        self.checks.append(Check(name, passed, detail))
+        self.checks.append(GateCheck(name, passed, detail))
         return passed is not False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
-            "verdict": "go" if self.go else "no-go",
+            "verdict": "go" if self.passed else "no-go",
             "checks": [asdict(c) for c in self.checks],
             "load": self.load.to_json() if self.load else None,
             "switchover_outage_seconds": self.switchover_outage,
@@ -69,8 +77,8 @@ class GateReport:
 
 def dsn(address: str, secrets: Mapping[str, str], role: str = "postgres") -> str:
     """Connection string for a host:port endpoint of the target, as role."""
-    host, _, port = address.rpartition(":")
-    return conninfo(host.strip("[]"), port, role, secrets.get(ROLE_SECRETS[role], ""))
+    host, port = split_address(address)
+    return conninfo(host, port, role, secrets.get(ROLE_SECRETS[role], ""))
 
 
 def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
@@ -82,6 +90,7 @@ def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
 def cluster_checks(
     report: GateReport, inventory: Inventory, cluster: Cluster, max_lag: int
 ) -> bool:
+    """Members of this inventory, then the shared health findings, each a row."""
     expected = {h.name for h in inventory.with_role("database")}
     names = {m.name for m in cluster.members}
     if not report.add(
@@ -91,23 +100,9 @@ def cluster_checks(
         f"database hosts {sorted(expected)}",
     ):
         return False
-    ok = report.add(
-        "one leader",
-        len(cluster.leaders) == 1,
-        ", ".join(f"{m.name}={m.role}/{m.state}" for m in cluster.members),
-    )
-    replicas = [m for m in cluster.members if not m.is_leader]
-    lagging = [m.name for m in replicas if m.state != "streaming" or (m.lag or 0) > max_lag]
-    ok &= report.add(
-        f"replicas streaming, lag <= {max_lag} bytes",
-        bool(replicas) and not lagging,
-        ", ".join(f"{m.name} {m.state} lag {m.lag}" for m in replicas),
-    )
-    ok &= report.add(
-        "a synchronous standby",
-        bool(cluster.sync_standbys),
-        ", ".join(m.name for m in cluster.sync_standbys) or "none",
-    )
+    ok = True
+    for finding in cluster_findings(cluster, replicas=1, max_lag=max_lag):
+        ok &= report.add(finding.name, finding.passed, finding.detail)
     return ok
 
 
@@ -187,7 +182,7 @@ def read_only_checks(
     members = [h.name for h in inventory.with_role("database")]
     leader_rest = inventory.endpoints.patroni[members.index(cluster.leaders[0].name)]
     system_id = str(
-        httpx.get(f"http://{leader_rest}/patroni", timeout=3)
+        httpx.get(http_url(*split_address(leader_rest), "/patroni"), timeout=3)
         .json()
         .get("database_system_identifier", "")
     )
@@ -197,43 +192,20 @@ def read_only_checks(
     return healthy
 
 
-def measure_switchover(patroni: PatroniClient, cluster: Cluster, rw: str) -> float:
+def measure_switchover(
+    patroni: PatroniClient, cluster: Cluster, rw: str, patroni_urls: tuple[str, ...]
+) -> float:
     """A planned switchover to the synchronous standby; the write outage a client of the rw
-    endpoint sees: the longest gap between two acknowledged writes (bounded in time)."""
-    leader = cluster.leaders[0].name
-    candidate = cluster.sync_standbys[0].name
-    acks: list[float] = []
-    stop = threading.Event()
-
-    def writer() -> None:
-        end, conn = time.monotonic() + SWITCHOVER_BOUND, None
-        while not stop.is_set() and time.monotonic() < end:
-            try:
-                if conn is None or conn.closed or conn.broken:
-                    conn = psycopg.connect(rw, autocommit=True)
-                conn.execute("INSERT INTO gardenlab_gate_probe DEFAULT VALUES")
-                acks.append(time.monotonic())
-            except psycopg.Error:
-                conn = None
-            time.sleep(0.02)
-
+    endpoint sees, measured as chaos scenarios measure it (one writer, the same invariants)."""
+    target = WorkloadTarget(rw, rw, rw, patroni_urls)
+    with Workload(target, writers=1, readers=0, rate=50.0, max_seconds=120) as load:
+        time.sleep(2)
+        load.mark("fault")
+        patroni.switchover(cluster.leaders[0].name, cluster.sync_standbys[0].name)
+        time.sleep(SWITCHOVER_SETTLE)
     with psycopg.connect(rw, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS gardenlab_gate_probe "
-            "(at timestamptz DEFAULT clock_timestamp())"
-        )
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    time.sleep(2)
-    switched_at = time.monotonic()
-    patroni.switchover(leader, candidate)
-    time.sleep(5)
-    stop.set()
-    thread.join(SWITCHOVER_BOUND)
-    with psycopg.connect(rw, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS gardenlab_gate_probe")
-    around = [t for t in acks if t >= switched_at - 1]
-    return max((b - a for a, b in itertools.pairwise(around)), default=0.0)
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    return outage(load.record, load.record.marks["fault"]).write_gap
 
 
 def gate(
@@ -248,7 +220,7 @@ def gate(
     say: Say = print,
 ) -> GateReport:
     report = GateReport(str(inventory.path))
-    urls = [f"http://{e}" for e in inventory.endpoints.patroni]
+    urls = tuple(http_url(*split_address(e)) for e in inventory.endpoints.patroni)
     auth = ("patroni", secrets.get("PATRONI_RESTAPI_PASSWORD", ""))
     with PatroniClient(urls, auth=auth, timeout=3) as patroni:
         say("gate: read-only checks")
@@ -281,7 +253,7 @@ def gate(
         elif passed:
             say("gate: planned switchover to the synchronous standby")
             report.switchover_outage = measure_switchover(
-                patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets)
+                patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets), urls
             )
             report.add(
                 "planned switchover",
@@ -301,7 +273,7 @@ def finish(report: GateReport, out_dir: Path, say: Say) -> GateReport:
 def markdown(report: GateReport) -> str:
     marks = {True: "pass", False: "FAIL", None: "skipped"}
     lines = [
-        f"# Cutover gate: {'GO' if report.go else 'NO-GO'}",
+        f"# Cutover gate: {'GO' if report.passed else 'NO-GO'}",
         "",
         f"Target: `{report.target}`",
         "",

@@ -15,24 +15,26 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from harness.clients.addresses import http_url, split_address
+from harness.clients.docker import ContainerRuntime, DockerRuntime, RunSpec
 from harness.clients.patroni import PatroniClient
 from harness.config.bundle import lab_package_versions, plan_bundle, write_bundle
 from harness.config.inventory import load_inventory
 from harness.core.errors import CommandError, HarnessError
 from harness.core.process import run
+from harness.core.progress import Say
 from harness.lab.project import Lab
 from harness.promotion.gate import GateReport, read_only_checks
 from harness.stack.engine import BASE_IMAGE
 from harness.stack.readiness import PatroniTopology, wait_for
 
-Say = Callable[[str], None]
 IMAGE = "gardenlab/server:trixie"
 SUBNET = "10.99.1.0/24"
 SERVERS = {"db1": "10.99.1.11", "db2": "10.99.1.12", "db3": "10.99.1.13"}
@@ -63,105 +65,64 @@ class RehearsalReport:
 
     @property
     def passed(self) -> bool:
-        return self.checks is not None and self.checks.go
+        return self.checks is not None and self.checks.passed
 
 
 @contextmanager
-def servers(lab: Lab, say: Say) -> Iterator[Path]:
+def servers(lab: Lab, runtime: ContainerRuntime, say: Say) -> Iterator[Path]:
     """The containers, reachable over SSH as root; yields the private key. Always removed."""
     name = f"{lab.project}-rehearsal"
+    labels = {LABEL: name}
     with tempfile.TemporaryDirectory(prefix="gardenlab-rehearsal-") as tmp:
         key = Path(tmp) / "id_ed25519"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         try:
-            run(
-                [
-                    "docker",
-                    "network",
-                    "create",
-                    "--subnet",
-                    SUBNET,
-                    "--label",
-                    f"{LABEL}={name}",
-                    name,
-                ]
-            )
+            runtime.create_network(name, SUBNET, labels)
             for host, address in SERVERS.items():
-                run(
-                    [
-                        "docker",
-                        "run",
-                        "-d",
-                        "--name",
-                        f"{name}-{host}",
-                        "--hostname",
-                        host,
-                        "--network",
-                        name,
-                        "--ip",
-                        address,
-                        "--label",
-                        f"{LABEL}={name}",
-                        "--cap-add",
-                        "SYS_ADMIN",
-                        "--tmpfs",
-                        "/run",
-                        "--tmpfs",
-                        "/run/lock",
-                        "-v",
-                        "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+                server = f"{name}-{host}"
+                runtime.run_detached(
+                    RunSpec(
                         IMAGE,
-                    ]
+                        server,
+                        hostname=host,
+                        network=name,
+                        ip=address,
+                        labels=labels,
+                        cap_add=("SYS_ADMIN",),
+                        tmpfs=("/run", "/run/lock"),
+                        volumes=(("/sys/fs/cgroup", "/sys/fs/cgroup", "ro"),),
+                    )
                 )
-                run(["docker", "cp", f"{key}.pub", f"{name}-{host}:/root/.ssh/authorized_keys"])
-                run(
-                    [
-                        "docker",
-                        "exec",
-                        f"{name}-{host}",
-                        "chown",
-                        "root:root",
-                        "/root/.ssh/authorized_keys",
-                    ]
-                )
+                runtime.copy_to(Path(f"{key}.pub"), server, "/root/.ssh/authorized_keys")
+                runtime.execute(server, ["chown", "root:root", "/root/.ssh/authorized_keys"])
             say(f"rehearsal: {len(SERVERS)} bare Debian 13 servers on {SUBNET}")
             yield key
         finally:
-            teardown(name)
+            teardown(runtime, name)
 
 
-def teardown(name: str) -> None:
-    found = run(["docker", "ps", "-aq", "--filter", f"label={LABEL}={name}"]).split()
-    if found:
-        run(["docker", "rm", "-f", *found])
-    if run(["docker", "network", "ls", "-q", "--filter", f"label={LABEL}={name}"]).strip():
-        run(["docker", "network", "rm", name])
+def teardown(runtime: ContainerRuntime, name: str) -> None:
+    label = f"{LABEL}={name}"
+    runtime.remove(
+        containers=[c.name for c in runtime.containers(label)], networks=runtime.networks(label)
+    )
 
 
-def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
+def rehearse(
+    lab: Lab, say: Say = print, runtime: ContainerRuntime | None = None
+) -> RehearsalReport:
+    runtime = runtime or DockerRuntime()
     report = RehearsalReport()
     started = time.monotonic()
     if shutil.which("ssh") is None:
         raise HarnessError("Ansible needs the ssh client", "apt-get install openssh-client")
-    run(
-        [
-            "docker",
-            "build",
-            "-q",
-            "-t",
-            IMAGE,
-            "--build-arg",
-            f"BASE_IMAGE={BASE_IMAGE}",
-            str(lab.compose_dir / "images" / "server"),
-        ],
-        timeout=900,
-    )
+    runtime.build_image(lab.compose_dir / "images" / "server", IMAGE, {"BASE_IMAGE": BASE_IMAGE})
     report.seconds["image"] = time.monotonic() - started
     with tempfile.TemporaryDirectory(prefix="gardenlab-bundle-") as tmp:
         path = Path(tmp) / "inventory.yml"
         path.write_text(inventory_text())
         inventory = load_inventory(path)
-        versions = lab_package_versions({r for h in inventory.hosts for r in h.roles})
+        versions = lab_package_versions({r for h in inventory.hosts for r in h.roles}, runtime)
         bundle = Path(tmp) / "bundle"
         write_bundle(plan_bundle(inventory, versions), bundle)
         secret_values = {
@@ -174,7 +135,7 @@ def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
             )
         }
         (Path(tmp) / "secrets.yml").write_text(yaml.safe_dump(secret_values))
-        with servers(lab, say) as key:
+        with servers(lab, runtime, say) as key:
             step = time.monotonic()
             say("rehearsal: ansible-playbook (packages, files, systemd services)")
             try:
@@ -204,7 +165,7 @@ def rehearse(lab: Lab, say: Say = print) -> RehearsalReport:
                 raise HarnessError(f"the playbook failed: {exc.message}") from exc
             report.seconds["playbook"] = time.monotonic() - step
             step = time.monotonic()
-            urls = [f"http://{e}" for e in inventory.endpoints.patroni]
+            urls = [http_url(*split_address(e)) for e in inventory.endpoints.patroni]
             with PatroniClient(urls, timeout=2) as patroni:
                 wait_for([PatroniTopology(patroni)], READY_TIMEOUT, log_tail=journal_hint)
                 report.seconds["cluster ready"] = time.monotonic() - step

@@ -1,0 +1,1 @@
+"""Figures drawn for reports: the one timeline plot chaos and load reports share."""

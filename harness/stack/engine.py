@@ -11,15 +11,15 @@ import importlib.util
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core import process
 from harness.core.errors import CommandError, EngineError
+from harness.core.polling import SYSTEM_CLOCK, Clock, holds, poll
+from harness.core.progress import Say
 
 BASE_IMAGE = "gardenlab/debian:trixie"
 UPSTREAM_BASE = "debian:trixie-slim"
@@ -28,7 +28,6 @@ DOCKERD_LOG = Path("/var/log/gardenlab-dockerd.log")
 ENGINE_START_DEADLINE = 60.0
 
 Runner = Callable[..., str]
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,7 @@ class Engine:
     mirror: str = field(
         default_factory=lambda: os.environ.get("GARDENLAB_DEBIAN_MIRROR", DEFAULT_MIRROR)
     )
+    clock: Clock = SYSTEM_CLOCK
     _apt_updated: bool = False
 
     def ensure(self) -> None:
@@ -99,11 +99,8 @@ class Engine:
             self._apt_install("docker.io")
         self.say(f"starting dockerd in the background (log: {DOCKERD_LOG})")
         self.start_dockerd()
-        deadline = time.monotonic() + ENGINE_START_DEADLINE
-        while time.monotonic() < deadline:
-            if self._daemon_answers():
-                return
-            time.sleep(0.5)
+        if poll(self._daemon_answers, holds, timeout=ENGINE_START_DEADLINE, clock=self.clock).held:
+            return
         raise EngineError(
             f"dockerd did not answer within {ENGINE_START_DEADLINE:.0f} s",
             f"read {DOCKERD_LOG}",
@@ -112,9 +109,7 @@ class Engine:
     def start_dockerd(self) -> None:
         """Start the daemon detached from this process group, so Ctrl-C here does not stop it."""
         with DOCKERD_LOG.open("ab") as log:
-            subprocess.Popen(
-                ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            process.start(["dockerd"], log, detached=True)
 
     def ensure_compose(self) -> None:
         if self._succeeds(["docker", "compose", "version"]):

@@ -1,45 +1,51 @@
 """The lab's lifecycle: prepare, build, start, prove ready, report, and tear down.
 
-Compose builds and starts the stack; teardown and inventory go by the project's
-Compose label instead, so they also clear leftovers of earlier runs and work
-when .env or the rendered files are gone.
+Compose builds and starts the stack; teardown and inventory go by the project's Compose
+label through the container runtime instead, so they also clear leftovers of earlier runs
+and work when .env or the rendered files are gone. What `up` does beyond the containers
+(the backup stanza, the schema, the profiles) is harness.provision's.
 """
 
 from __future__ import annotations
 
 import socket
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal
 
 import httpx
-from python_on_whales import Container, DockerClient, Network, Volume
-from python_on_whales.exceptions import DockerException
 
+from harness.clients.compose import ComposeProject, DockerCompose
+from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.patroni import Cluster, PatroniClient
-from harness.config.render import LIVE_PARAMETERS, STANZA, RestoreTarget, write_rendered
-from harness.core.errors import CommandError, HarnessError, PortInUseError, StateError
-from harness.data.seed import migrate
+from harness.config.render import LIVE_PARAMETERS, RestoreTarget, write_rendered
+from harness.core.errors import HarnessError, PortInUseError, StateError
+from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
-from harness.lab.project import ETCD_MEMBERS, FAULTPROXY, LOOPBACK, NODES, PUBLISHED_PORTS, Lab
+from harness.lab.project import LOOPBACK, PUBLISHED_PORTS, Lab
 from harness.lab.secrets import BOOTSTRAP_SECRETS, ensure_secrets, secrets_fingerprint
+from harness.lab.topology import ENDPOINTS, ETCD_MEMBERS, FAULTPROXY, NODES, EndpointName
 from harness.stack.engine import copy_extra_cas
-from harness.stack.readiness import OnRound, lab_checks, wait_for
+from harness.stack.health import Finding, stack_findings
+from harness.stack.readiness import OnRound, ready_checks, wait_for
 
-SERVICE_LABEL = "com.docker.compose.service"
 SECRETS_LABEL = "org.gardenlab.secrets-id"
 STOP_TIMEOUT = 30  # s; Patroni shuts PostgreSQL down cleanly well within this
 
-Say = Callable[[str], None]
+ComposeFactory = Callable[[Lab, Sequence[str]], ComposeProject]
 
 
-def service_of(container: Container) -> str:
-    return (container.config.labels or {}).get(SERVICE_LABEL, container.name)
+def lab_compose(lab: Lab, profiles: Sequence[str]) -> ComposeProject:
+    """The project's compose file with whichever env files exist."""
+    return DockerCompose(
+        [lab.compose_file],
+        [lab.env_file, lab.rendered_dir / "rendered.env"],
+        lab.project,
+        lab.compose_dir,
+        profiles,
+    )
 
 
 def stop_order(containers: Iterable[Container]) -> list[list[Container]]:
@@ -54,29 +60,15 @@ def stop_order(containers: Iterable[Container]) -> list[list[Container]]:
     proxy: list[Container] = []
     etcd: list[Container] = []
     for c in containers:
-        service = service_of(c)
-        group = (
-            etcd
-            if service in ETCD_MEMBERS
-            else nodes
-            if service in NODES
-            else proxy
-            if service == FAULTPROXY
-            else clients
-        )
-        group.append(c)
+        if c.service in ETCD_MEMBERS:
+            etcd.append(c)
+        elif c.service in NODES:
+            nodes.append(c)
+        elif c.service == FAULTPROXY:
+            proxy.append(c)
+        else:
+            clients.append(c)
     return [group for group in (clients, nodes, proxy, *([m] for m in etcd)) if group]
-
-
-@contextmanager
-def docker_errors(hint: str = "") -> Iterator[None]:
-    """Turn python-on-whales' exception into ours, keeping the command, exit code and stderr."""
-    try:
-        yield
-    except DockerException as exc:
-        raise CommandError(
-            exc.docker_command, exc.return_code, exc.stderr or exc.stdout or "", hint
-        ) from exc
 
 
 @dataclass
@@ -84,7 +76,6 @@ class UpReport:
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> seconds
     preset_changes: dict[str, object] = field(default_factory=dict)
     restarted: list[str] = field(default_factory=list)
-    migrations: list[str] = field(default_factory=list)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -103,15 +94,12 @@ class StackStatus:
     backends: list[BackendServer]
 
     @property
+    def findings(self) -> list[Finding]:
+        return stack_findings(self.cluster, self.backends, replicas=len(NODES) - 1)
+
+    @property
     def healthy(self) -> bool:
-        c = self.cluster
-        return (
-            c is not None
-            and c.leader is not None
-            and len(c.streaming_replicas) == len(NODES) - 1
-            and bool(c.sync_standbys)
-            and self.backend("rw", c.leader.name).startswith("UP")
-        )
+        return all(f.passed for f in self.findings)
 
     def backend(self, listener: str, server: str) -> str:
         return next(
@@ -120,58 +108,60 @@ class StackStatus:
 
 
 class Stack:
-    def __init__(self, lab: Lab, say: Say = print) -> None:
+    """One Compose project of the lab, driven through a container runtime (a seam)."""
+
+    def __init__(
+        self,
+        lab: Lab,
+        say: Say = print,
+        runtime: ContainerRuntime | None = None,
+        compose: ComposeFactory = lab_compose,
+        http: httpx.BaseTransport | None = None,
+    ) -> None:
         self.lab = lab
         self.say = say
+        self.runtime: ContainerRuntime = runtime or DockerRuntime()
+        self._compose = compose
+        self._http = http  # Patroni's transport: None is the network, a fake in tests
 
     # -- clients -------------------------------------------------------------------------
 
-    def compose(self, profiles: Sequence[str] = ()) -> DockerClient:
-        """A client bound to the project's compose file and whichever env files exist."""
-        env_files: list[str | Path] = [
-            p for p in (self.lab.env_file, self.lab.rendered_dir / "rendered.env") if p.exists()
-        ]
-        return DockerClient(
-            compose_files=[self.lab.compose_file],
-            compose_env_files=env_files,
-            compose_project_name=self.lab.project,
-            compose_project_directory=self.lab.compose_dir,
-            compose_profiles=list(profiles),
-        )
+    def compose(self, profiles: Sequence[str] = ()) -> ComposeProject:
+        return self._compose(self.lab, profiles)
 
     @property
-    def project_filter(self) -> list[tuple[Literal["label"], str]]:
-        return [("label", f"com.docker.compose.project={self.lab.project}")]
-
-    @property
-    def docker(self) -> DockerClient:
-        return DockerClient()
+    def label(self) -> str:
+        return f"{PROJECT_LABEL}={self.lab.project}"
 
     def patroni(self) -> PatroniClient:
         auth = ("patroni", self.lab.settings.get("PATRONI_RESTAPI_PASSWORD", ""))
-        return PatroniClient(self.lab.rest_urls(), auth=auth)
+        return PatroniClient(self.lab.rest_urls(), auth=auth, transport=self._http)
 
     # -- inventory -----------------------------------------------------------------------
 
     def containers(self) -> list[Container]:
-        with docker_errors():
-            return self.docker.container.list(all=True, filters=self.project_filter)
-
-    def leftovers(self) -> dict[str, list[str]]:
-        """Every container, network and volume carrying the project's label."""
-        with docker_errors():
-            return {
-                "containers": [c.name for c in self.containers()],
-                "networks": [n.name for n in self.docker.network.list(filters=self.project_filter)],
-                "volumes": [v.name for v in self.volumes()],
-            }
+        return self.runtime.containers(self.label)
 
     def volumes(self) -> list[Volume]:
-        with docker_errors():
-            return self.docker.volume.list(filters=self.project_filter)
+        return self.runtime.volumes(self.label)
+
+    def resources(self) -> dict[str, list[str]]:
+        """Every container, network and volume carrying the project's label."""
+        return {
+            "containers": [c.name for c in self.containers()],
+            "networks": self.runtime.networks(self.label),
+            "volumes": [v.name for v in self.volumes()],
+        }
 
     def running_services(self) -> set[str]:
-        return {service_of(c) for c in self.containers() if c.state.running and not c.state.paused}
+        return {c.service for c in self.containers() if c.serving}
+
+    def container(self, service: str) -> Container:
+        """The container of a service, as it is now."""
+        for container in self.containers():
+            if container.service == service:
+                return container
+        raise HarnessError(f"{service} has no container", "is the lab up? `make status`")
 
     # -- up ------------------------------------------------------------------------------
 
@@ -200,7 +190,7 @@ class Stack:
         foreign = [
             v.name
             for v in self.volumes()
-            if (v.labels or {}).get(SECRETS_LABEL, "unknown") not in ("unknown", current)
+            if v.labels.get(SECRETS_LABEL, "unknown") not in ("unknown", current)
         ]
         if foreign:
             raise StateError(
@@ -212,13 +202,7 @@ class Stack:
 
     def check_ports(self, profiles: Sequence[str] = ()) -> None:
         """Each published port must be free, unless this stack already publishes it."""
-        ours = {
-            int(binding["HostPort"])
-            for c in self.containers()
-            if c.state.running
-            for bindings in (c.network_settings.ports or {}).values()
-            for binding in bindings or []
-        }
+        ours = {port for c in self.containers() if c.running for port in c.host_ports}
         ports = self.lab.ports
         for p in PUBLISHED_PORTS:
             if p.profile is not None and p.profile not in profiles:
@@ -241,29 +225,15 @@ class Stack:
     ) -> None:
         """Build the images from the Debian base; layers are cached, so rebuilds are quick."""
         copy_extra_cas(self.lab.compose_dir / "images")
-        tail: deque[str] = deque(maxlen=40)
-        try:
-            build = self.compose(profiles).compose.build
-            for _source, raw in build(list(services) or None, stream_logs=True):
-                line = raw.decode(errors="replace").rstrip()
-                tail.append(line)
-                on_line(line)
-        except DockerException as exc:
-            raise CommandError(
-                exc.docker_command,
-                exc.return_code,
-                "\n".join(tail),
-                "an apt-get step failing usually means the Debian mirror is unreachable",
-            ) from exc
+        self.compose(profiles).build(services, on_line)
 
     def start(self) -> None:
-        with docker_errors("`harness down` clears a half-started stack"):
-            self.compose().compose.up(detach=True, remove_orphans=True, quiet=True)
+        self.compose().up()
 
     def wait_ready(self, timeout: float, on_round: OnRound | None = None) -> float:
         with self.patroni() as patroni:
             return wait_for(
-                lab_checks(self.lab, patroni), timeout, on_round=on_round, log_tail=self.log_tail
+                ready_checks(self.lab, patroni), timeout, on_round=on_round, log_tail=self.log_tail
             )
 
     def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
@@ -293,7 +263,7 @@ class Stack:
         profiles: Sequence[str] = (),
     ) -> UpReport:
         """Bring the core stack to proven readiness; `profiles` only widens the port check,
-        their services start afterwards (harness.stack.supabase)."""
+        their services start afterwards (harness.provision)."""
         report = UpReport()
         with report.phase("engine"):
             ensure_engine()
@@ -311,11 +281,6 @@ class Stack:
             report.restarted = self.restart_pending()
             if report.restarted:
                 self.wait_ready(timeout, on_round)
-        with report.phase("stanza"):
-            # The repository must know the cluster before the leader's WAL can be archived.
-            self.pgbackrest("stanza-create", node=self.leader())
-        with report.phase("migrate"):
-            report.migrations = migrate(self.lab)
         return report
 
     def restart_pending(self) -> list[str]:
@@ -333,21 +298,16 @@ class Stack:
 
     def down(self, volumes: bool = False) -> dict[str, list[str]]:
         """Stop gracefully and remove everything the project made; return what was removed."""
-        found = self.leftovers()
-        docker = self.docker
-        with docker_errors():
-            containers = self.containers()
-            paused = [c for c in containers if c.state.paused]
-            if paused:
-                docker.container.unpause(paused)
-            for tier in stop_order(c for c in containers if c.state.running):
-                docker.container.stop(tier, time=STOP_TIMEOUT)
-            if containers:
-                docker.container.remove(containers, force=True)
-            if found["networks"]:
-                docker.network.remove(list[str | Network](found["networks"]))
-            if volumes and found["volumes"]:
-                docker.volume.remove(list[str | Volume](found["volumes"]))
+        found = self.resources()
+        containers = self.containers()
+        self.runtime.act("unpause", [c.name for c in containers if c.paused])
+        for tier in stop_order(c for c in containers if c.running):
+            self.runtime.act("stop", [c.name for c in tier], timeout=STOP_TIMEOUT)
+        self.runtime.remove(
+            containers=[c.name for c in containers],
+            networks=found["networks"],
+            volumes=found["volumes"] if volumes else (),
+        )
         if not volumes:
             found["volumes"] = []
         return found
@@ -356,15 +316,13 @@ class Stack:
         """Delete the named volumes of these services (the stack must be down)."""
         names = {f"{self.lab.project}_{service}" for service in services}
         doomed = [v.name for v in self.volumes() if v.name in names]
-        with docker_errors():
-            if doomed:
-                self.docker.volume.remove(list[str | Volume](doomed))
+        self.runtime.remove(volumes=doomed)
         return doomed
 
     # -- observation ---------------------------------------------------------------------
 
     def status(self) -> StackStatus:
-        containers = {service_of(c): c.state.status or "unknown" for c in self.containers()}
+        containers = {c.service: c.status for c in self.containers()}
         cluster, error = None, ""
         try:
             with self.patroni() as patroni:
@@ -372,27 +330,27 @@ class Stack:
         except HarnessError as exc:
             error = exc.message
         try:
-            backends = fetch_backends(self.lab.stats_url())
+            backends = fetch_backends(self.lab.url("stats", "/;csv"))
         except (httpx.HTTPError, ValueError):  # a down HAProxy is a status, not an error
             backends = []
         return StackStatus(containers, cluster, error, backends)
 
-    def container(self, service: str) -> Container:
-        """The container of a service, as it is now."""
-        for container in self.containers():
-            if service_of(container) == service:
-                return container
-        raise HarnessError(f"{service} has no container", "is the lab up? `make status`")
+    def execute(self, service: str, command: Sequence[str], user: str = "root") -> str:
+        """A command in a service's container; its stdout, stripped."""
+        return self.runtime.execute(self.container(service).name, command, user).strip()
 
     def node_sql(self, node: str, query: str) -> str:
         """A query on one node over its local socket: answers even while its network is cut."""
-        with docker_errors():
-            result = self.container(node).execute(
-                ["psql", "-X", "-U", "postgres", "-d", "postgres", "-Atc", query],
-                user="postgres",
-                tty=False,
-            )
-        return str(result).strip()
+        return self.execute(
+            node, ["psql", "-X", "-U", "postgres", "-d", "postgres", "-Atc", query], "postgres"
+        )
+
+    def any_node(self) -> str:
+        """A running database node, for work any of them can do."""
+        running = sorted(self.running_services() & set(NODES))
+        if not running:
+            raise HarnessError("no database node is running", "`make dev-up` starts the lab")
+        return running[0]
 
     def leader(self) -> str:
         with self.patroni() as patroni:
@@ -401,20 +359,19 @@ class Stack:
             raise HarnessError("the cluster has no leader", "`make status` shows the cluster")
         return leader.name
 
-    def pgbackrest(self, *args: str, node: str | None = None) -> str:
-        """pgBackRest as postgres in a node (the given one, else any running one)."""
-        running = sorted(self.running_services() & set(NODES))
-        target = node or (running[0] if running else None)
-        if target is None:
-            raise HarnessError("no database node is running", "`make dev-up` starts the lab")
-        with docker_errors("pgBackRest's message above says what it refused"):
-            result = self.container(target).execute(
-                ["pgbackrest", f"--stanza={STANZA}", *args], user="postgres", tty=False
-            )
-        return str(result).strip()
+    def psql_command(
+        self, endpoint: EndpointName, args: Sequence[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The cluster's own psql, in a running node, on an endpoint of the network: the
+        command line and the environment that carries the password (never the line)."""
+        target = ENDPOINTS[endpoint]
+        psql = ["psql", "-h", target.service, "-p", str(target.port), "-U", "postgres", "postgres"]
+        container = self.container(self.any_node()).name
+        command = self.runtime.exec_line(container, [*psql, *args], ["PGPASSWORD"])
+        return command, {"PGPASSWORD": self.lab.secret("POSTGRES_PASSWORD")}
 
     def log_tail(self, lines: int = 15) -> str:
         try:
-            return str(self.compose().compose.logs(tail=str(lines), no_log_prefix=False))
-        except DockerException as exc:
-            return f"(logs unavailable: {(exc.stderr or '').strip()})"
+            return self.compose().logs(tail=str(lines))
+        except HarnessError as exc:
+            return f"(logs unavailable: {exc.message.splitlines()[-1]})"

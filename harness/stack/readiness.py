@@ -1,4 +1,4 @@
-"""Readiness as objects: each check probes one fact; `wait_for` polls them all to a deadline.
+"""Readiness as objects: each check observes one fact; `wait_for` polls them all to a deadline.
 
 "Containers started" proves nothing; the lab is ready when Patroni reports the
 topology and every client endpoint answers on the right kind of node.
@@ -6,7 +6,6 @@ topology and every client endpoint answers on the right kind of node.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,14 +13,19 @@ from typing import Protocol
 import httpx
 import psycopg
 
+from harness.clients.faultproxy import FaultProxyClient
 from harness.clients.patroni import PatroniClient
-from harness.config.render import PROXY_LINKS
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
-from harness.lab.project import NODES, Lab
+from harness.core.polling import SYSTEM_CLOCK, Clock, poll
+from harness.lab.project import Lab
+from harness.lab.topology import NODES, PROXY_LINKS
+from harness.stack.health import cluster_findings
 
 
 @dataclass(frozen=True)
-class Probe:
+class Observation:
+    """What one look at a check found."""
+
     ok: bool
     detail: str
 
@@ -30,7 +34,7 @@ class Check(Protocol):
     @property
     def name(self) -> str: ...
 
-    def probe(self) -> Probe: ...
+    def probe(self) -> Observation: ...
 
 
 @dataclass(frozen=True)
@@ -41,14 +45,10 @@ class PatroniTopology:
     replicas: int = len(NODES) - 1
     name: str = "Patroni: a leader, streaming replicas, a sync standby"
 
-    def probe(self) -> Probe:
+    def probe(self) -> Observation:
         cluster = self.patroni.cluster()
-        ok = (
-            cluster.leader is not None
-            and len(cluster.streaming_replicas) >= self.replicas
-            and bool(cluster.sync_standbys)
-        )
-        return Probe(ok, cluster.describe())
+        findings = cluster_findings(cluster, replicas=self.replicas)
+        return Observation(all(f.passed for f in findings), cluster.describe())
 
 
 @dataclass(frozen=True)
@@ -59,32 +59,32 @@ class SqlAnswers:
     dsn: str
     expect_recovery: bool | None  # True: a replica; False: the primary; None: any node
 
-    def probe(self) -> Probe:
+    def probe(self) -> Observation:
         with psycopg.connect(self.dsn, autocommit=True, prepare_threshold=None) as conn:
             row = conn.execute("select pg_is_in_recovery(), inet_server_addr()::text").fetchone()
         assert row is not None
         in_recovery, address = bool(row[0]), row[1]
         where = f"{'replica' if in_recovery else 'primary'} at {address}"
         ok = self.expect_recovery is None or in_recovery == self.expect_recovery
-        return Probe(ok, where)
+        return Observation(ok, where)
 
 
 @dataclass(frozen=True)
 class FaultProxyClean:
     """The fault proxy answers, carries every link, and none is disabled or poisoned."""
 
-    url: str
+    proxy: FaultProxyClient
     links: tuple[str, ...]
     name: str = "fault proxy: every link enabled, no toxics"
 
-    def probe(self) -> Probe:
-        proxies = httpx.get(f"{self.url}/proxies", timeout=2).json()
+    def probe(self) -> Observation:
+        proxies = self.proxy.proxies()
         missing = [link for link in self.links if link not in proxies]
         disabled = [n for n, p in proxies.items() if not p["enabled"]]
         poisoned = [n for n, p in proxies.items() if p["toxics"]]
         ok = not (missing or disabled or poisoned)
         detail = f"missing {missing}, disabled {disabled}, with toxics {poisoned}"
-        return Probe(ok, f"{len(proxies)} links" if ok else detail)
+        return Observation(ok, f"{len(proxies)} links" if ok else detail)
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,18 @@ class HttpOk:
     name: str
     url: str
 
-    def probe(self) -> Probe:
+    def probe(self) -> Observation:
         status = httpx.get(self.url, timeout=2).status_code
-        return Probe(status == 200, f"HTTP {status}")
+        return Observation(status == 200, f"HTTP {status}")
 
 
-def lab_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
+def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
+    """What proves the lab's core stack ready."""
     return [
-        FaultProxyClean(lab.faultproxy_url(), tuple(link.name for link in PROXY_LINKS)),
+        FaultProxyClean(
+            FaultProxyClient(lab.url("faultproxy"), timeout=2),
+            tuple(link.name for link in PROXY_LINKS),
+        ),
         PatroniTopology(patroni),
         SqlAnswers("rw port on the primary", lab.dsn("rw", connect_timeout=2), False),
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),
@@ -109,15 +113,15 @@ def lab_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
     ]
 
 
-def probe_safely(check: Check) -> Probe:
+def observe(check: Check) -> Observation:
     """A probe that raises is a 'not yet', with the reason kept for the timeout message."""
     try:
         return check.probe()
     except (HarnessError, psycopg.Error, httpx.HTTPError, OSError, ValueError) as exc:
-        return Probe(False, first_line(exc))
+        return Observation(False, first_line(exc))
 
 
-Results = list[tuple[Check, Probe]]
+Results = list[tuple[Check, Observation]]
 OnRound = Callable[[Results, float], None]
 
 
@@ -128,23 +132,29 @@ def wait_for(
     on_round: OnRound | None = None,
     log_tail: Callable[[], str] = lambda: "",
     interval: float = 0.5,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> float:
     """Poll until every check passes in the same round; return the seconds it took."""
-    start = clock()
-    while True:
-        results = [(check, probe_safely(check)) for check in checks]
-        elapsed = clock() - start
+    start = clock.now()
+
+    def round_() -> Results:
+        results = [(check, observe(check)) for check in checks]
         if on_round is not None:
-            on_round(results, elapsed)
-        if all(probe.ok for _, probe in results):
-            return elapsed
-        if elapsed >= timeout:
-            pending = [check.name for check, probe in results if not probe.ok]
-            state = "\n".join(
-                f"  {'ok  ' if probe.ok else 'WAIT'} {check.name}: {probe.detail}"
-                for check, probe in results
-            )
-            raise ReadinessTimeout("; ".join(pending), timeout, state, log_tail())
-        sleep(interval)
+            on_round(results, clock.now() - start)
+        return results
+
+    polled = poll(
+        round_,
+        lambda results: all(seen.ok for _, seen in results),
+        timeout=timeout,
+        interval=interval,
+        clock=clock,
+    )
+    if not polled.held:
+        pending = [check.name for check, seen in polled.value if not seen.ok]
+        state = "\n".join(
+            f"  {'ok  ' if seen.ok else 'WAIT'} {check.name}: {seen.detail}"
+            for check, seen in polled.value
+        )
+        raise ReadinessTimeout("; ".join(pending), timeout, state, log_tail())
+    return polled.elapsed

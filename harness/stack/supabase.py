@@ -9,17 +9,15 @@ names the missing ones. postgres-meta is built here from npm (compose/images/met
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.core.errors import CommandError
-from harness.core.process import run
-from harness.lab.project import SUPABASE, Lab
-from harness.stack.lifecycle import Stack, docker_errors, service_of
+from harness.core.progress import Say
+from harness.lab.project import Lab
+from harness.lab.topology import SUPABASE
+from harness.stack.lifecycle import Stack
 from harness.stack.readiness import HttpOk, wait_for
 
-Say = Callable[[str], None]
-PULL_TIMEOUT = 120.0  # s for one image; an unreachable registry answers in seconds
 META_READY_TIMEOUT = 90.0
 
 
@@ -32,8 +30,7 @@ class ProfileService:
 
 def profile_services(stack: Stack) -> list[ProfileService]:
     """The profile's services as Compose resolves them: one source, the compose file."""
-    with docker_errors():
-        config = stack.compose([SUPABASE]).compose.config(return_json=True)
+    config = stack.compose([SUPABASE]).config()
     services = config.get("services", {})
     return [
         ProfileService(name, spec["image"], "build" in spec)
@@ -44,10 +41,10 @@ def profile_services(stack: Stack) -> list[ProfileService]:
 
 def image_unavailable(stack: Stack, image: str) -> str:
     """Why an image cannot be had ("" when it is here or could be pulled)."""
-    if stack.docker.image.exists(image):
+    if stack.runtime.image_exists(image):
         return ""
     try:
-        run(["docker", "pull", "--quiet", image], timeout=PULL_TIMEOUT)
+        stack.runtime.pull(image)
     except CommandError as exc:
         detail = (exc.stderr.strip().splitlines() or ["no answer"])[-1]
         return f"image {image} is not on this machine and cannot be pulled ({detail})"
@@ -72,12 +69,9 @@ def start_supabase(stack: Stack, say: Say = print) -> SupabaseReport:
         else:
             report.started.append(service.name)
     if report.started:
-        with docker_errors("`harness logs SERVICE` shows why a Supabase service failed"):
-            stack.compose([SUPABASE]).compose.up(
-                report.started, detach=True, dependencies=False, quiet=True
-            )
+        stack.compose([SUPABASE]).up(report.started, dependencies=False)
     if "meta" in report.started:
-        meta = HttpOk("postgres-meta answers /health", f"{stack.lab.http_url('meta')}/health")
+        meta = HttpOk("postgres-meta answers /health", stack.lab.url("meta", "/health"))
         wait_for([meta], META_READY_TIMEOUT, log_tail=stack.log_tail)
     return report
 
@@ -85,19 +79,15 @@ def start_supabase(stack: Stack, say: Say = print) -> SupabaseReport:
 def supabase_states(stack: Stack) -> dict[str, str]:
     """Service -> container state, for the profile's services that have a container."""
     names = {s.name for s in profile_services(stack)}
-    return {
-        service_of(c): c.state.status or "unknown"
-        for c in stack.containers()
-        if service_of(c) in names
-    }
+    return {c.service: c.status for c in stack.containers() if c.service in names}
 
 
 def client_settings(lab: Lab) -> dict[str, str]:
     """What a Supabase client of this lab needs: the URLs and the keys."""
     return {
-        "API (Kong)": lab.http_url("kong"),
-        "Studio": lab.http_url("studio"),
-        "postgres-meta": lab.http_url("meta"),
+        "API (Kong)": lab.url("kong"),
+        "Studio": lab.url("studio"),
+        "postgres-meta": lab.url("meta"),
         "ANON_KEY": lab.secret("ANON_KEY"),
         "SERVICE_ROLE_KEY": lab.secret("SERVICE_ROLE_KEY"),
         "JWT_SECRET": lab.secret("JWT_SECRET"),

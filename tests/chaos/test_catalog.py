@@ -15,10 +15,9 @@ import httpx
 import pytest
 
 from harness.chaos.catalog import CATALOG
-from harness.chaos.runner import run, summary, write_report
+from harness.chaos.report import summary, write_report
+from harness.chaos.runner import run
 from harness.stack.lifecycle import Stack
-
-CI_SUBSET = {"leader-kill", "switchover", "etcd-quorum-loss", "replica-cut-from-primary"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -29,9 +28,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 name,
                 run_index,
                 id=f"{name}-{run_index}" if runs > 1 else name,
-                marks=[pytest.mark.chaos_ci] if name in CI_SUBSET else [],
+                marks=[pytest.mark.chaos_ci] if scenario.ci else [],
             )
-            for name in CATALOG
+            for name, scenario in CATALOG.items()
             for run_index in range(1, runs + 1)
         ]
         metafunc.parametrize(("scenario_name", "run_index"), params)
@@ -42,7 +41,7 @@ def save_evidence(stack: Stack, directory: Path) -> None:
     (directory / "compose.log").write_text(stack.log_tail(lines=400))
     for path in ("cluster", "history"):
         try:
-            answer = httpx.get(f"{stack.lab.rest_urls()[0]}/{path}", timeout=3).json()
+            answer = httpx.get(stack.lab.url("pg1", f"/{path}"), timeout=3).json()
         except (httpx.HTTPError, ValueError) as exc:
             answer = {"unavailable": repr(exc)}
         (directory / f"{path}.json").write_text(json.dumps(answer, indent=1))
@@ -55,7 +54,7 @@ def test_scenario(stack: Stack, scenario_name: str, run_index: int) -> None:
     result = run(stack, scenario, say=print)
     directory = stack.lab.root / "artifacts" / "chaos" / f"{scenario_name}-{run_index}"
     write_report(result, directory)
-    print(summary(result, scenario))
+    print(summary(result))
     if not result.passed:
         save_evidence(stack, directory)
-        pytest.fail(f"{summary(result, scenario)}\n  evidence: {directory}", pytrace=False)
+        pytest.fail(f"{summary(result)}\n  evidence: {directory}", pytrace=False)

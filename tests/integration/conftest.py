@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from harness.lab.project import NODES
-from harness.stack.lifecycle import Stack, service_of
+from harness.core.polling import holds, poll
+from harness.lab.topology import NODES
+from harness.stack.lifecycle import Stack
 
 
 def node_addresses(stack: Stack) -> dict[str, str]:
     """Container IP address per database node, to tell which node answered a query."""
-    return {
-        service_of(c): network.ip_address
-        for c in stack.containers()
-        if service_of(c) in NODES
-        for network in (c.network_settings.networks or {}).values()
-        if network.ip_address
-    }
+    return {c.service: c.addresses[0] for c in stack.containers() if c.service in NODES}
+
+
+def eventually(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    """Assert that the condition comes true within the time: the harness's own poll."""
+    if not poll(condition, holds, timeout=seconds).held:
+        raise AssertionError(f"not within {seconds:.0f} s: {what}")
+
+
+def new_leader(stack: Stack, old: str, seconds: float = 60) -> str:
+    """The leader once it is no longer `old`."""
+    seen: list[str] = []
+
+    def changed() -> bool:
+        with stack.patroni() as patroni:
+            leader = patroni.cluster().leader
+        seen[:] = [leader.name] if leader and leader.name != old else []
+        return bool(seen)
+
+    eventually(changed, seconds, f"a new leader instead of {old}")
+    return seen[0]
 
 
 def answering_address(dsn: str) -> str:

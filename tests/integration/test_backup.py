@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from harness.backup.repository import archive_now, drill, repository_info, restore, take_backup
+from harness.backup.drill import drill
+from harness.backup.repository import archive_now, repository_info, take_backup
+from harness.backup.restore import restore
 from harness.core.errors import BackupError
 from harness.lab.presets import get_preset
 from harness.stack.lifecycle import Stack
@@ -66,7 +68,7 @@ def test_a_corrupted_backup_is_refused_and_the_cluster_untouched(stack: Stack) -
         f"f=$(find /var/lib/pgbackrest/backup/gardenlab/{newest}/pg_data/base -type f | head -1)"
         ' && echo garbage > "$f"'
     )
-    stack.container(stack.leader()).execute(["sh", "-c", corrupt], user="postgres", tty=False)
+    stack.execute(stack.leader(), ["sh", "-c", corrupt], "postgres")
     with pytest.raises(BackupError, match=f"backup {newest} is invalid"):
         restore(stack, PRESET, None, say=print)
     assert stack.status().healthy and sentinel(stack) == mark

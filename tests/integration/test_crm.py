@@ -10,10 +10,13 @@ import psycopg
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.data.crmdata import TABLES, CrmData, resolve_counts
-from harness.data.seed import seed, verify
+from harness.data.crmdata import CrmData
+from harness.data.scales import TABLES, resolve_counts
+from harness.data.seed import seed
+from harness.data.verify import verify
 from harness.faults.controller import Faults
 from harness.stack.lifecycle import Stack
+from tests.realstack import ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 COUNTS = resolve_counts("small")
@@ -34,6 +37,7 @@ def run_seed(stack: Stack, seed_value: int = 42, reset: bool = False) -> str:
 
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> Iterator[Stack]:
+    ready(stack)
     run_seed(stack, reset=True)
     yield stack
 
@@ -138,7 +142,7 @@ def test_verify_finds_equal_nodes_and_catches_a_lagging_replica(seeded: Stack) -
     cluster = seeded.status().cluster
     assert cluster is not None and cluster.leader is not None
     leader = cluster.leader.name
-    assert all(check.consistent for check in verify(seeded.node_sql, leader))
+    assert all(check.passed for check in verify(seeded.node_sql, leader))
     faults = Faults(seeded)
     replica = faults.resolve("replica")  # not the sync standby: commits keep flowing
     try:
@@ -149,12 +153,12 @@ def test_verify_finds_equal_nodes_and_catches_a_lagging_replica(seeded: Stack) -
             )
             checks = {c.table: c for c in verify(seeded.node_sql, leader, catch_up_seconds=2)}
         agencies = checks["agencies"]
-        assert not agencies.consistent
+        assert not agencies.passed
         assert agencies.per_node[replica][0] == agencies.per_node[leader][0] - 1
     finally:
         query(seeded.lab.dsn("rw"), "delete from agencies where slug = 'injected'")
     seeded.wait_ready(120)
-    assert all(check.consistent for check in verify(seeded.node_sql, leader))
+    assert all(check.passed for check in verify(seeded.node_sql, leader))
 
 
 def test_an_unfinished_seed_is_redone_by_the_next_run(seeded: Stack) -> None:

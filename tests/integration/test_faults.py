@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterator
 import httpx
 import psycopg
 import pytest
-from python_on_whales.exceptions import DockerException
 
 from harness.clients.patroni import PatroniClient
-from harness.core.errors import ConfigError, HarnessError
+from harness.core.errors import CommandError, ConfigError, HarnessError
 from harness.faults.controller import Faults
-from harness.lab.project import NODES
+from harness.lab.topology import NODES
 from harness.stack.lifecycle import Stack
+from tests.integration.conftest import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 HEAL_TIMEOUT = 120.0
@@ -27,15 +27,6 @@ def faults(stack: Stack) -> Iterator[Faults]:
     yield controller
     controller.heal_all()
     stack.wait_ready(HEAL_TIMEOUT)
-
-
-def eventually(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {seconds:.0f} s: {what}")
 
 
 def query_ms(dsn: str) -> float:
@@ -67,7 +58,7 @@ def test_a_paused_node_stops_answering(stack: Stack, faults: Faults) -> None:
     assert rest_answers(stack, node)
     with faults.container_fault("pause", node):
         assert not rest_answers(stack, node)
-        assert faults.leftovers().paused == [node]
+        assert faults.traces().paused == [node]
     assert rest_answers(stack, node)
 
 
@@ -97,18 +88,13 @@ def test_a_replica_cut_from_the_primary_falls_behind(stack: Stack, faults: Fault
 
 def test_an_isolated_leader_demotes_itself(stack: Stack, faults: Faults) -> None:
     leader = faults.resolve("leader")
-    container = faults.container(leader)
 
     def demoted() -> bool:
         try:
-            answer = container.execute(
-                ["psql", "-U", "postgres", "-Atc", "select pg_is_in_recovery()"],
-                user="postgres",
-                tty=False,
-            )
-        except DockerException:  # PostgreSQL stopped: no longer a writable primary either
+            answer = stack.node_sql(leader, "select pg_is_in_recovery()")
+        except CommandError:  # PostgreSQL stopped: no longer a writable primary either
             return True
-        return str(answer).strip() == "t"
+        return answer == "t"
 
     others = [f"http://127.0.0.1:{stack.lab.ports[n]}" for n in NODES if n != leader]
 
@@ -136,11 +122,11 @@ def test_heal_all_leaves_nothing_behind(stack: Stack, faults: Faults) -> None:
         faults.link_down("pooler"),
     ):
         fault.apply()
-    left = faults.leftovers()
+    left = faults.traces()
     assert left.paused and left.rules and left.toxics and left.disabled_links
     done = faults.heal_all()
     assert len(done) >= 4
-    assert not faults.leftovers()
+    assert not faults.traces()
     stack.wait_ready(HEAL_TIMEOUT)
     assert faults.heal_all() == []  # healing a healthy lab does nothing
 
@@ -159,4 +145,4 @@ def test_bad_targets_are_refused_before_anything_changes(
 ) -> None:
     with pytest.raises(ConfigError):
         build(faults)
-    assert not faults.leftovers()
+    assert not faults.traces()

@@ -10,13 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
 
+from harness.lab.topology import NODES
 from harness.stack.lifecycle import Stack
-from tests.integration.conftest import answering_address, node_addresses
+from tests.integration.conftest import answering_address, eventually, node_addresses
 from tests.realstack import bring_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -57,12 +57,14 @@ def test_an_acknowledged_write_reaches_the_replicas(stack: Stack) -> None:
     with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
         conn.execute("create table if not exists lab_probe (id int primary key, note text)")
         conn.execute("insert into lab_probe values (1, 'replicated') on conflict do nothing")
-    deadline = time.monotonic() + 10
-    row = None
-    while time.monotonic() < deadline and row != ("replicated",):
+
+    def replicated() -> bool:
         with psycopg.connect(stack.lab.dsn("ro"), autocommit=True) as conn:
-            row = conn.execute("select note from lab_probe where id = 1").fetchone()
-    assert row == ("replicated",)
+            return conn.execute("select note from lab_probe where id = 1").fetchone() == (
+                "replicated",
+            )
+
+    eventually(replicated, 10, "the row on a replica")
 
 
 def test_up_again_changes_nothing(stack: Stack) -> None:
@@ -114,7 +116,7 @@ def test_data_survives_a_full_stack_restart(stack: Stack) -> None:
         conn.execute("insert into lab_restart values (42) on conflict do nothing")
     removed = stack.down(volumes=False)
     assert removed["containers"] and not removed["volumes"]
-    assert len(stack.leftovers()["volumes"]) == 7  # 3 etcd, 3 PostgreSQL, the backups
+    assert len(stack.resources()["volumes"]) == 7  # 3 etcd, 3 PostgreSQL, the backups
     bring_up(stack)
     with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
         assert conn.execute("select id from lab_restart").fetchall() == [(42,)]
@@ -132,9 +134,7 @@ def test_ctrl_c_during_up_leaves_nothing_running_and_up_recovers(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not stack.running_services() & {"pg1", "pg2", "pg3"}:
-        time.sleep(0.2)
+    eventually(lambda: bool(stack.running_services() & set(NODES)), 120, "a node started")
     os.killpg(up.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     output, _ = up.communicate(timeout=120)
     assert up.returncode == 130, output
@@ -146,8 +146,8 @@ def test_ctrl_c_during_up_leaves_nothing_running_and_up_recovers(
 
 def test_down_leaves_no_container_or_network_and_with_volumes_no_volume(stack: Stack) -> None:
     stack.down(volumes=False)
-    left = stack.leftovers()
+    left = stack.resources()
     assert (left["containers"], left["networks"]) == ([], [])
     assert left["volumes"]
     stack.down(volumes=True)
-    assert stack.leftovers() == {"containers": [], "networks": [], "volumes": []}
+    assert stack.resources() == {"containers": [], "networks": [], "volumes": []}

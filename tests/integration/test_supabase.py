@@ -4,7 +4,6 @@ services whose images cannot be had named rather than fatal."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,12 +12,16 @@ import psycopg
 import pytest
 
 from harness.core.errors import HarnessError
-from harness.data.crmdata import CrmData, resolve_counts
+from harness.core.polling import holds, poll
+from harness.data.crmdata import CrmData
+from harness.data.scales import resolve_counts
 from harness.data.seed import seed
 from harness.faults.controller import Faults
-from harness.lab.project import SUPABASE
+from harness.lab.topology import SUPABASE
 from harness.stack.lifecycle import Stack
 from harness.stack.supabase import SupabaseReport, profile_services, start_supabase
+from tests.integration.conftest import new_leader
+from tests.realstack import ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 LOGIN_ROLES = ("authenticator", "supabase_admin", "supabase_auth_admin", "supabase_storage_admin")
@@ -27,6 +30,7 @@ SCHEMAS = {"auth", "storage", "realtime", "_realtime", "extensions", "graphql_pu
 
 @pytest.fixture(scope="module")
 def supabase(stack: Stack) -> Iterator[SupabaseReport]:
+    ready(stack)
     seed(
         stack.lab.dsn("rw"),
         CrmData(42, resolve_counts("small")),
@@ -60,26 +64,15 @@ def anon_cannot_read(stack: Stack) -> bool:
     return False
 
 
-def wait_for_new_leader(stack: Stack, old: str, deadline: float = 60) -> str:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        with stack.patroni() as patroni:
-            leader = patroni.cluster().leader
-        if leader is not None and leader.name != old:
-            return leader.name
-        time.sleep(0.5)
-    raise AssertionError(f"no new leader within {deadline:.0f} s")
-
-
 def meta_query(stack: Stack, sql: str) -> list[dict[str, Any]]:
-    response = httpx.post(f"{stack.lab.http_url('meta')}/query", json={"query": sql}, timeout=10)
+    response = httpx.post(f"{stack.lab.url('meta')}/query", json={"query": sql}, timeout=10)
     response.raise_for_status()
     rows: list[dict[str, Any]] = response.json()
     return rows
 
 
 def check_meta(stack: Stack) -> None:
-    base = stack.lab.http_url("meta")
+    base = stack.lab.url("meta")
     assert httpx.get(f"{base}/health", timeout=5).status_code == 200
     tables = httpx.get(f"{base}/tables", params={"included_schemas": "public"}, timeout=10).json()
     assert "leads" in {t["name"] for t in tables}
@@ -98,7 +91,7 @@ def test_every_profile_service_started_or_named_with_its_reason(
 
 
 def test_the_profile_is_valid_and_pinned(stack: Stack) -> None:
-    config = stack.compose([SUPABASE]).compose.config(return_json=True)
+    config = stack.compose([SUPABASE]).config()
     images = {s.name: s.image for s in profile_services(stack)}
     assert images["auth"] == "supabase/gotrue:v2.177.0"
     assert all(":" in image and not image.endswith(":latest") for image in images.values())
@@ -115,7 +108,7 @@ def test_database_contract_holds_before_and_after_a_leader_failover(
     check_contract(stack)
     old = stack.leader()
     with Faults(stack).container_fault("kill", old):
-        wait_for_new_leader(stack, old)
+        new_leader(stack, old)
     stack.wait_ready(180)
     check_contract(stack)
     assert anon_cannot_read(stack)
@@ -152,17 +145,19 @@ def test_meta_answers_before_during_and_after_a_leader_failover(
     check_meta(stack)
     old = stack.leader()
     answered_during, failed_during = 0, 0
+
+    def answered_on_a_new_leader() -> bool:
+        nonlocal answered_during, failed_during
+        try:
+            meta_query(stack, "SELECT 1 AS one")
+            answered_during += 1
+            return stack.leader() != old
+        except (httpx.HTTPError, HarnessError):
+            failed_during += 1
+            return False
+
     with Faults(stack).container_fault("kill", old):
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            try:
-                meta_query(stack, "SELECT 1 AS one")
-                answered_during += 1
-                if stack.leader() != old:
-                    break
-            except (httpx.HTTPError, HarnessError):
-                failed_during += 1
-            time.sleep(0.5)
+        poll(answered_on_a_new_leader, holds, timeout=90)
     stack.wait_ready(180)
     print(f"meta during the failover: {answered_during} answers, {failed_during} failures")
     assert answered_during > 0, "meta answered again on the new leader, through HAProxy"

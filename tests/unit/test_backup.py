@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.backup.repository import RepositoryInfo, Verification
+from harness.clients.pgbackrest import RepositoryInfo, Verification
 from harness.config.render import DATA_DIR, RestoreTarget, patroni_config, render_files
 from harness.core.errors import BackupError
 from harness.lab.presets import get_preset

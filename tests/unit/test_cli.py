@@ -4,7 +4,11 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
+from harness.cli.app import App
 from harness.core.errors import HarnessError, PortInUseError
+from harness.core.progress import Say
+from harness.lab.project import Lab
+from harness.stack.lifecycle import Stack
 
 
 def test_unknown_preset_is_a_usage_error_listing_the_choices() -> None:
@@ -48,13 +52,48 @@ def test_harness_errors_print_message_and_hint_and_exit_non_zero(
         (["--duration", "soon"], "duration 'soon' is not a number"),
     ],
 )
-def test_load_refuses_bad_input_before_touching_the_lab(
-    args: list[str], says: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_stack() -> None:
+def test_load_refuses_bad_input_before_touching_the_lab(args: list[str], says: str) -> None:
+    def no_stack(lab: Lab, say: Say) -> Stack:
         raise AssertionError("the lab must not be touched")
 
-    monkeypatch.setattr(cli, "make_stack", no_stack)
-    result = CliRunner().invoke(cli.cli, ["load", *args])
-    assert isinstance(result.exception, HarnessError)
-    assert says in result.exception.message
+    result = CliRunner().invoke(cli.cli, ["load", *args], obj=App(stack_factory=no_stack))
+    error = result.exception
+    if isinstance(error, HarnessError):  # refused by the command: main() exits with its code
+        assert (error.exit_code, says in error.message) == (2, True)
+    else:  # refused by click while parsing
+        assert result.exit_code == 2 and says in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["fault", "latency", "pg2", "200"], "'200' is not a number with a unit"),
+        (["fault", "bandwidth", "rw", "fast"], "malformed rate 'fast'"),
+        (["restore", "--time", "2026-11-22 10:30"], "has no time zone"),
+        (["seed", "--count", "leads"], "is not TABLE=N"),
+        (["gate", "--target", "x.yml", "--duration", "later"], "'later' is not a number"),
+    ],
+)
+def test_bad_values_are_usage_errors_before_anything_runs(args: list[str], says: str) -> None:
+    def no_stack(lab: Lab, say: Say) -> Stack:
+        raise AssertionError("the lab must not be touched")
+
+    result = CliRunner().invoke(cli.cli, args, obj=App(stack_factory=no_stack))
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+
+
+def test_psql_arguments_alone_go_to_the_rw_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[tuple[str, list[str]]] = []
+
+    class FakeStack:
+        def psql_command(self, endpoint: str, args: list[str]) -> tuple[list[str], dict[str, str]]:
+            asked.append((endpoint, args))
+            return ["true"], {}
+
+    monkeypatch.setattr("harness.core.process.replace", lambda command, env: None)
+    app = App(stack_factory=lambda lab, say: FakeStack())  # type: ignore[arg-type, return-value]
+    for args in (["-c", "select 1"], ["ro", "-Atc", "select 1"]):
+        result = CliRunner().invoke(cli.cli, ["psql", *args], obj=app)
+        assert result.exit_code == 0, result.output
+    assert asked == [("rw", ["-c", "select 1"]), ("ro", ["-Atc", "select 1"])]

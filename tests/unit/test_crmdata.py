@@ -10,7 +10,9 @@ import pytest
 
 from harness.core.errors import ConfigError, HarnessError
 from harness.data import seed as seed_module
-from harness.data.crmdata import COLUMNS, TABLES, CrmData, resolve_counts
+from harness.data.columns import COLUMNS
+from harness.data.crmdata import CrmData
+from harness.data.scales import TABLES, resolve_counts
 
 COUNTS = resolve_counts("small", {"leads": 1500, "messages": 2000})
 

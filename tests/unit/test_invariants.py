@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from harness.chaos.invariants import judge, leader_changes, outage, split_brain
-from harness.chaos.workload import Attempt, Record, Sample
+from harness.chaos.workload import Attempt, Outcome, Record, Sample
 
 
-def attempt(id_: int, at: float, outcome: str = "ack", server: str = "10.0.0.1") -> Attempt:
+def attempt(id_: int, at: float, outcome: Outcome = "ack", server: str = "10.0.0.1") -> Attempt:
     return Attempt(id_, 1, at - 0.01, at, outcome, server if outcome == "ack" else "", "")
 
 

@@ -210,8 +210,8 @@ def test_a_gate_with_a_failed_check_is_no_go_and_skipped_checks_do_not_count() -
     report = GateReport("t.yml")
     report.add("one leader", True, "pg1")
     report.add("a recent backup", None, "not configured")
-    assert report.go
+    assert report.passed
     report.add("a synchronous standby", False, "none")
-    assert not report.go
+    assert not report.passed
     assert "| a synchronous standby | FAIL | none |" in markdown(report)
     assert markdown(report).startswith("# Cutover gate: NO-GO")

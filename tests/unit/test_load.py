@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.params import Wait
 from harness.core.errors import ConfigError
+from harness.core.units import parse_duration
 from harness.lab.project import Lab
+from harness.load.locust import LoadTarget, locust_command, locust_environment
+from harness.load.plan import DEFAULT_LIMITS, LoadPlan
 from harness.load.report import (
     ALL,
     Limit,
@@ -21,15 +25,6 @@ from harness.load.report import (
     percentile,
     read_request_logs,
     window_stats,
-)
-from harness.load.run import (
-    DEFAULT_LIMITS,
-    LoadPlan,
-    LoadTarget,
-    locust_command,
-    locust_environment,
-    parse_duration,
-    parse_wait,
 )
 from loadtests.mix import MIX, REQUEST_NAMES
 
@@ -147,11 +142,11 @@ def test_durations_and_waits() -> None:
     assert parse_duration("90") == 90
     assert parse_duration("3m") == 180
     assert parse_duration("1h") == 3600
-    assert parse_wait("0.2,1.0") == (0.2, 1.0)
+    assert Wait().parse("0.2,1.0") == (0.2, 1.0)
     with pytest.raises(ConfigError):
         parse_duration("soon")
     with pytest.raises(ConfigError):
-        parse_wait("1")
+        Wait().parse("1")
 
 
 def test_locust_command_is_headless_bounded_and_keeps_secrets_out(tmp_path: Path) -> None:

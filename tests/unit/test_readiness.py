@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from harness.core.errors import ReadinessTimeout
-from harness.stack.readiness import Probe, wait_for
+from harness.core.polling import Clock
+from harness.stack.readiness import Observation, wait_for
 
 
 @dataclass
@@ -17,30 +18,35 @@ class Scripted:
     raises: bool = False
     probes: int = field(default=0)
 
-    def probe(self) -> Probe:
+    def probe(self) -> Observation:
         self.probes += 1
         if self.probes >= self.passes_from:
-            return Probe(True, "fine")
+            return Observation(True, "fine")
         if self.raises:
             raise OSError("connection refused")
-        return Probe(False, f"not yet ({self.probes})")
+        return Observation(False, f"not yet ({self.probes})")
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
+    """Time that passes only when a waiter sleeps."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def now(self) -> float:
+        return self.time
 
     def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        self.time += seconds
+
+    def clock(self) -> Clock:
+        return Clock(self.now, self.sleep)
 
 
 def test_waits_until_every_check_passes_in_one_round() -> None:
     clock = FakeClock()
     checks = [Scripted("a", 2), Scripted("b", 4, raises=True)]
-    elapsed = wait_for(checks, 10, clock=clock, sleep=clock.sleep, interval=1)
+    elapsed = wait_for(checks, 10, clock=clock.clock(), interval=1)
     assert elapsed == 3.0
     assert [c.probes for c in checks] == [4, 4]
 
@@ -49,7 +55,7 @@ def test_timeout_says_what_was_awaited_what_was_seen_and_the_logs() -> None:
     clock = FakeClock()
     checks = [Scripted("leader", 1), Scripted("replicas", 99, raises=True)]
     with pytest.raises(ReadinessTimeout) as info:
-        wait_for(checks, 5, clock=clock, sleep=clock.sleep, interval=1, log_tail=lambda: "pg1 | x")
+        wait_for(checks, 5, clock=clock.clock(), interval=1, log_tail=lambda: "pg1 | x")
     err = info.value
     assert err.awaited == "replicas"
     assert "ok   leader: fine" in err.last_state
@@ -63,8 +69,7 @@ def test_progress_is_reported_every_round() -> None:
     wait_for(
         [Scripted("a", 3)],
         10,
-        clock=clock,
-        sleep=clock.sleep,
+        clock=clock.clock(),
         interval=1,
         on_round=lambda results, elapsed: rounds.append(elapsed),
     )

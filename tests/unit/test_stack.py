@@ -6,28 +6,32 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from harness.clients.docker import Volume
 from harness.clients.haproxy import parse_stats_csv
 from harness.clients.patroni import Cluster
 from harness.core.errors import PortInUseError, StateError
 from harness.lab.presets import get_preset
-from harness.lab.project import PUBLISHED_PORTS, SUPABASE, Lab
+from harness.lab.project import PUBLISHED_PORTS, Lab
 from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
-from harness.stack.lifecycle import SECRETS_LABEL, SERVICE_LABEL, Stack, StackStatus, stop_order
+from harness.lab.topology import SUPABASE
+from harness.stack.lifecycle import SECRETS_LABEL, Stack, StackStatus, stop_order
+from tests.fakes import FakeRuntime, container
 
 
-def volume(name: str, secrets_id: str) -> Any:
-    return SimpleNamespace(name=name, labels={SECRETS_LABEL: secrets_id})
+def volume(name: str, secrets_id: str) -> Volume:
+    return Volume(name, {SECRETS_LABEL: secrets_id})
 
 
-def quiet_stack(tmp_path: Path, settings: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Stack:
-    stack = Stack(Lab(root=tmp_path, settings=settings), say=lambda _: None)
-    monkeypatch.setattr(stack, "containers", lambda: [])
-    return stack
+def quiet_stack(
+    tmp_path: Path, settings: dict[str, str], volumes: list[Volume] | None = None
+) -> Stack:
+    """A stack on a fake runtime holding no containers and these volumes."""
+    runtime = FakeRuntime(volume_list=volumes or [])
+    return Stack(Lab(root=tmp_path, settings=settings), say=lambda _: None, runtime=runtime)
 
 
 def free_port() -> int:
@@ -45,45 +49,35 @@ def held_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-def test_a_taken_port_is_named_with_the_variable_that_moves_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -> None:
     with held_port() as port:
         free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "stats"}
-        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)}, monkeypatch)
+        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)})
         with pytest.raises(PortInUseError) as info:
             stack.check_ports()
     assert info.value.port == port
     assert "(stats)" in info.value.message and "GARDENLAB_STATS_PORT" in info.value.hint
 
 
-def test_a_profile_port_is_checked_only_when_the_profile_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_profile_port_is_checked_only_when_the_profile_starts(tmp_path: Path) -> None:
     with held_port() as port:
         free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "meta"}
-        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_META_PORT": str(port)}, monkeypatch)
+        stack = quiet_stack(tmp_path, {**free, "GARDENLAB_META_PORT": str(port)})
         stack.check_ports()
         with pytest.raises(PortInUseError, match="meta"):
             stack.check_ports([SUPABASE])
 
 
-def test_data_without_its_passwords_is_not_overwritten(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stack = quiet_stack(tmp_path, {}, monkeypatch)
-    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg1", "abc")])
+def test_data_without_its_passwords_is_not_overwritten(tmp_path: Path) -> None:
+    stack = quiet_stack(tmp_path, {}, [volume("gardenlab_pg1", "abc")])
     with pytest.raises(StateError, match="new passwords would not open the old data"):
         stack.prepare(get_preset("fast"))
     assert not (tmp_path / ".env").exists()
 
 
-def test_first_prepare_generates_secrets_and_renders(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_first_prepare_generates_secrets_and_renders(tmp_path: Path) -> None:
     settings = {"GARDENLAB_PROJECT": "other", "GARDENLAB_RW_PORT": "15000"}
-    stack = quiet_stack(tmp_path, settings, monkeypatch)
-    monkeypatch.setattr(stack, "volumes", lambda: [])
+    stack = quiet_stack(tmp_path, settings)
     stack.prepare(get_preset("normal"))
     assert stack.lab.secret("POSTGRES_PASSWORD")
     assert (stack.lab.project, stack.lab.ports["rw"]) == ("other", 15000)  # overlay kept
@@ -93,23 +87,18 @@ def test_first_prepare_generates_secrets_and_renders(
 
 
 @pytest.mark.parametrize("label", ["unknown", "match"])
-def test_data_made_with_these_secrets_or_unlabelled_is_accepted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: str
-) -> None:
+def test_data_made_with_these_secrets_or_unlabelled_is_accepted(tmp_path: Path, label: str) -> None:
     ensure_secrets(tmp_path / ".env")
     settings = read_env_file(tmp_path / ".env")
     secrets_id = secrets_fingerprint(settings) if label == "match" else label
-    stack = quiet_stack(tmp_path, settings, monkeypatch)
-    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg1", secrets_id)])
+    stack = quiet_stack(tmp_path, settings, [volume("gardenlab_pg1", secrets_id)])
     stack.prepare(get_preset("fast"))
 
 
-def test_data_made_with_other_secrets_is_refused_before_anything_starts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_data_made_with_other_secrets_is_refused_before_anything_starts(tmp_path: Path) -> None:
     ensure_secrets(tmp_path / ".env")
-    stack = quiet_stack(tmp_path, read_env_file(tmp_path / ".env"), monkeypatch)
-    monkeypatch.setattr(stack, "volumes", lambda: [volume("gardenlab_pg2", "0123456789abcdef")])
+    foreign = [volume("gardenlab_pg2", "0123456789abcdef")]
+    stack = quiet_stack(tmp_path, read_env_file(tmp_path / ".env"), foreign)
     with pytest.raises(StateError, match="gardenlab_pg2 were initialised with other secrets"):
         stack.prepare(get_preset("fast"))
     assert not (tmp_path / "compose" / "rendered").exists()
@@ -128,17 +117,30 @@ def test_health_needs_haproxy_to_route_rw_to_the_leader(
 
 
 def test_down_stops_clients_then_nodes_then_etcd() -> None:
-    def container(service: str) -> Any:
-        return SimpleNamespace(
-            name=service, config=SimpleNamespace(labels={SERVICE_LABEL: service})
-        )
-
     services = ["etcd1", "pg1", "faultproxy", "haproxy", "etcd2", "pg2", "pgbouncer"]
     tiers = stop_order(container(s) for s in services)
-    assert [[c.name for c in tier] for tier in tiers] == [
+    assert [[c.service for c in tier] for tier in tiers] == [
         ["haproxy", "pgbouncer"],
         ["pg1", "pg2"],
         ["faultproxy"],
         ["etcd1"],
         ["etcd2"],
     ]
+
+
+def test_down_thaws_then_stops_in_tiers_and_removes_everything(tmp_path: Path) -> None:
+    runtime = FakeRuntime.with_services("etcd1", "pg1", "haproxy", network_list=["lab"])
+    runtime.services["pg1"] = container("pg1", "paused")
+    runtime.volume_list = [Volume("gardenlab_pg1")]
+    stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
+    removed = stack.down(volumes=False)
+    assert runtime.actions == [
+        ("unpause", "pg1"),
+        ("stop", "haproxy"),
+        ("stop", "pg1"),
+        ("stop", "etcd1"),
+    ]
+    assert removed["networks"] == ["lab"] and removed["volumes"] == []
+    assert runtime.services == {} and "volumes" not in runtime.removed
+    stack.down(volumes=True)
+    assert runtime.removed["volumes"] == ["gardenlab_pg1"]

@@ -1,0 +1,70 @@
+"""A scenario's report: a readable summary, result.json and the timeline plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.chaos.invariants import leader_changes
+from harness.chaos.runner import Result
+from harness.reports import timeline
+
+
+def summary(result: Result) -> str:
+    v, o = result.verdict, result.verdict.outage
+
+    def secs(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    lines = [
+        f"scenario {result.scenario}: {'PASSED' if result.passed else 'FAILED'}",
+        f"  fault: {result.fault}",
+        f"  leader: {o.leader_before} -> {o.leader_after} ({o.leader_changes} changes)",
+        f"  write outage (RTO): {secs(o.write_gap if o.gap_end is not None else None)}"
+        + (" (writes never came back)" if o.gap_end is None else ""),
+        f"    Patroni promoted after {secs(o.promoted_after)}, HAProxy switched after "
+        f"{secs(o.haproxy_after)}, client wrote again after {secs(o.client_after)}",
+        f"  writes: {v.attempted} attempted, {v.acknowledged} acknowledged, {v.failed} failed, "
+        f"{v.unknown} unknown ({len(v.ghosts)} of them committed: ghosts)",
+        f"  lost acknowledged: {len(v.lost)}, unexpected: {len(v.unexpected)}, "
+        f"split brain: {'yes' if v.split_brain else 'no'}, converged: {v.converged}",
+    ]
+    if result.note:
+        lines.append(f"  note: {result.note}")
+    lines += [f"  FAILURE: {failure}" for failure in result.failures]
+    return "\n".join(lines)
+
+
+def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
+    """result.json and timeline.png in the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "result.json"
+    json_path.write_text(json.dumps(result.to_json(), indent=1, default=str))
+    png_path = directory / "timeline.png"
+    plot_timeline(result, png_path)
+    return json_path, png_path
+
+
+def plot_timeline(result: Result, path: Path) -> None:
+    """Acknowledged writes, errors and write latency, the fault shaded, leader changes marked."""
+    record, outage = result.record, result.verdict.outage
+    end = max([a.ended for a in record.attempts] + [1.0])
+    spans = (
+        [timeline.Span(record.marks["fault"], record.marks.get("heal", end), "orange", 0.2)]
+        if "fault" in record.marks
+        else []
+    )
+    timeline.plot(
+        (
+            timeline.Event(a.ended, a.outcome == "ack", (a.ended - a.started) * 1000)
+            for a in record.attempts
+        ),
+        path,
+        title=f"{result.scenario}: {result.fault} (shaded); leader {outage.leader_before} -> "
+        f"{outage.leader_after} (dashed); write outage {outage.write_gap:.1f} s",
+        ok_label="acks/s",
+        latency_quantile=50,
+        spans=spans,
+        marks=[at for at, _leader in leader_changes(record)],
+        bin_seconds=0.5,
+    )

@@ -1,0 +1,153 @@
+"""Locust load on the seeded CRM, alone or under a chaos scenario."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from harness.cli.app import App, pass_app
+from harness.cli.params import Duration, Threshold, Wait
+from harness.lab.topology import PRIMARY_PATHS
+
+if TYPE_CHECKING:
+    from harness.load.report import Limit
+
+threshold_option = click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    type=Threshold(),
+    metavar="[REQUEST:]METRIC=VALUE",
+    help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, p99 (ms) "
+    "and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). Per request type: "
+    "search_leads:p99=50.",
+)
+
+
+def limits_from(thresholds: tuple[Limit, ...]) -> tuple[Limit, ...]:
+    """The default thresholds with the command line's in place of their kind."""
+    from harness.load.plan import DEFAULT_LIMITS
+    from harness.load.report import merge_limits
+
+    return tuple(merge_limits(DEFAULT_LIMITS, thresholds))
+
+
+@click.command("load")
+@click.option("--users", "-u", default=100, show_default=True, help="Concurrent Locust users.")
+@click.option(
+    "--spawn-rate",
+    "-r",
+    default=10.0,
+    show_default=True,
+    help="Users started per second (the ramp lasts users / rate).",
+)
+@click.option(
+    "--duration",
+    "-t",
+    type=Duration(),
+    default="3m",
+    show_default=True,
+    help="The whole run, ramp included: 90, 90s, 3m, 1h. Ignored with --scenario, "
+    "which runs ramp + 20 s + the scenario + 15 s.",
+)
+@click.option(
+    "--via",
+    type=click.Choice(list(PRIMARY_PATHS)),
+    default="haproxy",
+    show_default=True,
+    help="The primary path: HAProxy's rw port or PgBouncer. "
+    "Stale-tolerant reads always use HAProxy's ro port.",
+)
+@click.option(
+    "--processes",
+    "-p",
+    default=1,
+    show_default=True,
+    help="Load-generating processes (Locust's --processes: a master and N workers).",
+)
+@click.option(
+    "--pool-size", default=40, show_default=True, help="Connections per endpoint and load process."
+)
+@click.option(
+    "--wait",
+    type=Wait(),
+    default="0.2,1.0",
+    show_default=True,
+    help="Think time between a user's requests: MIN,MAX seconds (0,0: flat out).",
+)
+@threshold_option
+@click.option(
+    "--scenario",
+    default=None,
+    help="Run this chaos scenario under the load (`harness chaos list`).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(),
+    default=None,
+    help="Where the reports go [artifacts/load/NAME-TIME].",
+)
+@pass_app
+def load_command(
+    app: App,
+    users: int,
+    spawn_rate: float,
+    duration: float,
+    via: str,
+    processes: int,
+    pool_size: int,
+    wait: tuple[float, float],
+    thresholds: tuple[Limit, ...],
+    scenario: str | None,
+    out_dir: str | None,
+) -> None:
+    """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
+
+    The mix (loadtests/mix.py): lead search by trigram, client lookup by phone, the agency
+    dashboard and agent-memory search on the ro port; new leads, bookings (read back on the
+    primary) and messages on the primary. Each user works for one agency under RLS.
+    Prints percentiles per request type for the steady state (the ramp excluded) and, with
+    --scenario, for the fault window and the recovery too. Exit 1 when a threshold is
+    breached or the scenario fails; reports, CSV, HTML and a timeline go to --out.
+    """
+    from pathlib import Path
+
+    from harness.chaos.catalog import scenario_named
+    from harness.chaos.report import summary
+    from harness.cli.output import err, out
+    from harness.load.plan import LoadPlan
+    from harness.load.run import run_load, run_load_chaos
+    from harness.load.run import summary as load_summary
+
+    chosen = scenario_named(scenario) if scenario is not None else None
+    plan = LoadPlan(
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        via="pgbouncer" if via == "pgbouncer" else "haproxy",
+        processes=processes,
+        pool_size=pool_size,
+        wait=wait,
+        limits=limits_from(thresholds),
+    )
+    stack = app.stack()
+    label = scenario or f"{users}u-{via}"
+    directory = Path(out_dir) if out_dir else app.lab.artifacts("load", label)
+    try:
+        if chosen is None:
+            result = run_load(stack, plan, directory, say=err.print)
+        else:
+            result = run_load_chaos(stack, plan, chosen, directory, say=err.print)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: Locust stopped (its reports so far are in {directory}); "
+            "any fault was healed"
+        )
+        sys.exit(130)
+    if result.chaos is not None:
+        out.print(summary(result.chaos), highlight=False)
+    out.print(load_summary(result), highlight=False)
+    sys.exit(0 if result.passed else 1)

@@ -1,0 +1,51 @@
+"""Per-table row counts and content checksums on every node, read locally on each, once the
+replicas have replayed what the primary had written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.core.polling import holds, poll
+from harness.data.scales import TABLES
+from harness.lab.topology import NODES
+
+CHECKSUM = "select count(*), coalesce(sum(hashtextextended(t::text, 0)), 0) from {} t"
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    table: str
+    per_node: dict[str, tuple[int, int]]  # node -> (rows, checksum)
+
+    @property
+    def passed(self) -> bool:
+        """Every node holds the same rows."""
+        return len(set(self.per_node.values())) == 1
+
+
+def verify(
+    run_sql: Callable[[str, str], str],
+    primary: str,
+    catch_up_seconds: float = 30,
+    tables: tuple[str, ...] = (*TABLES, "app.seed_runs"),
+) -> list[TableCheck]:
+    """Counts and checksums per table on every node, once replicas replayed the primary's WAL.
+
+    run_sql(node, query) returns the stripped, unaligned result of the query on that node.
+    """
+    target = run_sql(primary, "select pg_current_wal_lsn()")
+    replay = f"select pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
+
+    def caught_up() -> bool:
+        return all(run_sql(node, replay) == "t" for node in NODES if node != primary)
+
+    poll(caught_up, holds, timeout=catch_up_seconds)  # compared as they are, caught up or not
+    checks = []
+    for table in tables:
+        per_node = {}
+        for node in NODES:
+            count, checksum = run_sql(node, CHECKSUM.format(table)).split("|")
+            per_node[node] = (int(count), int(checksum))
+        checks.append(TableCheck(table, per_node))
+    return checks

@@ -1,0 +1,95 @@
+"""The services the lab runs and how they reach each other: one table for every part that
+needs a service name, a port inside the Compose network, or a fault-proxy link."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SCOPE = "gardenlab"  # Patroni's cluster name
+NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
+ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
+FAULTPROXY = "faultproxy"
+SUPABASE = "supabase"  # the Compose profile of the Supabase services
+
+# Ports inside the Compose network (and on a server).
+PG_PORT = 5432
+REST_PORT = 8008
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+
+EndpointName = Literal["rw", "ro", "pooler"]
+Via = Literal["haproxy", "pgbouncer"]
+HAPROXY: Via = "haproxy"
+PGBOUNCER: Via = "pgbouncer"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A client endpoint: where it lives in the network, and the proxy link in front of it."""
+
+    name: EndpointName
+    service: Via  # the service that answers it
+    port: int  # inside the network, and the default published port on the host
+    link: str  # the fault proxy's link carrying the proxied client port
+    link_port: int  # that link's port inside the proxy's container
+    primary: bool | None  # True: reaches the leader; False: a replica; None: either
+    summary: str
+
+
+ENDPOINTS: dict[EndpointName, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint(
+            "rw",
+            HAPROXY,
+            5000,
+            "client-rw",
+            25000,
+            True,
+            "read-write: the leader only, found by Patroni's REST",
+        ),
+        Endpoint(
+            "ro", HAPROXY, 5001, "client-ro", 25001, False, "read-only: round robin over replicas"
+        ),
+        Endpoint(
+            "pooler",
+            PGBOUNCER,
+            6432,
+            "client-pooler",
+            26432,
+            True,
+            "PgBouncer, transaction pooling in front of the rw path",
+        ),
+    )
+}
+# The primary path a load or a workload takes, by the service it goes through.
+PRIMARY_PATHS: dict[Via, EndpointName] = {"haproxy": "rw", "pgbouncer": "pooler"}
+
+
+@dataclass(frozen=True)
+class ProxyLink:
+    """A link the fault proxy carries: faults on it are toxics on this proxy."""
+
+    name: str
+    port: int  # inside the proxy's container
+    upstream: str
+    summary: str
+
+
+REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
+PROXY_LINKS = (
+    *(
+        ProxyLink(e.link, e.link_port, f"{e.service}:{e.port}", f"clients to {e.service} {e.name}")
+        for e in ENDPOINTS.values()
+    ),
+    *(
+        ProxyLink(
+            f"repl-{node}",
+            REPLICATION_PORT_BASE + i,
+            f"{node}:{PG_PORT}",
+            f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
+        )
+        for i, node in enumerate(NODES, start=1)
+    ),
+)

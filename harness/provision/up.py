@@ -1,0 +1,54 @@
+"""The whole lab up: the core stack proven ready, then the repository stanza, the schema, and
+the profiles asked for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.backup.repository import ensure_stanza
+from harness.core.progress import Say
+from harness.data.schema import migrate
+from harness.lab.presets import TimingPreset
+from harness.lab.topology import SUPABASE
+from harness.stack.lifecycle import Stack, UpReport
+from harness.stack.readiness import OnRound
+from harness.stack.supabase import SupabaseReport, start_supabase
+
+
+@dataclass
+class LabReport:
+    up: UpReport
+    migrations: list[str] = field(default_factory=list)
+    supabase: SupabaseReport | None = None
+
+
+def bring_up(
+    stack: Stack,
+    preset: TimingPreset,
+    timeout: float,
+    *,
+    ensure_engine: Callable[[], None],
+    on_build_line: Callable[[str], None] = lambda _: None,
+    on_round: OnRound | None = None,
+    supabase: bool = False,
+    say: Say = print,
+) -> LabReport:
+    """Start and prove the stack; create the stanza (the leader's WAL is archived only once
+    the repository knows the cluster); apply the schema; start the profiles."""
+    up = stack.up(
+        preset,
+        timeout,
+        ensure_engine=ensure_engine,
+        on_build_line=on_build_line,
+        on_round=on_round,
+        profiles=[SUPABASE] if supabase else [],
+    )
+    report = LabReport(up)
+    with up.phase("stanza"):
+        ensure_stanza(stack)
+    with up.phase("migrate"):
+        report.migrations = migrate(stack.lab)
+    if supabase:
+        report.supabase = start_supabase(stack, say)
+    return report
