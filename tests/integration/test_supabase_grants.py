@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from harness.stack import Stack
+from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
