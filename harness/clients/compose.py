@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.clients.docker import docker_errors
-from harness.core.errors import CommandError
 
 
 class ComposeProject(Protocol):
@@ -49,21 +48,15 @@ class DockerCompose:
 
     def build(self, services: Sequence[str], on_line: Callable[[str], None]) -> None:
         """Build images, streaming each line; a failure keeps the last lines as its evidence."""
-        from python_on_whales.exceptions import DockerException
-
         tail: deque[str] = deque(maxlen=40)
-        try:
+        with docker_errors(
+            "an apt-get step failing usually means the Debian mirror is unreachable",
+            evidence=lambda: "\n".join(tail),
+        ):
             for _source, raw in self.client.compose.build(list(services) or None, stream_logs=True):
                 line = raw.decode(errors="replace").rstrip()
                 tail.append(line)
                 on_line(line)
-        except DockerException as exc:
-            raise CommandError(
-                exc.docker_command,
-                exc.return_code,
-                "\n".join(tail),
-                "an apt-get step failing usually means the Debian mirror is unreachable",
-            ) from exc
 
     def up(self, services: Sequence[str] = (), *, dependencies: bool = True) -> None:
         with docker_errors("`harness down` clears a half-started stack"):

@@ -9,7 +9,7 @@ or as ContainerGone when the container is not there."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,14 +110,15 @@ class ContainerRuntime(Protocol):
 
 
 @contextmanager
-def docker_errors(hint: str = "") -> Iterator[None]:
-    """Turn python-on-whales' exception into ours, keeping the command, exit code and stderr."""
+def docker_errors(hint: str = "", evidence: Callable[[], str] | None = None) -> Iterator[None]:
+    """Turn python-on-whales' exception into ours, keeping the command, exit code and stderr
+    (or, for streamed commands whose output went elsewhere, the `evidence` they kept)."""
     from python_on_whales.exceptions import DockerException
 
     try:
         yield
     except DockerException as exc:
-        stderr = exc.stderr or exc.stdout or ""
+        stderr = evidence() if evidence else exc.stderr or exc.stdout or ""
         kind = ContainerGone if any(m in stderr for m in GONE_MARKERS) else CommandError
         raise kind(exc.docker_command, exc.return_code, stderr, hint) from exc
 

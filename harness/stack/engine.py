@@ -1,7 +1,8 @@
 """Make a bare Debian machine able to run the lab: engine, Compose v2, the Debian base image.
 
 Each step first checks whether it is needed, so on a ready machine `ensure()`
-costs three quick probes. Where installing is not possible (not root, not
+costs three quick probes. This is the one place that runs `docker` as a plain command
+(through harness.core.process): it makes the engine the ContainerRuntime then talks to. Where installing is not possible (not root, not
 Debian) it stops with one message saying what to install.
 """
 
