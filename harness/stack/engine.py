@@ -2,8 +2,9 @@
 
 Each step first checks whether it is needed, so on a ready machine `ensure()`
 costs three quick probes. This is the one place that runs `docker` as a plain command
-(through harness.core.process): it makes the engine the ContainerRuntime then talks to. Where installing is not possible (not root, not
-Debian) it stops with one message saying what to install.
+(through harness.core.process): it makes the engine the ContainerRuntime then talks to.
+Where installing is not possible (not root, not Debian) it stops with one message saying
+what to install.
 """
 
 from __future__ import annotations
