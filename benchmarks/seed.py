@@ -37,7 +37,7 @@ class Pregenerated(CrmData):
 
 def timed_seed(dsn: str, data: CrmData) -> tuple[float, dict[str, float]]:
     start = time.monotonic()
-    report = seed(dsn, data, reset=True, force=False, progress=lambda *_: None, say=print)
+    report = seed(dsn, data, reset=True, force=False, say=print)
     return time.monotonic() - start, report.seconds
 
 
@@ -63,7 +63,6 @@ def main() -> None:
         CrmData(args.seed + 1, resolve_counts("small")),
         reset=True,
         force=False,
-        progress=lambda *_: None,
         say=print,
     )
     e2e_total, e2e_phases = timed_seed(dsn, CrmData(args.seed, counts))

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.data.crmdata import CrmData
+from harness.data.scales import resolve_counts
+from harness.data.seed import seed
 from harness.lab.presets import get_preset
 from harness.lab.project import Lab, shifted_ports
 from harness.provision import up as provision
@@ -27,6 +30,12 @@ READY_TIMEOUT = 240.0
 def bring_up(stack: Stack) -> None:
     """What `make dev-up` does: the stack, the stanza, the schema."""
     provision.bring_up(stack, get_preset("fast"), READY_TIMEOUT, ensure_engine=Engine().ensure)
+
+
+def seed_small(stack: Stack, *, reset: bool = False, seed_value: int = 42) -> str:
+    """The CRM at the small scale, as `make seed` loads it; the seed run's outcome."""
+    data = CrmData(seed_value, resolve_counts("small"))
+    return seed(stack.lab.dsn("rw"), data, reset=reset, force=False).outcome
 
 
 def ready(stack: Stack) -> Stack:

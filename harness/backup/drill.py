@@ -99,7 +99,6 @@ def drill(
             CrmData(42, resolve_counts(scale)),
             reset=False,
             force=False,
-            progress=lambda *_: None,
             say=say,
         )
     say("drill: full backup")

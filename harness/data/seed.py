@@ -15,7 +15,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from harness.core.errors import ConfigError, HarnessError, StateError, first_line
-from harness.core.progress import Say
+from harness.core.progress import Say, silent
 from harness.data.crmdata import CrmData
 from harness.data.scales import TABLES
 from harness.lab.topology import SCOPE
@@ -85,8 +85,8 @@ def seed(
     *,
     reset: bool,
     force: bool,
-    progress: Progress,
-    say: Say,
+    progress: Progress = lambda table, rows: None,
+    say: Say = silent,
 ) -> SeedReport:
     report = SeedReport("seeded")
     with connect_primary(dsn, force) as conn:

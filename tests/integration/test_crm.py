@@ -24,14 +24,7 @@ COUNTS = resolve_counts("small")
 
 def run_seed(stack: Stack, seed_value: int = 42, reset: bool = False) -> str:
     data = CrmData(seed_value, COUNTS)
-    report = seed(
-        stack.lab.dsn("rw"),
-        data,
-        reset=reset,
-        force=False,
-        progress=lambda *_: None,
-        say=lambda _: None,
-    )
+    report = seed(stack.lab.dsn("rw"), data, reset=reset, force=False)
     return report.outcome
 
 
@@ -171,15 +164,8 @@ def test_an_unfinished_seed_is_redone_by_the_next_run(seeded: Stack) -> None:
 def test_seeding_a_replica_or_a_dead_port_is_refused(seeded: Stack) -> None:
     data = CrmData(42, COUNTS)
     with pytest.raises(HarnessError, match="read-only"):
-        seed(
-            seeded.lab.dsn("ro"),
-            data,
-            reset=True,
-            force=False,
-            progress=lambda *_: None,
-            say=lambda _: None,
-        )
+        seed(seeded.lab.dsn("ro"), data, reset=True, force=False)
     dead = seeded.lab.dsn("rw").replace(f"port={seeded.lab.ports['rw']}", "port=1")
     with pytest.raises(HarnessError, match="cannot reach the database"):
-        seed(dead, data, reset=True, force=False, progress=lambda *_: None, say=lambda _: None)
+        seed(dead, data, reset=True, force=False)
     assert run_seed(seeded) == "unchanged"  # nothing was half-done

@@ -10,13 +10,11 @@ import pytest
 
 from harness.backup.repository import take_backup
 from harness.config.inventory import load_inventory
-from harness.data.crmdata import CrmData
-from harness.data.scales import resolve_counts
-from harness.data.seed import seed
 from harness.load.plan import LoadPlan
 from harness.promotion.gate import gate
 from harness.stack.lifecycle import Stack
 from tests.integration.conftest import eventually
+from tests.realstack import seed_small
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 QUICK = LoadPlan(users=10, spawn_rate=10, duration=15)
@@ -62,14 +60,7 @@ def caught_up(stack: Stack, seconds: float = 60) -> None:
 
 
 def test_the_lab_passes_the_gate_with_load_and_a_switchover(stack: Stack, tmp_path: Path) -> None:
-    seed(
-        stack.lab.dsn("rw"),
-        CrmData(42, resolve_counts("small")),
-        reset=False,
-        force=False,
-        progress=lambda *_: None,
-        say=lambda _: None,
-    )
+    seed_small(stack, reset=False)
     take_backup(stack, "full")
     caught_up(stack)  # the async replica may still replay the seed: the gate would say so
     report = gate(

@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 
 from harness.chaos.catalog import CATALOG
-from harness.data.crmdata import CrmData
-from harness.data.scales import resolve_counts
-from harness.data.seed import seed
 from harness.load.plan import LoadPlan
 from harness.load.report import ALL, Limit
 from harness.load.run import run_load, run_load_chaos
 from harness.stack.lifecycle import Stack
 from loadtests.mix import REQUEST_NAMES
-from tests.realstack import ready
+from tests.realstack import ready, seed_small
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 QUICK = {"users": 10, "spawn_rate": 10.0, "duration": 20.0}
@@ -28,15 +25,7 @@ QUICK = {"users": 10, "spawn_rate": 10.0, "duration": 20.0}
 @pytest.fixture(scope="module")
 def seeded(stack: Stack) -> Stack:
     ready(stack)
-    data = CrmData(42, resolve_counts("small"))
-    seed(
-        stack.lab.dsn("rw"),
-        data,
-        reset=True,
-        force=False,
-        progress=lambda *_: None,
-        say=lambda _: None,
-    )
+    seed_small(stack, reset=True)
     return stack
 
 

@@ -13,15 +13,12 @@ import pytest
 
 from harness.core.errors import HarnessError
 from harness.core.polling import holds, poll
-from harness.data.crmdata import CrmData
-from harness.data.scales import resolve_counts
-from harness.data.seed import seed
 from harness.faults.controller import Faults
 from harness.lab.topology import SUPABASE
 from harness.stack.lifecycle import Stack
 from harness.stack.supabase import SupabaseReport, profile_services, start_supabase
 from tests.integration.conftest import new_leader
-from tests.realstack import ready
+from tests.realstack import ready, seed_small
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 LOGIN_ROLES = ("authenticator", "supabase_admin", "supabase_auth_admin", "supabase_storage_admin")
@@ -31,14 +28,7 @@ SCHEMAS = {"auth", "storage", "realtime", "_realtime", "extensions", "graphql_pu
 @pytest.fixture(scope="module")
 def supabase(stack: Stack) -> Iterator[SupabaseReport]:
     ready(stack)
-    seed(
-        stack.lab.dsn("rw"),
-        CrmData(42, resolve_counts("small")),
-        reset=True,
-        force=False,
-        progress=lambda *_: None,
-        say=lambda _: None,
-    )
+    seed_small(stack, reset=True)
     yield start_supabase(stack, say=print)
 
 
