@@ -137,3 +137,13 @@ def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
         received += chunk
     assert received == payload
     return time.monotonic() - start
+
+
+def exchange(port: int, request: bytes, timeout: float = 5) -> bytes:
+    """Raw HTTP: sends `request` to the API and returns everything until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+        return response
