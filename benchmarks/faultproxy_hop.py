@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import socketserver
 import statistics
 import subprocess
 import sys
@@ -20,14 +19,7 @@ import time
 
 import httpx
 
-from tests.faultproxy.conftest import EchoHandler, Server, free_address
-
-
-class SinkHandler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        while self.request.recv(1 << 20):
-            pass
-        self.request.sendall(b"k")
+from tests.faultproxy.conftest import EchoHandler, Server, SinkHandler, free_address
 
 
 def round_trips(address: str, count: int) -> list[float]:
@@ -53,7 +45,7 @@ def throughput(address: str, megabytes: int) -> float:
         for _ in range(megabytes):
             sock.sendall(block)
         sock.shutdown(socket.SHUT_WR)
-        sock.recv(1)
+        sock.recv(1)  # the sink's reply, or (via the proxy, as via Toxiproxy) the close
         return megabytes / (time.perf_counter() - start)
 
 
@@ -90,7 +82,9 @@ def main() -> None:
             "sink": f"127.0.0.1:{sink.server_address[1]}",
         }
         via = {
-            name: api.post("/proxies", json={"name": name, "upstream": up}).json()["listen"]
+            name: api.post(
+                "/proxies", json={"name": name, "listen": "127.0.0.1:0", "upstream": up}
+            ).json()["listen"]
             for name, up in direct.items()
         }
         rows = []

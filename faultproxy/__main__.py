@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 from pathlib import Path
 
@@ -13,10 +12,23 @@ from faultproxy.api import Api
 from faultproxy.proxy import ProxyCollection
 
 
+async def populate_from(collection: ProxyCollection, config: Path) -> None:
+    """ApiServer.PopulateConfig: a config file that cannot be read or applied is reported, and
+    the API is served all the same."""
+    try:
+        body = config.read_bytes()
+    except OSError as exc:
+        print(f"faultproxy: error reading config file {config}: {exc}", flush=True)
+        return
+    done = await collection.populate(body)
+    if done.error is not None:
+        print(f"faultproxy: failed to populate proxies from file: {done.error}", flush=True)
+
+
 async def serve(host: str, port: int, config: Path | None) -> None:
     collection = ProxyCollection()
     if config is not None:
-        await collection.populate(json.loads(config.read_text()))
+        await populate_from(collection, config)
     api = Api(collection)
     server = await asyncio.start_server(api.serve_connection, host, port, reuse_address=True)
     print(

@@ -1,4 +1,4 @@
-"""Toxiproxy's API errors: the same messages and status codes, as `{"error", "status"}`."""
+"""Toxiproxy's API errors (api.go): the same messages and status codes, as `{"error", "status"}`."""
 
 from __future__ import annotations
 
@@ -24,5 +24,3 @@ INVALID_STREAM = ApiError("stream was invalid, can be either upstream or downstr
 INVALID_TOXIC_TYPE = ApiError("invalid toxic type", 400)
 TOXIC_EXISTS = ApiError("toxic already exists", 409)
 TOXIC_NOT_FOUND = ApiError("toxic not found", 404)
-NOT_FOUND = ApiError("not found", 404)
-METHOD_NOT_ALLOWED = ApiError("method not allowed", 405)

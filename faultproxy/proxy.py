@@ -1,188 +1,80 @@
-"""Proxies and their links: a listener per proxy, and per accepted connection a Link that
-pipes both directions through the proxy's toxics."""
+"""Proxies and the collection of them, as Toxiproxy 2.12's proxy.go and proxy_collection.go."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import socket
-import struct
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from faultproxy import gojson
+from faultproxy.address import AddressError, bound, listen, resolve
 from faultproxy.errors import (
     MISSING_FIELD,
     PROXY_EXISTS,
     PROXY_NOT_FOUND,
-    TOXIC_EXISTS,
     TOXIC_NOT_FOUND,
     ApiError,
 )
-from faultproxy.toxics import Toxic
+from faultproxy.link import Link
+from faultproxy.toxics import DIRECTIONS, Toxic
 
-READ_SIZE = 65536
-UPSTREAM_CONNECT_TIMEOUT = 5.0
+PROXY: Mapping[str, gojson.GoType] = {
+    "name": "string",
+    "listen": "string",
+    "upstream": "string",
+    "enabled": "bool",
+}
+PROXY_TYPE = "Go value of type toxiproxy.Proxy"
+POPULATE_ENTRY = 'struct { toxiproxy.Proxy; Enabled *bool "json:\\"enabled\\"" }'
 
 
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        raise ApiError(f"invalid address {address!r}: expected host:port", 400)
-    return host or "0.0.0.0", int(port)
-
-
-class Link:
-    """One client connection and its connection upstream."""
-
-    def __init__(
-        self,
-        proxy: Proxy,
-        client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-        server: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    ) -> None:
-        self.proxy = proxy
-        self.client = client
-        self.server = server
-        self.sent = {"upstream": 0, "downstream": 0}
-        self.closed = False
-        self._decisions: dict[str, tuple[int, bool]] = {}
-        self._timers: dict[str, tuple[int, asyncio.Task[None]]] = {}
-
-    def applies(self, toxic: Toxic) -> bool:
-        decided = self._decisions.get(toxic.name)
-        if decided is None or decided[0] != toxic.version:
-            decided = (toxic.version, toxic.decide())
-            self._decisions[toxic.name] = decided
-        return decided[1]
-
-    def toxics(self, stream: str) -> list[Toxic]:
-        return [t for t in self.proxy.toxics.values() if t.stream == stream and self.applies(t)]
-
-    def refresh_timers(self) -> None:
-        """Arm timers of timed toxics that apply, disarm those removed or changed."""
-        live = {t.name: t for t in self.proxy.toxics.values() if t.timed and self.applies(t)}
-        for name, (version, task) in list(self._timers.items()):
-            if name not in live or live[name].version != version:
-                task.cancel()
-                del self._timers[name]
-        for name, toxic in live.items():
-            if name not in self._timers:
-                self._timers[name] = (toxic.version, asyncio.create_task(toxic.run_timer(self)))
-
-    async def run(self) -> None:
-        self.refresh_timers()
-        try:
-            await asyncio.gather(
-                self._pipe("upstream", self.client[0], self.server[1]),
-                self._pipe("downstream", self.server[0], self.client[1]),
-            )
-        finally:
-            self.close()
-
-    async def _pipe(
-        self, stream: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while not self.closed:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                chain = self.toxics(stream)
-                if not chain:  # the fast path: no toxic on this direction
-                    writer.write(data)
-                    self.sent[stream] += len(data)
-                    await writer.drain()
-                else:
-                    await self._through(chain, 0, data, writer, stream, loop.time())
-            for toxic in self.toxics(stream):
-                if toxic.type == "slow_close":
-                    await asyncio.sleep(toxic.attributes["delay"] / 1000)
-            if not self.closed and writer.can_write_eof():
-                writer.write_eof()
-        except (ConnectionError, OSError):
-            self.close()
-
-    async def _through(
-        self,
-        chain: list[Toxic],
-        index: int,
-        data: bytes,
-        writer: asyncio.StreamWriter,
-        stream: str,
-        arrival: float,
-    ) -> None:
-        if self.closed:
-            return
-        if index == len(chain):
-            writer.write(data)
-            self.sent[stream] += len(data)
-            await writer.drain()
-            return
-
-        async def emit(piece: bytes) -> None:
-            await self._through(chain, index + 1, piece, writer, stream, arrival)
-
-        await chain[index].process(data, emit, self, arrival)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for _, task in self._timers.values():
-            task.cancel()
-        for _, writer in (self.client, self.server):
-            writer.close()
-        self.proxy.links.discard(self)
-
-    def reset(self) -> None:
-        """Close both sockets with an RST (SO_LINGER 0), as a peer reset would."""
-        for _, writer in (self.client, self.server):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
-        self.close()
+def server_error(exc: Exception) -> ApiError:
+    """An error without a status of its own: Toxiproxy answers it as a 500 (apiError)."""
+    return ApiError(str(exc), 500)
 
 
 class Proxy:
-    def __init__(self, name: str, listen: str, upstream: str, enabled: bool) -> None:
+    """A listener and its connections. `listen` is the address bound while enabled, else the
+    address as given; `toxics` keeps the order toxics were added, each direction's chain."""
+
+    def __init__(self, name: str, listen: str, upstream: str) -> None:
         self.name = name
         self.listen = listen
         self.upstream = upstream
-        self.enabled = enabled
+        self.enabled = False
         self.toxics: dict[str, Toxic] = {}
         self.links: set[Link] = set()
         self._server: asyncio.Server | None = None
 
-    def to_json(self, with_toxics: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> dict[str, Any]:
+        """proxyWithToxics: the proxy and its toxics."""
+        return {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
+            "toxics": self.toxics_json(),
         }
-        if with_toxics:
-            data["toxics"] = [t.to_json() for t in self.toxics.values()]
-        return data
+
+    def toxics_json(self) -> list[dict[str, Any]]:
+        """GetToxicArray: the upstream chain, then the downstream one."""
+        return [t.to_json() for d in DIRECTIONS for t in self.toxics.values() if t.direction == d]
 
     async def start(self) -> None:
-        if self._server is not None:
+        """Proxy.start: listen, and report the address bound; a proxy already started stays."""
+        if self.enabled:
             return
-        host, port = split_address(self.listen)
         try:
-            self._server = await asyncio.start_server(self._accept, host, port, reuse_address=True)
-        except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise ApiError(f"listen tcp {self.listen}: bind: {reason}", 500) from None
-        bound = self._server.sockets[0].getsockname()
-        self.listen = f"{host}:{bound[1]}"
+            sock = await listen(self.listen)
+        except AddressError as exc:
+            raise server_error(exc) from None
+        self._server = await asyncio.start_server(self._accept, sock=sock)
+        self.listen = bound(sock)
         self.enabled = True
 
     def stop(self) -> None:
-        """Stop listening and drop every live connection, as a disabled Toxiproxy proxy does."""
+        """Proxy.stop: stop listening and close every connection."""
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -190,31 +82,31 @@ class Proxy:
             link.close()
         self.enabled = False
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def differs(self, listen: str, upstream: str) -> bool:
+        """Proxy.Differs: another upstream, or a listen address resolving to another one."""
         try:
-            server = await asyncio.wait_for(
-                asyncio.open_connection(*split_address(self.upstream)), UPSTREAM_CONNECT_TIMEOUT
-            )
-        except (OSError, TimeoutError, ApiError):
-            writer.close()
-            return
-        link = Link(self, (reader, writer), server)
+            wanted = await resolve(listen)
+        except AddressError as exc:
+            raise server_error(exc) from None
+        return self.listen != str(wanted) or self.upstream != upstream
+
+    async def update(self, listen: str, upstream: str, enabled: bool) -> None:
+        """Proxy.Update: restart on a new address, then start or stop as asked."""
+        if await self.differs(listen, upstream):
+            self.stop()
+            self.listen, self.upstream = listen, upstream
+        if enabled != self.enabled:
+            if enabled:
+                await self.start()
+            else:
+                self.stop()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        link = Link(self, (reader, writer))
         self.links.add(link)
-        await link.run()
+        link.start()
 
-    def refresh_links(self) -> None:
-        for link in list(self.links):
-            link.refresh_timers()
-
-    # -- toxics ------------------------------------------------------------------------------
-
-    def add_toxic(self, data: Any) -> Toxic:
-        toxic = Toxic.from_json(data)
-        if toxic.name in self.toxics:
-            raise TOXIC_EXISTS
-        self.toxics[toxic.name] = toxic
-        self.refresh_links()
-        return toxic
+    # -- toxics (ToxicCollection) ----------------------------------------------------------
 
     def toxic(self, name: str) -> Toxic:
         try:
@@ -222,20 +114,53 @@ class Proxy:
         except KeyError:
             raise TOXIC_NOT_FOUND from None
 
-    def update_toxic(self, name: str, data: Any) -> Toxic:
+    def add_toxic(self, body: bytes) -> Toxic:
+        toxic = Toxic.create(body, self.toxics)
+        self.toxics[toxic.name] = toxic
+        for link in self.links:
+            link.add(toxic)
+        return toxic
+
+    def update_toxic(self, name: str, body: bytes) -> Toxic:
         toxic = self.toxic(name)
-        toxic.update(data)
-        self.refresh_links()
+        toxic.update(body)
+        for link in self.links:
+            link.update(toxic)
         return toxic
 
     def remove_toxic(self, name: str) -> None:
-        self.toxic(name)
+        toxic = self.toxic(name)
         del self.toxics[name]
-        self.refresh_links()
+        for link in list(self.links):
+            link.remove(toxic)
 
     def reset_toxics(self) -> None:
-        self.toxics.clear()
-        self.refresh_links()
+        for name in list(self.toxics):
+            self.remove_toxic(name)
+
+
+@dataclass
+class Populated:
+    """What POST /populate did: the proxies it went through, and the error it stopped at."""
+
+    proxies: list[Proxy]
+    error: ApiError | None = None
+
+
+def populate_entries(body: bytes) -> list[dict[str, Any]]:
+    """The entries of a populate request, each with a name and an upstream, or the first error:
+    Go's, or `missing required field: name at proxy 2` (numbered from 1)."""
+    entries = gojson.read(body)
+    if entries is not None and not isinstance(entries, list):
+        raise gojson.mismatch(entries, f"Go value of type []{POPULATE_ENTRY}")
+    wanted = []
+    for number, entry in enumerate(entries or [], start=1):
+        given = gojson.fields(entry, PROXY, ".", f"Go value of type {POPULATE_ENTRY}")
+        for required in ("name", "upstream"):
+            if not given.get(required):
+                raise MISSING_FIELD.joined(f"{required} at proxy {number}")
+        wanted.append(given)
+    return wanted
 
 
 class ProxyCollection:
@@ -248,62 +173,70 @@ class ProxyCollection:
         except KeyError:
             raise PROXY_NOT_FOUND from None
 
-    async def create(self, data: Any) -> Proxy:
-        if not isinstance(data, dict):
-            raise MISSING_FIELD.joined("name")
+    async def create(self, body: bytes) -> Proxy:
+        """ApiServer.ProxyCreate: enabled unless told otherwise (`null` is not telling)."""
+        given = gojson.fields(gojson.read(body), PROXY, "Proxy.", PROXY_TYPE)
         for required in ("name", "upstream"):
-            if not data.get(required):
+            if not given.get(required):
                 raise MISSING_FIELD.joined(required)
-        if data["name"] in self.proxies:
+        if given["name"] in self.proxies:
             raise PROXY_EXISTS
-        proxy = Proxy(
-            name=str(data["name"]),
-            listen=str(data.get("listen") or "127.0.0.1:0"),
-            upstream=str(data["upstream"]),
-            enabled=bool(data.get("enabled", True)),
-        )
-        if proxy.enabled:
+        proxy = Proxy(given["name"], given.get("listen", ""), given["upstream"])
+        if given.get("enabled", True):
             await proxy.start()
         self.proxies[proxy.name] = proxy
         return proxy
 
-    async def populate(self, items: Iterable[Any]) -> list[Proxy]:
-        """Create or replace: a proxy whose listen or upstream changed is recreated."""
-        result = []
-        for data in items:
-            existing = self.proxies.get(data.get("name", "")) if isinstance(data, dict) else None
-            if existing is not None:
-                if (existing.listen, existing.upstream) == (
-                    data.get("listen"),
-                    data.get("upstream"),
-                ):
-                    result.append(existing)
-                    continue
-                self.remove(existing.name)
-            result.append(await self.create(data))
-        return result
-
-    async def update(self, name: str, data: Any) -> Proxy:
+    async def update(self, name: str, body: bytes) -> Proxy:
+        """ApiServer.ProxyUpdate: what the body leaves out (or sets to null) stays as it is."""
         proxy = self.get(name)
-        if not isinstance(data, dict):
-            raise MISSING_FIELD.joined("body")
-        listen = str(data.get("listen", proxy.listen))
-        upstream = str(data.get("upstream", proxy.upstream))
-        enabled = bool(data.get("enabled", proxy.enabled))
-        if (listen, upstream) != (proxy.listen, proxy.upstream) and proxy.enabled:
-            proxy.stop()
-        proxy.listen, proxy.upstream = listen, upstream
-        if enabled:
-            await proxy.start()
-        else:
-            proxy.stop()
+        given = gojson.fields(gojson.read(body), PROXY, "Proxy.", PROXY_TYPE)
+        await proxy.update(
+            given.get("listen", proxy.listen),
+            given.get("upstream", proxy.upstream),
+            given.get("enabled", proxy.enabled),
+        )
         return proxy
+
+    async def populate(self, body: bytes) -> Populated:
+        """ProxyCollection.PopulateJson: every entry checked for a name and an upstream before
+        any is applied; then each added or replaced in turn, stopping at the first failure.
+
+        An entry whose addresses resolve to the proxy's own leaves the proxy as it is, and the
+        answer lists the entry as given (enabled false, no toxics), as Toxiproxy's does.
+        """
+        try:
+            wanted = populate_entries(body)
+        except ApiError as exc:
+            return Populated([], exc)
+        done = Populated([])
+        for given in wanted:
+            proxy = Proxy(given["name"], given.get("listen", ""), given["upstream"])
+            try:
+                await self.add_or_replace(proxy, given.get("enabled", True))
+            except ApiError as exc:
+                done.error = exc
+                break
+            done.proxies.append(proxy)
+        return done
+
+    async def add_or_replace(self, proxy: Proxy, start: bool) -> None:
+        """ProxyCollection.AddOrReplace: a proxy that differs is stopped and replaced."""
+        existing = self.proxies.get(proxy.name)
+        if existing is not None:
+            if not await existing.differs(proxy.listen, proxy.upstream):
+                return
+            existing.stop()
+        if start:
+            await proxy.start()
+        self.proxies[proxy.name] = proxy
 
     def remove(self, name: str) -> None:
         self.get(name).stop()
         del self.proxies[name]
 
     async def reset(self) -> None:
+        """ApiServer.ResetState: each proxy started and its toxics removed, in turn."""
         for proxy in self.proxies.values():
             await proxy.start()
             proxy.reset_toxics()
