@@ -1,6 +1,7 @@
 """The real stack, as its own Compose project on its own ports, so a developer's lab is never
 touched. Brought up once per session and always torn down, volumes included, even when
-bring-up fails. Shared by the integration and chaos suites.
+bring-up fails; whatever an interrupted earlier session left of this disposable project is
+removed first. Shared by the integration and chaos suites.
 
 Tests do not depend on their order: every test (and every module fixture) that uses the
 stack first makes sure it is up and healthy, so one that takes it down leaves nothing
@@ -62,6 +63,8 @@ def stack() -> Iterator[Stack]:
     base = Lab.discover()
     lab = Lab(root=base.root, settings={**base.settings, **TEST_SETTINGS})
     stack = Stack(lab)
+    Engine().ensure()
+    stack.down(volumes=True)
     try:
         bring_up(stack)
         yield stack
