@@ -128,20 +128,6 @@ def test_limit_data_closes_after_n_bytes(echo: Proxy) -> None:
     assert received == b"0123456789"
 
 
-def test_slicer_splits_writes_and_spaces_them(echo: Proxy) -> None:
-    echo.add_toxic(
-        type="slicer", attributes={"average_size": 10, "size_variation": 0, "delay": 20_000}
-    )
-    with connect(echo.listen) as sock:
-        start = time.monotonic()
-        sock.sendall(b"x" * 100)
-        pieces: list[int] = []
-        while sum(pieces) < 100:
-            pieces.append(len(sock.recv(100)))
-    assert len(pieces) >= 5, pieces
-    assert time.monotonic() - start >= 0.15  # nine 20 ms gaps
-
-
 def test_slow_close_delays_the_close(blob: Proxy) -> None:
     _, quick = download(blob)
     blob.add_toxic(type="slow_close", attributes={"delay": 400})
