@@ -130,6 +130,8 @@ def test_ctrl_c_during_up_leaves_nothing_running_and_up_recovers(
         [sys.executable, "-m", "harness", "up"],
         env=test_env,
         start_new_session=True,
+        # as in a terminal: a suite started in the background inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
