@@ -93,6 +93,10 @@ class Worker(threading.Thread):
             except psycopg.errors.UndefinedTable:
                 log("the schema lacks app.imports: waiting for `harness migrate`")
                 pending = []
+            except Exception as exc:  # the worker must outlive a bug: log it, look again
+                log(f"unexpected error, retrying: {exc!r}")
+                time.sleep(RETRY)
+                continue
             if not pending:
                 self.wake.wait(IDLE)
                 self.wake.clear()
@@ -103,20 +107,26 @@ class Worker(threading.Thread):
             self.store.fail(job.id, "the stored file is gone from the spool")
             log(f"import {job.id}: failed, its file is gone")
             return
-        if job.state == "staging":
-            try:
+        try:
+            if job.state == "staging":
                 self.stage(job, path)
-            except Refused as exc:
-                self.store.fail(job.id, exc.message)
-                log(f"import {job.id}: failed, {exc.message}")
-                return
-            if self.stopping.is_set():
-                return
-            self.store.mark_merging(job.id)
-        started = time.monotonic()
-        if self.store.merge(job.id, job.agency_id):
-            log(f"import {job.id}: merged in {time.monotonic() - started:.1f} s")
+                if self.stopping.is_set():
+                    return
+                self.store.mark_merging(job.id)
+            started = time.monotonic()
+            if self.store.merge(job.id, job.agency_id):
+                log(f"import {job.id}: merged in {time.monotonic() - started:.1f} s")
+        except Refused as exc:
+            self.fail(job, exc.message)
+        except psycopg.DatabaseError as exc:
+            if isinstance(exc, TRANSIENT):
+                raise
+            self.fail(job, f"the database refused it: {str(exc).strip().splitlines()[0]}")
         path.unlink(missing_ok=True)
+
+    def fail(self, job: Pending, why: str) -> None:
+        self.store.fail(job.id, why)
+        log(f"import {job.id}: failed, {why}")
 
     def stage(self, job: Pending, path: Path) -> None:
         done = self.store.staged_batches(job.id)

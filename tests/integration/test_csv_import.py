@@ -143,11 +143,11 @@ def test_an_import_whose_leader_is_killed_midway_ends_with_each_row_once(
     faults = Faults(seeded)
     submitted = client.submit(made.path, AGENCY)
 
-    def staging_half_way() -> bool:
+    def under_way() -> bool:
         summary = client.get(submitted["id"])
-        return summary is not None and 0 < summary["rows_seen"] < made.rows
+        return summary is not None and summary["rows_seen"] > 0 and summary["state"] != "done"
 
-    eventually(staging_half_way, 60, "the import staging its batches")
+    eventually(under_way, 60, "the import staging or merging")
     try:
         with faults.container_fault("kill", "leader"):
             summary = client.wait(submitted["id"], WAIT)
