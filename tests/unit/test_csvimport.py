@@ -246,3 +246,60 @@ def test_the_client_follows_an_import_through_a_failover_and_names_a_refusal(
     assert seen == ["staging", "done"]
     with pytest.raises(HarnessError, match="agency 9 does not exist"):
         client.submit(file, 9)
+
+
+class LedgerStore(Store):
+    """A ledger in memory: batch 0 staged before; the first stage of batch 2 loses its
+    connection, as when the leader dies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ledger = {0}
+        self.failed_once = False
+        self.merged = 0
+
+    def staged_batches(self, import_id: int) -> set[int]:
+        return set(self.ledger)
+
+    def stage(
+        self,
+        import_id: int,
+        batch: int,
+        lines: tuple[int, int],
+        leads: Sequence[Lead],
+        rejects: Sequence[tuple[int, str]],
+    ) -> bool:
+        import psycopg
+
+        if batch == 2 and not self.failed_once:
+            self.failed_once = True
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        assert batch not in self.ledger, f"batch {batch} staged twice"
+        self.ledger.add(batch)
+        return True
+
+    def mark_merging(self, import_id: int) -> None:
+        pass
+
+    def merge(self, import_id: int, agency_id: int) -> bool:
+        self.merged += 1
+        return True
+
+
+def test_a_resumed_import_stages_only_what_the_ledger_lacks(tmp_path: Path) -> None:
+    import psycopg
+
+    from csvimport.store import Pending
+
+    rows = "".join(f"P{i},,p{i}@x.ru,new,web\n" for i in range(10))
+    sha = "abc"
+    spool_path(tmp_path, 1, sha).write_text(HEADER + rows)
+    store = LedgerStore()
+    worker = Worker(store, tmp_path, batch=3)
+    job = Pending(7, 1, sha, "staging")
+    with pytest.raises(psycopg.OperationalError):
+        worker.process(job)  # the run loop retries after a transient error
+    assert store.ledger == {0, 1} and store.merged == 0
+    worker.process(job)
+    assert store.ledger == {0, 1, 2, 3} and store.merged == 1
+    assert not spool_path(tmp_path, 1, sha).exists()  # done: the file is no longer needed
