@@ -1,6 +1,8 @@
 """Each scenario reads: steady load, then the fault, held for a while, then healed, then
 checked: no acknowledged write lost, no unexpected row, no split brain, nodes converged,
-and the write outage within its budget.
+and the write outage within its budget. Scenarios with an import add: every valid row of a
+200k-row CSV import running through the fault in leads exactly once, every invalid row
+rejected with its line.
 
 Budgets are for the `fast` preset (ttl 20 s): a hard failure of the leader can only be
 detected when its leader lock expires, so ttl bounds it.
@@ -13,6 +15,7 @@ from harness.core.errors import ConfigError
 from harness.lab.presets import get_preset
 
 TTL = get_preset("fast").ttl
+IMPORT_ROWS = 200_000
 
 CATALOG: dict[str, Scenario] = {
     s.name: s
@@ -161,6 +164,25 @@ CATALOG: dict[str, Scenario] = {
                 "promoted: the remaining asynchronous replica may hold less than was "
                 "acknowledged, so writes BLOCK until a lost node returns; nothing is lost",
             ),
+        ),
+        Scenario(
+            name="import-leader-kill",
+            story="The leader is SIGKILLed while a 200k-row CSV import stages its batches. "
+            "The import service retries until the new leader answers, skips the batches the "
+            "ledger holds, and merges once.",
+            fault=lambda f: f.container_fault("kill", "leader"),
+            hold=TTL + 10,
+            expect=Expectation(failover=True, max_write_gap=TTL + 2),
+            import_rows=IMPORT_ROWS,
+        ),
+        Scenario(
+            name="import-service-restart",
+            story="The import service is SIGKILLed in the middle of a 200k-row import and "
+            "started again; it finds the unfinished import in the database and resumes it.",
+            fault=lambda f: f.container_fault("kill", "csv-import"),
+            hold=5,
+            expect=Expectation(failover=False, max_write_gap=1),
+            import_rows=IMPORT_ROWS,
         ),
     )
 }

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from harness.chaos.imports import ImportAlongside
 from harness.chaos.invariants import Verdict, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
 from harness.core.progress import Say
@@ -45,6 +46,7 @@ class Scenario:
     recover: float = 8.0  # seconds of load once the cluster is ready again
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
+    import_rows: int = 0  # a CSV import of this many rows runs through the fault (needs a seed)
 
 
 @dataclass
@@ -116,10 +118,13 @@ def run(
     stack.wait_ready(RECOVERY_TIMEOUT)
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
+    alongside = ImportAlongside(stack, scenario.import_rows, say) if scenario.import_rows else None
     try:
         with workload(target, writers) as load:
             say(f"{scenario.name}: steady state for {scenario.steady:.0f} s")
             time.sleep(scenario.steady)
+            if alongside:
+                alongside.start(seed=int(time.time()))
             fault = scenario.fault(faults)
             description = fault.description
             say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
@@ -143,4 +148,6 @@ def run(
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
     result.failures = budget_failures(scenario, verdict)
+    if alongside:
+        result.failures += alongside.failures()
     return result

@@ -23,6 +23,7 @@ COMMANDS = {
     "migrate": "data:migrate_command",
     "seed": "data:seed_command",
     "verify": "data:verify_command",
+    "import": "imports:import_command",
     "chaos": "chaos:chaos",
     "load": "load:load_command",
     "backup": "backup:backup_command",
@@ -56,7 +57,8 @@ def cli() -> None:
     """gardenlab: a three-node Patroni cluster (etcd, HAProxy, PgBouncer) on this machine.
 
     Endpoints on 127.0.0.1: 5000 read-write (leader), 5001 read-only (replicas),
-    6432 PgBouncer, 7000 HAProxy stats, 8008-8010 Patroni REST of pg1-pg3.
+    6432 PgBouncer, 7000 HAProxy stats, 8008-8010 Patroni REST of pg1-pg3,
+    8090 the CSV import service.
     Secrets live in .env at the project root, generated on first `up`.
     """
 

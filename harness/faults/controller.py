@@ -33,12 +33,20 @@ from harness.faults.model import (
     Together,
     ToxicFault,
 )
-from harness.lab.topology import ENDPOINTS, ETCD_MEMBERS, FAULTPROXY, HAPROXY, NODES, PGBOUNCER
+from harness.lab.topology import (
+    CSV_IMPORT,
+    ENDPOINTS,
+    ETCD_MEMBERS,
+    FAULTPROXY,
+    HAPROXY,
+    NODES,
+    PGBOUNCER,
+)
 from harness.stack.lifecycle import Stack
 
 Role = Literal["leader", "sync-standby", "replica"]
 ROLES: tuple[Role, ...] = ("leader", "sync-standby", "replica")
-SERVICES = (*NODES, *ETCD_MEMBERS, HAPROXY, PGBOUNCER, FAULTPROXY)
+SERVICES = (*NODES, *ETCD_MEMBERS, HAPROXY, PGBOUNCER, FAULTPROXY, CSV_IMPORT)
 ISOLATE: list[Rule] = [("in", ("!", "-i", "lo")), ("out", ("!", "-o", "lo"))]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
-from harness.lab.topology import ENDPOINTS, NODES, SUPABASE
+from harness.lab.topology import CSV_IMPORT, CSV_IMPORT_PORT, ENDPOINTS, NODES, SUPABASE
 
 DEFAULT_PROJECT = "gardenlab"
 LOOPBACK = "127.0.0.1"
@@ -34,6 +34,7 @@ PUBLISHED_PORTS = (
     PublishedPort("stats", "GARDENLAB_STATS_PORT", 7000),
     *(PublishedPort(n, f"GARDENLAB_{n.upper()}_REST_PORT", 8008 + i) for i, n in enumerate(NODES)),
     PublishedPort("faultproxy", "GARDENLAB_FAULTPROXY_PORT", 8474),
+    PublishedPort(CSV_IMPORT, "GARDENLAB_CSV_IMPORT_PORT", CSV_IMPORT_PORT),
     PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
     PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
     PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),

@@ -18,7 +18,7 @@ from harness.clients.patroni import PatroniClient
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
-from harness.lab.topology import NODES, PROXY_LINKS
+from harness.lab.topology import CSV_IMPORT, NODES, PROXY_LINKS
 from harness.stack.health import cluster_findings
 
 
@@ -110,6 +110,7 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
         SqlAnswers("rw port on the primary", lab.dsn("rw", connect_timeout=2), False),
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),
         SqlAnswers("PgBouncer answering", lab.dsn("pooler", connect_timeout=2), None),
+        HttpOk("CSV import service answering", lab.url(CSV_IMPORT, "/health")),
     ]
 
 

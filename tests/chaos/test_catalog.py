@@ -18,6 +18,7 @@ from harness.chaos.catalog import CATALOG
 from harness.chaos.report import summary, write_report
 from harness.chaos.runner import run
 from harness.stack.lifecycle import Stack
+from tests.realstack import seed_small
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -51,6 +52,8 @@ def save_evidence(stack: Stack, directory: Path) -> None:
 @pytest.mark.timeout(600)
 def test_scenario(stack: Stack, scenario_name: str, run_index: int) -> None:
     scenario = CATALOG[scenario_name]
+    if scenario.import_rows:
+        seed_small(stack, reset=False)  # the import's agency
     result = run(stack, scenario, say=print)
     directory = stack.lab.root / "artifacts" / "chaos" / f"{scenario_name}-{run_index}"
     write_report(result, directory)

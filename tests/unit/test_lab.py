@@ -28,6 +28,7 @@ def test_default_ports_follow_the_conventions() -> None:
         "pg2": 8009,
         "pg3": 8010,
         "faultproxy": 8474,
+        "csv-import": 8090,
         "proxied-rw": 5010,
         "proxied-ro": 5011,
         "proxied-pooler": 6442,
