@@ -17,8 +17,9 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## Create or refresh the virtualenv in .venv
 
-dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe, SUPABASE=1)
-	$(HARNESS) up --preset $(PRESET) $(if $(SUPABASE),--supabase)
+dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe, SUPABASE=1, SOURCE=1)
+	$(HARNESS) up --preset $(PRESET) $(if $(SUPABASE),--supabase) \
+		$(if $(SOURCE),--source --source-scale $(or $(SOURCE_SCALE),small))
 
 dev-down: venv ## Stop and remove the lab; data volumes kept (VOLUMES=1 deletes them)
 	$(HARNESS) down $(if $(VOLUMES),--volumes)

@@ -11,6 +11,10 @@ NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member na
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
 SUPABASE = "supabase"  # the Compose profile of the Supabase services
+SOURCE = "source"  # the Compose profile of the migration source and the application endpoint
+SOURCE_SERVICE = "source"  # the stand-in for the hosted Supabase database
+APP_ENDPOINT = "endpoint"  # the application's PgBouncer: the source, then the cluster
+PGBOUNCER_PORT = 6432  # PgBouncer's port inside its container (the pooler's and the endpoint's)
 
 # Ports inside the Compose network (and on a server).
 PG_PORT = 5432
