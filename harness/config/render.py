@@ -272,6 +272,7 @@ def pgbouncer_ini(site: Site = COMPOSE_SITE) -> str:
         .get_template("pgbouncer.ini.j2")
         .render(
             purpose=POOLER_PURPOSE,
+            database="*",
             upstream_host=site.pgbouncer_upstream,
             upstream_port=ENDPOINTS["rw"].port,
             listen_port=ENDPOINTS["pooler"].port,
@@ -290,7 +291,10 @@ def endpoint_ini(upstream_host: str, upstream_port: int) -> str:
                 "The application endpoint: the CRM's one connection string during the move.",
                 f"Points at {upstream_host}:{upstream_port}; `harness migration` repoints it",
                 "(rewrite, then RELOAD under PAUSE), so clients never change theirs.",
+                "The database is named, not `*`, so RELOAD re-points exactly the entry the",
+                "application uses (SHOW DATABASES shows where it goes).",
             ),
+            database="postgres",
             upstream_host=upstream_host,
             upstream_port=upstream_port,
             listen_port=PGBOUNCER_PORT,

@@ -43,7 +43,8 @@ def test_checksums_hash_the_same_columns_in_the_same_order_on_both_sides() -> No
 
 def test_the_endpoint_is_a_pooler_pointed_where_it_is_told() -> None:
     source, cluster = endpoint_ini("source", 5432), endpoint_ini("haproxy", 5000)
-    assert "* = host=source port=5432" in source and "* = host=haproxy port=5000" in cluster
+    assert "postgres = host=source port=5432" in source
+    assert "postgres = host=haproxy port=5000" in cluster
     assert "pool_mode = transaction" in source and "listen_port = 6432" in source
     # The lab's pooler is rendered as before: its configuration hash must not change.
     assert "HAProxy's read-write port" in pgbouncer_ini()
