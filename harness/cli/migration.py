@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,8 @@ from harness.cli.app import App, pass_app
 from harness.cli.params import ConnInfo, Duration, Size
 
 if TYPE_CHECKING:
+    from harness.migration.cutover import CutoverReport
+    from harness.migration.endpoint import Endpoint
     from harness.migration.plan import Move
     from harness.migration.sync import DumpDdl
     from harness.stack.lifecycle import Stack
@@ -43,9 +45,11 @@ def migration(ctx: click.Context, source_dsn: str | None) -> None:
                subscription on the cluster: initial copy, then streaming
       status   per-table copy state, lag, slot health, WAL the source holds
       cutover  pause the endpoint, wait until the cluster applied everything, carry the
-               sequences, rename to the clean names, repoint the endpoint, resume
+               sequences, rename to the clean names, open the way back (the source
+               follows the cluster), repoint the endpoint, resume
+      rollback the same in reverse inside that window: nothing the cluster took is lost
       verify   counts and checksums of every table, source against cluster
-      finish   drop the subscription, the slot and the publication
+      finish   drop both paths' subscriptions, slots and publications
 
     The application reaches the data through the endpoint on 127.0.0.1:6433 (a PgBouncer):
     before the cutover it points at the source, after it at the cluster's rw path.
@@ -184,65 +188,70 @@ def status_command(app: App, as_json: bool) -> None:
             f"{current.wal_status}, WAL held {format_bytes(current.held_bytes or 0)}; "
             f"apply worker {'running' if current.worker else 'NOT running'}"
         )
+    if not current.enabled:
+        behind = current.reverse_lag_bytes
+        out.print(
+            "after the cutover: the cluster serves the endpoint; "
+            + (
+                f"rollback window open, the source {format_bytes(behind)} behind the cluster"
+                if behind is not None
+                else "no rollback window (the cluster's slot is gone)"
+            )
+        )
     sys.exit(1 if bad else 0)
 
 
-@migration.command("cutover")
-@click.option(
-    "--max-lag",
-    type=Size(),
-    default="16MB",
-    show_default=True,
-    help="Refuse while the subscription is further behind than this.",
-)
-@click.option(
-    "--pause-timeout",
-    type=Duration(),
-    default="10s",
-    show_default=True,
-    help="Longest wait for in-flight transactions at PAUSE (then resume, refuse).",
-)
-@click.option(
-    "--catch-up-timeout",
-    type=Duration(),
-    default="30s",
-    show_default=True,
-    help="Longest wait for the cluster to apply the source's last writes.",
-)
-@click.option(
-    "--out", "out_path", type=click.Path(path_type=Path), help="Write the report as JSON."
-)
-@pass_app
-def cutover_command(
-    app: App, max_lag: int, pause_timeout: float, catch_up_timeout: float, out_path: Path | None
-) -> None:
-    """Switch the application to the cluster in seconds, every step timed.
+def switch_options(f: Any) -> Any:
+    """The options cutover and rollback share."""
+    for option in reversed(
+        [
+            click.option(
+                "--max-lag",
+                type=Size(),
+                default="16MB",
+                show_default=True,
+                help="Refuse while the side switched to is further behind than this.",
+            ),
+            click.option(
+                "--pause-timeout",
+                type=Duration(),
+                default="10s",
+                show_default=True,
+                help="Longest wait for in-flight transactions at PAUSE (then resume, refuse).",
+            ),
+            click.option(
+                "--catch-up-timeout",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="Longest wait for the other side to apply the last writes.",
+            ),
+            click.option(
+                "--out",
+                "out_path",
+                type=click.Path(path_type=Path),
+                help="Write the report as JSON.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
 
-    Pause the endpoint, wait until the cluster applied everything the source wrote,
-    set every sequence past its column's maximum, stop applying, rename the legacy
-    tables to the clean names (the old names stay as views), repoint the endpoint at
-    the cluster, resume; then look for rows whose foreign key has no parent.
-    On an error or Ctrl-C the endpoint is resumed where it points, never left paused.
-    """
-    from rich.table import Table
 
-    from harness.cli.output import err, out
-    from harness.migration.cutover import cutover
+def lab_endpoint(app: App, move: Move) -> Endpoint:
     from harness.migration.endpoint import Endpoint
     from harness.provision.source import write_endpoint
 
     lab = app.lab
-    move = the_move(app)
-    endpoint = Endpoint(move.endpoint_admin_dsn, lambda host, port: write_endpoint(lab, host, port))
-    report = cutover(
-        move,
-        endpoint,
-        max_lag=max_lag,
-        pause_timeout=pause_timeout,
-        catch_up_timeout=catch_up_timeout,
-        say=err.print,
-    )
-    table = Table(title="cutover steps", title_justify="left")
+    return Endpoint(move.endpoint_admin_dsn, lambda host, port: write_endpoint(lab, host, port))
+
+
+def show_switch(report: CutoverReport, title: str, out_path: Path | None) -> None:
+    from rich.table import Table
+
+    from harness.cli.output import err, out
+
+    table = Table(title=title, title_justify="left")
     table.add_column("step")
     table.add_column("seconds", justify="right")
     for step, seconds in report.steps.items():
@@ -256,6 +265,64 @@ def cutover_command(
         listed = ", ".join(f"{k}: {v}" for k, v in report.orphans.items())
         err.print(f"[bold red]rows without their parent:[/] {listed}")
         sys.exit(1)
+
+
+@migration.command("cutover")
+@switch_options
+@pass_app
+def cutover_command(
+    app: App, max_lag: int, pause_timeout: float, catch_up_timeout: float, out_path: Path | None
+) -> None:
+    """Switch the application to the cluster in seconds, every step timed.
+
+    Pause the endpoint, wait until the cluster applied everything the source wrote,
+    set every sequence past its column's maximum, stop applying, rename the legacy
+    tables to the clean names on both sides (the old names stay as views), open the
+    way back (a slot on the cluster the source subscribes to), repoint the endpoint at
+    the cluster, resume; then look for rows whose foreign key has no parent.
+    On an error or Ctrl-C the endpoint is resumed where it points, never left paused.
+    """
+    from harness.cli.output import err
+    from harness.migration.cutover import cutover
+
+    move = the_move(app)
+    report = cutover(
+        move,
+        lab_endpoint(app, move),
+        max_lag=max_lag,
+        pause_timeout=pause_timeout,
+        catch_up_timeout=catch_up_timeout,
+        say=err.print,
+    )
+    show_switch(report, "cutover steps", out_path)
+
+
+@migration.command("rollback")
+@switch_options
+@pass_app
+def rollback_command(
+    app: App, max_lag: int, pause_timeout: float, catch_up_timeout: float, out_path: Path | None
+) -> None:
+    """Send the application back to the source, inside the rollback window.
+
+    Pause the endpoint, wait until the source applied everything the cluster took since
+    the cutover, set the source's sequences past them, stop the reverse apply, repoint
+    the endpoint at the source, resume. Refused when no window is open or the cluster's
+    slot was lost (a failover: see docs/migration.md).
+    """
+    from harness.cli.output import err
+    from harness.migration.cutover import rollback
+
+    move = the_move(app)
+    report = rollback(
+        move,
+        lab_endpoint(app, move),
+        max_lag=max_lag,
+        pause_timeout=pause_timeout,
+        catch_up_timeout=catch_up_timeout,
+        say=err.print,
+    )
+    show_switch(report, "rollback steps", out_path)
 
 
 @migration.command("verify")

@@ -1,5 +1,13 @@
 """The cutover: pause the endpoint, wait until the cluster applied everything the source
-wrote, carry the sequences, stop applying, rename to the clean names, repoint, resume.
+wrote, carry the sequences, stop applying, rename to the clean names, open the way back,
+repoint, resume. The rollback: the same in reverse, inside that window.
+
+The way back: under PAUSE the cluster gets a publication and a logical slot, so every write
+it takes from then on is kept for the source; the source takes the clean names too (legacy
+names as views, as on the cluster) and subscribes from that slot (origin = none) right after
+the resume. A slot on the cluster is lost at a Patroni failover unless it is a Patroni
+permanent slot or a PG 17 failover slot; neither is set up yet (docs/migration.md), so
+`rollback` refuses, saying so, when a failover took the slot.
 
 Caught up is proven, not estimated: under PAUSE a row goes into the source's marks table
 (published like the rest); commits apply in order, so once that row is on the cluster,
@@ -28,7 +36,15 @@ from harness.core.progress import Say, silent
 from harness.core.units import format_bytes
 from harness.migration.catalog import Conn, carried_tables, connect, scalar, sequences
 from harness.migration.endpoint import Endpoint
-from harness.migration.plan import LAG_THRESHOLD, MARKS, NAME, RENAMES, Move, clean_name, quoted
+from harness.migration.plan import (
+    LAG_THRESHOLD,
+    MARKS,
+    NAME,
+    REVERSE,
+    Move,
+    clean_name,
+    quoted,
+)
 from harness.migration.sync import status
 
 VIEW_ROLES = ("crm_app", "authenticated", "service_role")
@@ -75,46 +91,46 @@ def refuse_unless_ready(move: Move, threshold: int) -> None:
         )
 
 
-def sync_sequences(source: Conn, cluster: Conn, tables: list[str]) -> dict[str, int]:
-    """Every sequence past both its column's maximum and the source's own value: sequences
-    are not replicated, so the cluster's still hold their start values."""
+def sync_sequences(other: Conn, target: Conn, tables: list[str]) -> dict[str, int]:
+    """Every sequence of `target` past both its column's maximum and `other`'s value of the
+    same sequence: sequences are not replicated, so the target's lag behind."""
     done: dict[str, int] = {}
     for table in tables:
-        for column, sequence in sequences(cluster, table):
-            top = scalar(cluster, f'select max("{column}") from {quoted(table)}')
+        for column, sequence in sequences(target, table):
+            top = scalar(target, f'select max("{column}") from {quoted(table)}')
             there = scalar(
-                source,
+                other,
                 "select last_value from pg_sequences where schemaname || '.' || sequencename = "
                 "%s or quote_ident(schemaname) || '.' || quote_ident(sequencename) = %s",
                 (sequence, sequence),
             )
             value = max(v for v in (top, there, 1) if v is not None)
-            cluster.execute("select setval(%s, %s)", (sequence, value))
+            target.execute("select setval(%s, %s)", (sequence, value))
             done[sequence] = int(value)
     return done
 
 
-def rename(cluster: Conn, tables: list[str]) -> list[tuple[str, str]]:
+def rename(conn: Conn, tables: list[str]) -> list[tuple[str, str]]:
     """Legacy names to clean ones in one transaction; the legacy name becomes a view."""
     renamed = []
-    with cluster.transaction():
+    with conn.transaction():
         for table in tables:
             target = clean_name(table)
             if target == table:
                 continue
             schema, _, legacy = table.rpartition(".")
             clean = target.rpartition(".")[2]
-            cluster.execute(
+            conn.execute(
                 sql.SQL("ALTER TABLE {} RENAME TO {}").format(
                     sql.Identifier(schema, legacy), sql.Identifier(clean)
                 )
             )
-            cluster.execute(
+            conn.execute(
                 sql.SQL("CREATE VIEW {} WITH (security_invoker = true) AS SELECT * FROM {}").format(
                     sql.Identifier(schema, legacy), sql.Identifier(schema, clean)
                 )
             )
-            cluster.execute(
+            conn.execute(
                 sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
                     sql.Identifier(schema, legacy),
                     sql.SQL(", ").join(sql.Identifier(r) for r in VIEW_ROLES),
@@ -124,22 +140,21 @@ def rename(cluster: Conn, tables: list[str]) -> list[tuple[str, str]]:
     return renamed
 
 
-def wait_applied(source: Conn, cluster: Conn, timeout: float) -> int:
-    mark = scalar(source, f"insert into {MARKS} (note) values ('cutover') returning id")
+def wait_applied(writer: Conn, reader: Conn, timeout: float) -> str:
+    """A mark written on one side, awaited on the other: commits apply in order."""
+    mark = scalar(writer, f"insert into {MARKS} (note) values ('switch') returning id")
     polled = poll(
-        lambda: bool(
-            scalar(cluster, f"select exists (select from {MARKS} where id = %s)", (mark,))
-        ),
+        lambda: bool(scalar(reader, f"select exists (select from {MARKS} where id = %s)", (mark,))),
         bool,
         timeout=timeout,
         interval=0.01,
     )
     if not polled.held:
         raise HarnessError(
-            f"the cluster did not apply the source's last writes within {timeout:.0f} s",
+            f"the other side did not apply the last writes within {timeout:.0f} s",
             "nothing was switched; `harness migration status` shows the apply worker",
         )
-    return int(mark)
+    return str(mark)
 
 
 def orphans(cluster: Conn, tables: list[str]) -> dict[str, int]:
@@ -168,6 +183,33 @@ def orphans(cluster: Conn, tables: list[str]) -> dict[str, int]:
     return found
 
 
+def open_reverse_slot(cluster: Conn, tables: list[str]) -> None:
+    """Under PAUSE: the cluster's publication and slot for the way back. The slot's start is
+    before any write the cluster takes, so a rollback carries every one of them."""
+    published = ", ".join(quoted(clean_name(t)) for t in [*tables, MARKS])
+    cluster.execute(
+        f"CREATE PUBLICATION {REVERSE} FOR TABLE {published} "
+        "WITH (publish_via_partition_root = true)"
+    )
+    cluster.execute("select pg_create_logical_replication_slot(%s, 'pgoutput')", (REVERSE,))
+
+
+def subscribe_back(source: Conn, move: Move) -> None:
+    """The source follows the cluster from the slot made under PAUSE; origin = none keeps the
+    forward path's own changes from coming back."""
+    source.execute(
+        sql.SQL(
+            "CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {} WITH (create_slot = false, "
+            "slot_name = {}, copy_data = false, origin = none)"
+        ).format(
+            sql.Identifier(REVERSE),
+            sql.Literal(move.cluster_conninfo),
+            sql.Identifier(REVERSE),
+            sql.Literal(REVERSE),
+        )
+    )
+
+
 def cutover(
     move: Move,
     endpoint: Endpoint,
@@ -177,6 +219,8 @@ def cutover(
     catch_up_timeout: float = 30.0,
     say: Say = silent,
 ) -> CutoverReport:
+    """Switch to the cluster, opening the rollback window: the source takes the clean names
+    too (legacy names as views, as on the cluster) and follows the cluster from then on."""
     refuse_unless_ready(move, max_lag)
     report = CutoverReport()
     with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
@@ -193,6 +237,9 @@ def cutover(
                 cl.execute(f"ALTER SUBSCRIPTION {NAME} DISABLE")
             with report.step("rename"):
                 report.renamed = rename(cl, tables)
+                rename(source, tables)
+            with report.step("reverse slot"):
+                open_reverse_slot(cl, tables)
             with report.step("repoint"):
                 endpoint.repoint(*move.cluster_upstream)
                 report.repointed = True
@@ -202,9 +249,77 @@ def cutover(
             report.paused_seconds = time.monotonic() - paused_at
             where = "the cluster" if report.repointed else "the source"
             say(f"endpoint resumed on {where} after {report.paused_seconds:.2f} s paused")
+        with report.step("reverse subscription"):
+            subscribe_back(source, move)
         with report.step("foreign keys"):
             report.orphans = orphans(cl, tables)
     return report
 
 
-__all__ = ["RENAMES", "CutoverReport", "cutover"]
+def refuse_unless_window(move: Move, max_lag: int) -> None:
+    with connect(move.source_dsn, "source") as source:
+        enabled = scalar(
+            source, "select subenabled from pg_subscription where subname = %s", (REVERSE,)
+        )
+    if not enabled:
+        raise StateError(
+            "no rollback window is open: the source does not follow the cluster "
+            f"(subscription {REVERSE})",
+            "a rollback follows a `harness migration cutover`; `status` shows the state",
+        )
+    with connect(move.cluster_dsn, "cluster") as cl:
+        row = cl.execute(
+            "select pg_current_wal_lsn() - confirmed_flush_lsn, wal_status "
+            "from pg_replication_slots where slot_name = %s",
+            (REVERSE,),
+        ).fetchone()
+    if row is None or row[1] == "lost":
+        raise StateError(
+            f"the cluster's slot {REVERSE} is {'lost' if row else 'gone'} (a failover without "
+            "a permanent slot?): the source cannot receive the cluster's writes",
+            "do not roll back through the endpoint; docs/migration.md says what then",
+        )
+    if int(row[0]) > max_lag:
+        raise StateError(
+            f"the source is {format_bytes(int(row[0]))} behind the cluster, above "
+            f"{format_bytes(max_lag)}",
+            "wait for it to fall, or raise --max-lag",
+        )
+
+
+def rollback(
+    move: Move,
+    endpoint: Endpoint,
+    *,
+    max_lag: int = LAG_THRESHOLD,
+    pause_timeout: float = 10.0,
+    catch_up_timeout: float = 30.0,
+    say: Say = silent,
+) -> CutoverReport:
+    """The cutover in reverse, inside the window: nothing the cluster took is lost."""
+    refuse_unless_window(move, max_lag)
+    report = CutoverReport()
+    with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
+        tables = carried_tables(source)  # the clean names, since the cutover
+        paused_at = time.monotonic()
+        with report.step("pause"):
+            endpoint.pause(pause_timeout)
+        try:
+            with report.step("catch-up"):
+                wait_applied(cl, source, catch_up_timeout)
+            with report.step("sequences"):
+                report.sequences = sync_sequences(cl, source, tables)
+            with report.step("stop apply"):
+                source.execute(f"ALTER SUBSCRIPTION {REVERSE} DISABLE")
+            with report.step("repoint"):
+                endpoint.repoint(*move.source_upstream)
+                report.repointed = True
+        finally:
+            with report.step("resume"):
+                endpoint.resume()
+            report.paused_seconds = time.monotonic() - paused_at
+            where = "the source" if report.repointed else "the cluster"
+            say(f"endpoint resumed on {where} after {report.paused_seconds:.2f} s paused")
+        with report.step("foreign keys"):
+            report.orphans = orphans(source, tables)
+    return report

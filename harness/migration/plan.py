@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from harness.clients.addresses import conninfo
 from harness.lab.project import Lab
-from harness.lab.topology import PG_PORT, SOURCE_SERVICE
+from harness.lab.topology import ENDPOINTS, PG_PORT, SOURCE_SERVICE
 
 # Legacy name on the source -> the clean schema's name on the cluster.
 RENAMES = {"leads_ins_info": "leads", "leads_contact_info": "clients"}
@@ -22,6 +22,7 @@ APP_SCHEMAS = ("public",)  # every table of these is carried
 # Supabase's own tables the app's data depends on (a foreign key to auth.users), carried too.
 PLATFORM_TABLES = ("auth.users",)
 NAME = "gardenlab_migration"  # publication, subscription and slot
+REVERSE = "gardenlab_rollback"  # the same, cluster -> source, for the rollback window
 MARKS = f"{NAME}.marks"  # a row written under PAUSE: applied on the cluster = caught up
 LAG_THRESHOLD = 16 * 1024 * 1024  # bytes; cutover refuses above it
 APPLICATION = "gardenlab-migration"
@@ -44,6 +45,7 @@ class Move:
 
     source_dsn: str  # the harness's connection to the source
     source_conninfo: str  # the subscription's: how the cluster's leader reaches the source
+    cluster_conninfo: str  # the reverse subscription's: how the source reaches the rw path
     cluster_dsn: str  # the cluster's rw path
     endpoint_admin_dsn: str  # PgBouncer's admin console of the application endpoint
     cluster_upstream: tuple[str, int]  # the endpoint's target after the cutover
@@ -52,13 +54,17 @@ class Move:
     @classmethod
     def of_lab(cls, lab: Lab, source_dsn: str | None = None) -> Move:
         password = lab.secret("POSTGRES_PASSWORD")
+        rw = ENDPOINTS["rw"]  # HAProxy's rw port inside the network: the leader, wherever it is
         return cls(
             source_dsn=source_dsn or lab.dsn("source"),
             source_conninfo=conninfo(
                 SOURCE_SERVICE, PG_PORT, "postgres", password, application_name=APPLICATION
             ),
+            cluster_conninfo=conninfo(
+                rw.service, rw.port, "postgres", password, application_name=APPLICATION
+            ),
             cluster_dsn=lab.dsn("rw"),
             endpoint_admin_dsn=lab.dsn("endpoint", dbname="pgbouncer"),
-            cluster_upstream=("haproxy", 5000),
+            cluster_upstream=(rw.service, rw.port),
             source_upstream=(SOURCE_SERVICE, PG_PORT),
         )
