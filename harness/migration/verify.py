@@ -2,15 +2,18 @@
 map: counts and a content checksum over the columns both sides have, by name; on a
 difference, the first differing keys.
 
-Tables keyed by an integer `id` are compared up to the source's largest id: rows above it
-are the cluster's own, written after the cutover (the sequences were set past it). Compare
-while writes to the source are paused or after the cutover; during streaming with writers
-running, rows not yet applied show as differences.
+Tables keyed by an integer `id` are compared up to the largest id of the side the
+application does not write to: rows above it are the live side's own, written after the
+switch (the sequences were set past it). After the cutover the cluster is live and every
+source row must be on it; after a rollback the source is live and every row the cluster
+took must have come back; while streaming, rows still in flight to the cluster are above
+its largest id and so not counted as differences.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from harness.migration.catalog import Conn, carried_tables, columns, connect, existing, scalar
 from harness.migration.plan import Move, clean_name, quoted
@@ -18,6 +21,7 @@ from harness.migration.plan import Move, clean_name, quoted
 BUCKET = 1000  # ids per bucket when looking for the first differing keys
 FIRST_KEYS = 5
 INTEGER_TYPES = ("bigint", "integer", "smallint")
+Side = Literal["source", "cluster"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def first_keys(
     return keys[:FIRST_KEYS]
 
 
-def compare_table(source: Conn, cluster: Conn, table: str) -> Comparison:
+def compare_table(source: Conn, cluster: Conn, table: str, live: Side) -> Comparison:
     clean = clean_name(table)
     target = clean if existing(cluster, [clean]) and table_kind(cluster, clean) else table
     source_cols, cluster_cols = columns(source, table), columns(cluster, target)
@@ -93,7 +97,8 @@ def compare_table(source: Conn, cluster: Conn, table: str) -> Comparison:
     bound = None
     where = ""
     if integer_id(source, table):
-        bound = int(scalar(source, f"select coalesce(max(id), 0) from {quoted(table)}"))
+        other, name = (source, table) if live == "cluster" else (cluster, target)
+        bound = int(scalar(other, f"select coalesce(max(id), 0) from {quoted(name)}"))
         where = f"where id <= {bound}"
     digests = []
     for conn, name in ((source, table), (cluster, target)):
@@ -115,10 +120,11 @@ def table_kind(conn: Conn, table: str) -> bool:
     )
 
 
-def verify(move: Move) -> list[Comparison]:
+def verify(move: Move, live: Side) -> list[Comparison]:
+    """`live`: the side the application endpoint points at."""
     with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
         for conn in (source, cl):  # rows are hashed as text: both sides must print alike
             conn.execute(
                 "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 1"
             )
-        return [compare_table(source, cl, t) for t in carried_tables(source)]
+        return [compare_table(source, cl, t, live) for t in carried_tables(source)]

@@ -1,9 +1,11 @@
-"""The move off the Supabase stand-in on the real stack: preflight, sync and a cutover with
-writers running through the application endpoint the whole time, and nothing lost.
+"""The move off the Supabase stand-in on the real stack: preflight, sync, a cutover and a
+rollback with writers running through the application endpoint the whole time, and nothing
+lost either way.
 
 Writers insert unique names through the endpoint (127.0.0.1:6433 in the dev lab) and record
-every attempt as ack / fail / unknown; after the cutover every acknowledged row must be on
-the cluster, under the clean table name. The write gap is printed, never asserted.
+every attempt as ack / fail / unknown; every row acknowledged before the rollback must be on
+the cluster under the clean table name, and every row acknowledged at all must be on the
+source at the end. Write gaps are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import pytest
 from harness.cli.migration import lab_ddl_dumper
 from harness.core.errors import StateError
 from harness.migration.check import check
-from harness.migration.cutover import cutover
+from harness.migration.cutover import cutover, rollback
 from harness.migration.endpoint import Endpoint
-from harness.migration.plan import NAME, RENAMES, Move
+from harness.migration.plan import NAME, RENAMES, REVERSE, Move
 from harness.migration.sync import finish, start, status, wait_copied
 from harness.migration.verify import verify
 from harness.provision.source import start_source, write_endpoint
@@ -48,9 +50,13 @@ class Writes:
     def acked(self) -> set[str]:
         return {f"mt-{w}-{n}" for w, n, _, _, o in self.attempts if o == "ack"}
 
-    def largest_gap(self) -> float:
-        ends = sorted(e for *_, e, o in self.attempts if o == "ack")
-        return max((b - a for a, b in pairwise(ends)), default=0.0)
+    def acked_before(self, moment: float) -> set[str]:
+        return {f"mt-{w}-{n}" for w, n, _, e, o in self.attempts if o == "ack" and e < moment}
+
+    def largest_gap(self, low: float, high: float) -> float:
+        """The longest time without an acknowledgement between two moments."""
+        ends = sorted(e for *_, e, o in self.attempts if o == "ack" and low <= e <= high)
+        return max((b - a for a, b in pairwise([low, *ends, high])), default=0.0)
 
 
 def writer(dsn: str, index: int, writes: Writes, deadline: float) -> None:
@@ -115,14 +121,23 @@ def test_preflight_names_the_traps_and_passes_a_lab_source(move: Move) -> None:
     assert not [i for i in items.values() if i.verdict == "fail"], items
 
 
-def test_sync_and_cutover_under_writes_lose_nothing(move: Move, stack: Stack) -> None:
+def names_on(dsn: str) -> set[str]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("select full_name from leads where source = 'migration-test'")
+        return {r[0] for r in rows}
+
+
+def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: Stack) -> None:
     writes = Writes()
     dsn = stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 150
     threads = [
         threading.Thread(target=writer, args=(dsn, i, writes, deadline), daemon=True)
         for i in range(WRITERS)
     ]
+    endpoint = Endpoint(
+        move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
+    )
     for t in threads:
         t.start()
     try:
@@ -137,48 +152,63 @@ def test_sync_and_cutover_under_writes_lose_nothing(move: Move, stack: Stack) ->
         assert streaming.worker and streaming.slot_active and not streaming.source_error
         print(f"lag while streaming: {streaming.lag_bytes} bytes, WAL held {streaming.held_bytes}")
 
-        endpoint = Endpoint(
-            move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
-        )
         cut_at = time.monotonic()
-        report = cutover(move, endpoint)
+        forward = cutover(move, endpoint)
+        cut_done = time.monotonic()
         assert endpoint.upstream() == move.cluster_upstream
-        time.sleep(2)  # writes land on the cluster now
+        time.sleep(2)  # writes land on the cluster, and flow back to the source
+        window = status(move)
+        assert not window.enabled and window.reverse_lag_bytes is not None
+
+        back_at = time.monotonic()
+        back = rollback(move, endpoint)
+        back_done = time.monotonic()
+        assert endpoint.upstream() == move.source_upstream
+        time.sleep(1)
     finally:
         writes.stop.set()
         for t in threads:
             t.join(10)
-    print(f"cutover steps: {report.steps}; paused {report.paused_seconds:.3f} s")
-    ack_gap = writes.largest_gap()
     outcomes = [o for *_, o in writes.attempts]
     print(
         f"writes: {outcomes.count('ack')} ack, {outcomes.count('fail')} fail, "
-        f"{outcomes.count('unknown')} unknown; largest gap between acks {ack_gap:.3f} s"
+        f"{outcomes.count('unknown')} unknown"
     )
-    assert report.orphans == {}
+    for name, report, low, high in (
+        ("cutover", forward, cut_at, cut_done),
+        ("rollback", back, back_at, back_done),
+    ):
+        print(
+            f"{name}: steps {', '.join(f'{k} {v:.3f}' for k, v in report.steps.items())}; "
+            f"paused {report.paused_seconds:.3f} s; "
+            f"largest gap between acks {writes.largest_gap(low - 1, high + 1):.3f} s"
+        )
+        assert report.orphans == {}
+
+    on_cluster, on_source = names_on(move.cluster_dsn), names_on(move.source_dsn)
+    lost_forward = writes.acked_before(back_at) - on_cluster
+    assert not lost_forward, f"{len(lost_forward)} lost on the way: {sorted(lost_forward)[:5]}"
+    lost_back = writes.acked() - on_source
+    assert not lost_back, f"{len(lost_back)} lost on the way back: {sorted(lost_back)[:5]}"
+    taken_by_cluster = writes.acked_before(back_at) - writes.acked_before(cut_at)
+    assert taken_by_cluster, "no write acknowledged in the rollback window"
+
     with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
-        on_cluster = {
-            r[0]
-            for r in conn.execute("select full_name from leads where source = 'migration-test'")
-        }
-        lost = writes.acked() - on_cluster
-        assert not lost, f"{len(lost)} acknowledged writes lost: {sorted(lost)[:5]}"
-        after = [a for a in writes.attempts if a[3] > cut_at + report.paused_seconds]
-        assert any(o == "ack" for *_, o in after), "no write acknowledged after the cutover"
-        # Sequences were carried: the cluster's next id is past everything replicated.
-        top = conn.execute("select max(id) from leads where source <> 'migration-test'")
-        new_id = conn.execute(
-            "insert into leads (agency_id, full_name, status, source) values (1, 'x', 'new', "
-            "'after') returning id"
-        ).fetchone()
-        assert new_id is not None and new_id[0] > (top.fetchone() or (0,))[0]
         # The stored generated column was computed on the cluster, not carried.
         wrong = conn.execute(
             "select count(*) from lead_imports "
             "where phone_digits is distinct from regexp_replace(raw_phone, '[^0-9]', '', 'g')"
         ).fetchone()
         assert wrong == (0,)
-    comparisons = verify(move)
+    with psycopg.connect(move.source_dsn, autocommit=True) as conn:
+        # Sequences were carried both ways: the source's next id is past the cluster's rows.
+        top = conn.execute("select max(id) from leads").fetchone()
+        new_id = conn.execute(
+            "insert into leads (agency_id, full_name, status, source) "
+            "values (1, 'x', 'new', 'after') returning id"
+        ).fetchone()
+        assert top is not None and new_id is not None and new_id[0] > top[0]
+    comparisons = verify(move, live="source")
     different = [
         (c.source_table, c.source, c.cluster, c.first_keys) for c in comparisons if not c.passed
     ]
@@ -194,5 +224,10 @@ def test_finish_leaves_nothing_that_holds_wal(move: Move) -> None:
             "select count(*) from pg_publication where pubname = %s", (NAME,)
         ).fetchone()
     assert slots == (0,) and publications == (0,)
+    with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
+        reverse = conn.execute(
+            "select count(*) from pg_replication_slots where slot_name = %s", (REVERSE,)
+        ).fetchone()
+    assert reverse == (0,)
     with pytest.raises(StateError, match="no move is running"):
         status(move)
