@@ -243,7 +243,7 @@ def lab_endpoint(app: App, move: Move) -> Endpoint:
     from harness.provision.source import write_endpoint
 
     lab = app.lab
-    return Endpoint(move.endpoint_admin_dsn, lambda host, port: write_endpoint(lab, host, port))
+    return Endpoint.at(move.endpoint_admin_dsn, lambda host, port: write_endpoint(lab, host, port))
 
 
 def show_switch(report: CutoverReport, title: str, out_path: Path | None) -> None:

@@ -18,6 +18,7 @@ import psycopg
 from harness.core.errors import HarnessError, first_line
 
 Repoint = Callable[[str, int], None]  # writes the endpoint's configuration: host, port
+Console = Callable[[str], list[dict[str, Any]]]  # one admin command -> its rows
 
 
 def admin(dsn: str) -> psycopg.Connection[Any]:
@@ -31,21 +32,40 @@ def admin(dsn: str) -> psycopg.Connection[Any]:
         ) from None
 
 
+def pgbouncer_console(dsn: str) -> Console:
+    """PgBouncer's admin console, a connection per command (PAUSE blocks its own)."""
+
+    def run(command: str) -> list[dict[str, Any]]:
+        with admin(dsn) as conn:
+            try:
+                cur = conn.execute(command.encode())
+            except psycopg.Error as exc:
+                raise HarnessError(
+                    f"the endpoint refused {command}: {first_line(exc)}", "see its logs"
+                ) from None
+            if cur.description is None:
+                return []
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    return run
+
+
 @dataclass
 class Endpoint:
-    admin_dsn: str
+    console: Console
     repoint_file: Repoint
     paused: bool = False
 
+    @classmethod
+    def at(cls, admin_dsn: str, repoint_file: Repoint) -> Endpoint:
+        return cls(pgbouncer_console(admin_dsn), repoint_file)
+
     def upstream(self) -> tuple[str, int]:
-        """Where the endpoint sends the postgres database now (its wildcard's host)."""
-        with admin(self.admin_dsn) as conn:
-            cur = conn.execute("SHOW DATABASES")
-            names = [d.name for d in cur.description or []]
-            for row in cur.fetchall():
-                entry = dict(zip(names, row, strict=True))
-                if entry["name"] == "postgres" or entry["database"] == "postgres":
-                    return str(entry["host"]), int(entry["port"])
+        """Where the endpoint sends the postgres database now."""
+        for entry in self.console("SHOW DATABASES"):
+            if entry["name"] == "postgres":
+                return str(entry["host"]), int(entry["port"])
         raise HarnessError("the endpoint has no postgres database", "check its rendered file")
 
     def pause(self, timeout: float) -> None:
@@ -54,8 +74,7 @@ class Endpoint:
 
         def run() -> None:
             try:
-                with admin(self.admin_dsn) as conn:
-                    conn.execute("PAUSE")
+                self.console("PAUSE")
             except BaseException as exc:
                 failure.append(exc)
             finally:
@@ -74,18 +93,16 @@ class Endpoint:
         self.paused = True
 
     def resume(self) -> None:
-        with admin(self.admin_dsn) as conn:
-            try:
-                conn.execute("RESUME")
-            except psycopg.Error as exc:
-                if "not paused" not in str(exc):
-                    raise
+        try:
+            self.console("RESUME")
+        except HarnessError as exc:
+            if "not paused" not in exc.message:
+                raise
         self.paused = False
 
     def repoint(self, host: str, port: int) -> None:
         self.repoint_file(host, port)
-        with admin(self.admin_dsn) as conn:
-            conn.execute("RELOAD")
+        self.console("RELOAD")
         now = self.upstream()
         if now != (host, port):
             raise HarnessError(

@@ -135,7 +135,7 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         threading.Thread(target=writer, args=(dsn, i, writes, deadline), daemon=True)
         for i in range(WRITERS)
     ]
-    endpoint = Endpoint(
+    endpoint = Endpoint.at(
         move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
     )
     for t in threads:

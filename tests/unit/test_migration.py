@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -10,10 +12,11 @@ from click.testing import CliRunner
 from harness import cli
 from harness.cli.app import App
 from harness.config.render import endpoint_ini, pgbouncer_ini
-from harness.core.errors import ConfigError
+from harness.core.errors import ConfigError, HarnessError
 from harness.core.progress import Say
 from harness.core.units import format_bytes, parse_size
 from harness.lab.project import Lab
+from harness.migration.endpoint import Endpoint
 from harness.migration.plan import RENAMES, Move, clean_name, quoted
 from harness.migration.sync import runnable_ddl
 from harness.migration.verify import digest_sql
@@ -107,3 +110,57 @@ def test_check_on_an_unreachable_source_fails_its_item_and_changes_nothing(
     result = CliRunner().invoke(cli.cli, ["migration", "check"], obj=app)
     assert result.exit_code == 1, result.output
     assert "source reachable" in result.output and "cannot reach the source" in result.output
+
+
+class FakeBouncer:
+    """PgBouncer's admin console as the endpoint uses it; PAUSE can be made to hang."""
+
+    def __init__(self, host: str = "source", port: int = 5432, hang: bool = False) -> None:
+        self.file = (host, port)
+        self.live = (host, port)
+        self.hang = threading.Event() if hang else None
+        self.commands: list[str] = []
+
+    def console(self, command: str) -> list[dict[str, Any]]:
+        self.commands.append(command)
+        if command == "PAUSE" and self.hang is not None:
+            self.hang.wait(5)
+        if command == "RELOAD":
+            self.live = self.file
+        if command == "SHOW DATABASES":
+            host, port = self.live
+            return [
+                {"name": "pgbouncer", "host": None, "port": 6432},
+                {"name": "postgres", "host": host, "port": port},
+            ]
+        return []
+
+    def write(self, host: str, port: int) -> None:
+        self.file = (host, port)
+
+
+def test_a_pause_that_hangs_is_undone_and_refused() -> None:
+    bouncer = FakeBouncer(hang=True)
+    endpoint = Endpoint(bouncer.console, bouncer.write)
+    with pytest.raises(HarnessError, match="did not pause within 0 s"):
+        endpoint.pause(0.05)
+    assert bouncer.commands[-1] == "RESUME" and not endpoint.paused
+    assert bouncer.hang is not None
+    bouncer.hang.set()
+
+
+def test_repoint_rewrites_reloads_and_checks_where_it_goes() -> None:
+    bouncer = FakeBouncer()
+    endpoint = Endpoint(bouncer.console, bouncer.write)
+    endpoint.pause(1)
+    endpoint.repoint("haproxy", 5000)
+    endpoint.resume()
+    assert bouncer.commands == ["PAUSE", "RELOAD", "SHOW DATABASES", "RESUME"]
+    assert endpoint.upstream() == ("haproxy", 5000)
+
+
+def test_a_reload_that_does_not_take_is_an_error() -> None:
+    bouncer = FakeBouncer()
+    endpoint = Endpoint(bouncer.console, lambda host, port: None)  # writes the wrong file
+    with pytest.raises(HarnessError, match="still points at source:5432"):
+        endpoint.repoint("haproxy", 5000)
