@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -246,6 +246,18 @@ def lab_endpoint(app: App, move: Move) -> Endpoint:
     return Endpoint.at(move.endpoint_admin_dsn, lambda host, port: write_endpoint(lab, host, port))
 
 
+def interrupted(stage: str) -> NoReturn:
+    from harness.cli.output import err
+
+    err.print(
+        f"interrupted: the {stage} was undone unless the endpoint had been repointed; the "
+        "endpoint is resumed where it points (`harness migration status` shows which side "
+        f"serves); run `harness migration {stage}` again to retry",
+        highlight=False,
+    )
+    sys.exit(130)
+
+
 def show_switch(report: CutoverReport, title: str, out_path: Path | None) -> None:
     from rich.table import Table
 
@@ -286,14 +298,17 @@ def cutover_command(
     from harness.migration.cutover import cutover
 
     move = the_move(app)
-    report = cutover(
-        move,
-        lab_endpoint(app, move),
-        max_lag=max_lag,
-        pause_timeout=pause_timeout,
-        catch_up_timeout=catch_up_timeout,
-        say=err.print,
-    )
+    try:
+        report = cutover(
+            move,
+            lab_endpoint(app, move),
+            max_lag=max_lag,
+            pause_timeout=pause_timeout,
+            catch_up_timeout=catch_up_timeout,
+            say=err.print,
+        )
+    except KeyboardInterrupt:
+        interrupted("cutover")
     show_switch(report, "cutover steps", out_path)
 
 
@@ -314,14 +329,17 @@ def rollback_command(
     from harness.migration.cutover import rollback
 
     move = the_move(app)
-    report = rollback(
-        move,
-        lab_endpoint(app, move),
-        max_lag=max_lag,
-        pause_timeout=pause_timeout,
-        catch_up_timeout=catch_up_timeout,
-        say=err.print,
-    )
+    try:
+        report = rollback(
+            move,
+            lab_endpoint(app, move),
+            max_lag=max_lag,
+            pause_timeout=pause_timeout,
+            catch_up_timeout=catch_up_timeout,
+            say=err.print,
+        )
+    except KeyboardInterrupt:
+        interrupted("rollback")
     show_switch(report, "rollback steps", out_path)
 
 

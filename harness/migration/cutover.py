@@ -140,6 +140,32 @@ def rename(conn: Conn, tables: list[str]) -> list[tuple[str, str]]:
     return renamed
 
 
+def undo_cutover(source: Conn, cluster: Conn, report: CutoverReport) -> None:
+    """A cutover stopped before the repoint leaves things as they were (sequences aside,
+    which only moved forward): legacy names back, no way back, the subscription applying."""
+    cluster.execute(f"DROP PUBLICATION IF EXISTS {REVERSE}")
+    cluster.execute(
+        "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
+        (REVERSE,),
+    )
+    for conn in (cluster, source):
+        with conn.transaction():
+            for legacy, clean in report.renamed:
+                relkind = scalar(
+                    conn, "select relkind from pg_class where oid = to_regclass(%s)", (legacy,)
+                )
+                if relkind == "v":
+                    conn.execute(sql.SQL("DROP VIEW {}").format(sql.Identifier(*legacy.split("."))))
+                    conn.execute(
+                        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                            sql.Identifier(*clean.split(".")),
+                            sql.Identifier(legacy.rpartition(".")[2]),
+                        )
+                    )
+    cluster.execute(f"ALTER SUBSCRIPTION {NAME} ENABLE")
+    report.renamed = []
+
+
 def wait_applied(writer: Conn, reader: Conn, timeout: float) -> str:
     """A mark written on one side, awaited on the other: commits apply in order."""
     mark = scalar(writer, f"insert into {MARKS} (note) values ('switch') returning id")
@@ -243,6 +269,10 @@ def cutover(
             with report.step("repoint"):
                 endpoint.repoint(*move.cluster_upstream)
                 report.repointed = True
+        except BaseException:
+            if not report.repointed:  # still paused on the source: put both sides back
+                undo_cutover(source, cl, report)
+            raise
         finally:
             with report.step("resume"):
                 endpoint.resume()
@@ -314,6 +344,10 @@ def rollback(
             with report.step("repoint"):
                 endpoint.repoint(*move.source_upstream)
                 report.repointed = True
+        except BaseException:
+            if not report.repointed:  # still on the cluster: the source keeps following it
+                source.execute(f"ALTER SUBSCRIPTION {REVERSE} ENABLE")
+            raise
         finally:
             with report.step("resume"):
                 endpoint.resume()
