@@ -296,6 +296,7 @@ def cutover_command(
     """
     from harness.cli.output import err
     from harness.migration.cutover import cutover
+    from harness.migration.slots import PatroniSlots
 
     move = the_move(app)
     try:
@@ -305,6 +306,7 @@ def cutover_command(
             max_lag=max_lag,
             pause_timeout=pause_timeout,
             catch_up_timeout=catch_up_timeout,
+            slots=PatroniSlots(app.stack()),
             say=err.print,
         )
     except KeyboardInterrupt:
@@ -387,9 +389,10 @@ def verify_command(app: App) -> None:
 def finish_command(app: App) -> None:
     """Drop the subscription, the source's slot and publication: nothing left holding WAL."""
     from harness.cli.output import err
+    from harness.migration.slots import PatroniSlots
     from harness.migration.sync import finish
 
-    report = finish(the_move(app))
+    report = finish(the_move(app), PatroniSlots(app.stack()))
     err.print(f"dropped: {', '.join(report.dropped) or 'nothing (no move to finish)'}")
     for left in report.left:
         err.print(f"[yellow]left:[/] {left}", highlight=False)

@@ -5,9 +5,9 @@ repoint, resume. The rollback: the same in reverse, inside that window.
 The way back: under PAUSE the cluster gets a publication and a logical slot, so every write
 it takes from then on is kept for the source; the source takes the clean names too (legacy
 names as views, as on the cluster) and subscribes from that slot (origin = none) right after
-the resume. A slot on the cluster is lost at a Patroni failover unless it is a Patroni
-permanent slot or a PG 17 failover slot; neither is set up yet (docs/migration.md), so
-`rollback` refuses, saying so, when a failover took the slot.
+the resume. Patroni drops slots it does not know, and a slot lives on one server: the way
+back's is a Patroni permanent slot (harness.migration.slots), which Patroni keeps and copies
+to the replicas; `rollback` refuses, saying so, if the slot is gone anyway.
 
 Caught up is proven, not estimated: under PAUSE a row goes into the source's marks table
 (published like the rest); commits apply in order, so once that row is on the cluster,
@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg import sql
 
 from harness.core.errors import HarnessError, StateError
@@ -45,6 +46,7 @@ from harness.migration.plan import (
     clean_name,
     quoted,
 )
+from harness.migration.slots import SlotKeeper
 from harness.migration.sync import status
 
 VIEW_ROLES = ("crm_app", "authenticated", "service_role")
@@ -209,15 +211,19 @@ def orphans(cluster: Conn, tables: list[str]) -> dict[str, int]:
     return found
 
 
-def open_reverse_slot(cluster: Conn, tables: list[str]) -> None:
+def open_reverse_slot(cluster: Conn, tables: list[str], slots: SlotKeeper) -> None:
     """Under PAUSE: the cluster's publication and slot for the way back. The slot's start is
-    before any write the cluster takes, so a rollback carries every one of them."""
+    before any write the cluster takes, so a rollback carries every one of them. It is
+    declared to Patroni first (which would drop an unknown slot), then made at once rather
+    than at Patroni's next loop; if Patroni was quicker, its slot is as good."""
     published = ", ".join(quoted(clean_name(t)) for t in [*tables, MARKS])
     cluster.execute(
         f"CREATE PUBLICATION {REVERSE} FOR TABLE {published} "
         "WITH (publish_via_partition_root = true)"
     )
-    cluster.execute("select pg_create_logical_replication_slot(%s, 'pgoutput')", (REVERSE,))
+    slots.keep(REVERSE)
+    with suppress(psycopg.errors.DuplicateObject):
+        cluster.execute("select pg_create_logical_replication_slot(%s, 'pgoutput')", (REVERSE,))
 
 
 def subscribe_back(source: Conn, move: Move) -> None:
@@ -243,6 +249,7 @@ def cutover(
     max_lag: int = LAG_THRESHOLD,
     pause_timeout: float = 10.0,
     catch_up_timeout: float = 30.0,
+    slots: SlotKeeper,
     say: Say = silent,
 ) -> CutoverReport:
     """Switch to the cluster, opening the rollback window: the source takes the clean names
@@ -265,12 +272,13 @@ def cutover(
                 report.renamed = rename(cl, tables)
                 rename(source, tables)
             with report.step("reverse slot"):
-                open_reverse_slot(cl, tables)
+                open_reverse_slot(cl, tables, slots)
             with report.step("repoint"):
                 endpoint.repoint(*move.cluster_upstream)
                 report.repointed = True
         except BaseException:
             if not report.repointed:  # still paused on the source: put both sides back
+                slots.forget(REVERSE)
                 undo_cutover(source, cl, report)
             raise
         finally:

@@ -10,13 +10,15 @@ matter: a Patroni permanent slot or a PG 17 failover slot, see docs/migration.md
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg import sql
 
 from harness.core.errors import HarnessError, StateError
-from harness.core.polling import poll
+from harness.core.polling import holds, poll
 from harness.core.progress import Say, silent
 from harness.migration.catalog import (
     Conn,
@@ -28,6 +30,7 @@ from harness.migration.catalog import (
 )
 from harness.migration.check import check
 from harness.migration.plan import MARKS, NAME, REVERSE, Move, clean_name, quoted
+from harness.migration.slots import SlotKeeper
 
 COPY_TIMEOUT = 3600.0
 DumpDdl = Callable[[list[str]], str]  # tables -> pg_dump --schema-only of exactly those
@@ -268,6 +271,20 @@ def drop_subscription(conn: Conn, name: str, side: str, report: FinishReport) ->
         report.dropped.append(f"subscription {name} ({side})")
 
 
+def dropped(conn: Conn, name: str) -> bool:
+    """Drop the slot if it is there; whether it is gone. Patroni may drop a slot it was told
+    to forget at the same moment, or make it once more in a loop that began before."""
+    with contextlib.suppress(psycopg.errors.UndefinedObject):
+        conn.execute(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots "
+            "where slot_name = %s and not active",
+            (name,),
+        )
+    return not scalar(
+        conn, "select exists (select from pg_replication_slots where slot_name = %s)", (name,)
+    )
+
+
 def drop_slot_and_publication(conn: Conn, name: str, side: str, report: FinishReport) -> None:
     slot = conn.execute(
         "select active_pid from pg_replication_slots where slot_name = %s", (name,)
@@ -282,15 +299,17 @@ def drop_slot_and_publication(conn: Conn, name: str, side: str, report: FinishRe
                 lambda active: not active,
                 timeout=10,
             )
-        conn.execute("select pg_drop_replication_slot(%s)", (name,))
+        poll(lambda: dropped(conn, name), holds, timeout=10)
         report.dropped.append(f"slot {name} ({side})")
     if scalar(conn, "select exists (select from pg_publication where pubname = %s)", (name,)):
         conn.execute(f"DROP PUBLICATION {name}")
         report.dropped.append(f"publication {name} ({side})")
 
 
-def finish(move: Move) -> FinishReport:
-    """Drop both paths' subscriptions, slots and publications: nothing left that holds WAL."""
+def finish(move: Move, slots: SlotKeeper) -> FinishReport:
+    """Drop both paths' subscriptions, slots and publications: nothing left that holds WAL.
+    The way back's slot leaves Patroni's permanent slots first, or Patroni would make it
+    again."""
     report = FinishReport()
     try:
         source: Conn | None = connect(move.source_dsn, "source")
@@ -304,6 +323,7 @@ def finish(move: Move) -> FinishReport:
         drop_subscription(cl, NAME, "cluster", report)
         if source is not None:
             drop_subscription(source, REVERSE, "source", report)
+        slots.forget(REVERSE)
         drop_slot_and_publication(cl, REVERSE, "cluster", report)
     if source is not None:
         with source:

@@ -26,6 +26,7 @@ from harness.migration.check import check
 from harness.migration.cutover import cutover, rollback
 from harness.migration.endpoint import Endpoint
 from harness.migration.plan import NAME, RENAMES, REVERSE, Move
+from harness.migration.slots import PatroniSlots
 from harness.migration.sync import finish, start, status, wait_copied
 from harness.migration.verify import verify
 from harness.provision.source import start_source, write_endpoint
@@ -80,9 +81,9 @@ def writer(dsn: str, index: int, writes: Writes, deadline: float) -> None:
         conn.close()
 
 
-def put_cluster_back(move: Move, created: list[str]) -> None:
+def put_cluster_back(move: Move, stack: Stack, created: list[str]) -> None:
     """The clean schema as the other suites expect it: no views, clean names, no rows."""
-    finish(move)
+    finish(move, PatroniSlots(stack))
     with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
         for legacy, clean in RENAMES.items():
             kind = conn.execute(
@@ -109,7 +110,7 @@ def move(stack: Stack) -> Iterator[Move]:
     try:
         yield the_move
     finally:
-        put_cluster_back(the_move, created)
+        put_cluster_back(the_move, stack, created)
 
 
 def test_preflight_names_the_traps_and_passes_a_lab_source(move: Move) -> None:
@@ -153,7 +154,7 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         print(f"lag while streaming: {streaming.lag_bytes} bytes, WAL held {streaming.held_bytes}")
 
         cut_at = time.monotonic()
-        forward = cutover(move, endpoint)
+        forward = cutover(move, endpoint, slots=PatroniSlots(stack))
         cut_done = time.monotonic()
         assert endpoint.upstream() == move.cluster_upstream
         time.sleep(2)  # writes land on the cluster, and flow back to the source
@@ -216,8 +217,8 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
     assert {c.cluster_table for c in comparisons} >= {"public.leads", "public.clients"}
 
 
-def test_finish_leaves_nothing_that_holds_wal(move: Move) -> None:
-    finish(move)
+def test_finish_leaves_nothing_that_holds_wal(move: Move, stack: Stack) -> None:
+    finish(move, PatroniSlots(stack))
     with psycopg.connect(move.source_dsn, autocommit=True) as conn:
         slots = conn.execute("select count(*) from pg_replication_slots").fetchone()
         publications = conn.execute(
