@@ -97,7 +97,8 @@ def put_cluster_back(move: Move, stack: Stack, created: list[str]) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         conn.execute(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
         conn.execute("DROP FUNCTION IF EXISTS auth.uid()")
-        conn.execute("DELETE FROM app.seed_runs")  # the next suite seeds afresh
+        if conn.execute("select to_regclass('app.seed_runs')").fetchone() != (None,):
+            conn.execute("DELETE FROM app.seed_runs")  # the next suite seeds afresh
 
 
 @pytest.fixture(scope="module")
