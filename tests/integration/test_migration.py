@@ -10,12 +10,8 @@ source at the end. Write gaps are printed, never asserted.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import pairwise
-from typing import Any
 
 import psycopg
 import pytest
@@ -29,56 +25,13 @@ from harness.migration.plan import NAME, RENAMES, REVERSE, Move
 from harness.migration.slots import PatroniSlots
 from harness.migration.sync import finish, start, status, wait_copied
 from harness.migration.verify import verify
+from harness.migration.writes import Writes, names_on
 from harness.provision.source import start_source, write_endpoint
 from harness.stack.lifecycle import Stack
 from tests.realstack import ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 WRITERS = 2
-INSERT = (
-    "insert into leads_ins_info (agency_id, full_name, status, source) "
-    "values (1, %s, 'new', 'migration-test')"
-)
-
-
-@dataclass
-class Writes:
-    """Every attempt: (writer, n, started, ended, outcome)."""
-
-    attempts: list[tuple[int, int, float, float, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def acked(self) -> set[str]:
-        return {f"mt-{w}-{n}" for w, n, _, _, o in self.attempts if o == "ack"}
-
-    def acked_before(self, moment: float) -> set[str]:
-        return {f"mt-{w}-{n}" for w, n, _, e, o in self.attempts if o == "ack" and e < moment}
-
-    def largest_gap(self, low: float, high: float) -> float:
-        """The longest time without an acknowledgement between two moments."""
-        ends = sorted(e for *_, e, o in self.attempts if o == "ack" and low <= e <= high)
-        return max((b - a for a, b in pairwise([low, *ends, high])), default=0.0)
-
-
-def writer(dsn: str, index: int, writes: Writes, deadline: float) -> None:
-    n = 0
-    conn: psycopg.Connection[Any] | None = None
-    while not writes.stop.is_set() and time.monotonic() < deadline:
-        n += 1
-        began = time.monotonic()
-        try:
-            if conn is None or conn.broken:
-                conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
-            conn.execute(INSERT, (f"mt-{index}-{n}",))
-            outcome = "ack"
-        except psycopg.OperationalError:
-            outcome = "unknown" if conn is not None and conn.broken else "fail"
-        except psycopg.Error:
-            outcome = "fail"
-        writes.attempts.append((index, n, began, time.monotonic(), outcome))
-        time.sleep(0.01)
-    if conn is not None:
-        conn.close()
 
 
 def put_cluster_back(move: Move, stack: Stack, created: list[str]) -> None:
@@ -123,25 +76,12 @@ def test_preflight_names_the_traps_and_passes_a_lab_source(move: Move) -> None:
     assert not [i for i in items.values() if i.verdict == "fail"], items
 
 
-def names_on(dsn: str) -> set[str]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        rows = conn.execute("select full_name from leads where source = 'migration-test'")
-        return {r[0] for r in rows}
-
-
 def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: Stack) -> None:
     writes = Writes()
-    dsn = stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True)
-    deadline = time.monotonic() + 150
-    threads = [
-        threading.Thread(target=writer, args=(dsn, i, writes, deadline), daemon=True)
-        for i in range(WRITERS)
-    ]
     endpoint = Endpoint.at(
         move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
     )
-    for t in threads:
-        t.start()
+    writes.start(stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True), WRITERS, 150)
     try:
         started = time.monotonic()
         start(move, lab_ddl_dumper(stack), reset=True)
@@ -168,13 +108,10 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         assert endpoint.upstream() == move.source_upstream
         time.sleep(1)
     finally:
-        writes.stop.set()
-        for t in threads:
-            t.join(10)
-    outcomes = [o for *_, o in writes.attempts]
+        writes.finish()
     print(
-        f"writes: {outcomes.count('ack')} ack, {outcomes.count('fail')} fail, "
-        f"{outcomes.count('unknown')} unknown"
+        f"writes: {writes.count('ack')} ack, {writes.count('fail')} fail, "
+        f"{writes.count('unknown')} unknown"
     )
     for name, report, low, high in (
         ("cutover", forward, cut_at, cut_done),
@@ -188,11 +125,11 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         assert report.orphans == {}
 
     on_cluster, on_source = names_on(move.cluster_dsn), names_on(move.source_dsn)
-    lost_forward = writes.acked_before(back_at) - on_cluster
+    lost_forward = writes.acked(before=back_at) - on_cluster
     assert not lost_forward, f"{len(lost_forward)} lost on the way: {sorted(lost_forward)[:5]}"
     lost_back = writes.acked() - on_source
     assert not lost_back, f"{len(lost_back)} lost on the way back: {sorted(lost_back)[:5]}"
-    taken_by_cluster = writes.acked_before(back_at) - writes.acked_before(cut_at)
+    taken_by_cluster = writes.acked(before=back_at) - writes.acked(before=cut_at)
     assert taken_by_cluster, "no write acknowledged in the rollback window"
 
     with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
