@@ -114,6 +114,7 @@ def start(move: Move, dump_ddl: DumpDdl, *, reset: bool = False, say: Say = sile
             report.identity_full.append(table)
         for side in (source, cl):
             side.execute(MARKS_DDL.encode())
+        cl.execute(f"TRUNCATE {MARKS}")  # the copy brings the source's marks, a rehearsal's too
         published = ", ".join(quoted(t) for t in [*tables, MARKS])
         source.execute(
             f"CREATE PUBLICATION {NAME} FOR TABLE {published} "
