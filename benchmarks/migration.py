@@ -35,7 +35,10 @@ RESTORE_DB = "bench_restore"
 
 def dump_restore_seconds(stack: Stack) -> float:
     """pg_dump | pg_restore of the app schema into a scratch database on the source."""
-    run = lambda *command: stack.execute(SOURCE_SERVICE, list(command), "postgres")  # noqa: E731
+
+    def run(*command: str) -> str:
+        return stack.execute(SOURCE_SERVICE, list(command), "postgres")
+
     run("dropdb", "--if-exists", RESTORE_DB)
     run("createdb", RESTORE_DB)
     started = time.monotonic()
@@ -83,12 +86,12 @@ def main() -> None:
             wait_copied(move, lambda _: None)
             copies.append(time.monotonic() - began)
             time.sleep(2)
-            for name, switch in (
-                ("cutover", lambda: cutover(move, endpoint, slots=slots)),
-                ("rollback", lambda: rollback(move, endpoint)),
-            ):
+            for name in ("cutover", "rollback"):
                 low = time.monotonic()
-                report = switch()
+                if name == "cutover":
+                    report = cutover(move, endpoint, slots=slots)
+                else:
+                    report = rollback(move, endpoint)
                 high = time.monotonic()
                 paused[name].append(report.paused_seconds)
                 gaps[name].append(writes.largest_gap(low - 1, high + 1))
