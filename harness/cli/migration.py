@@ -111,7 +111,16 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
 
     stack = app.stack()
     move = the_move(app)
-    report = start(move, lab_ddl_dumper(stack), reset=reset, say=err.print)
+    try:
+        report = start(move, lab_ddl_dumper(stack), reset=reset, say=err.print)
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted while preparing: `harness migration status` shows whether the "
+            "subscription exists; `harness migration finish` drops what was made (tables the "
+            "cluster renamed for the window keep the legacy names until renamed back)",
+            highlight=False,
+        )
+        sys.exit(130)
     for clean, legacy in report.renamed:
         err.print(f"cluster: {clean} is {legacy} until the cutover", highlight=False)
     if report.created:
@@ -155,9 +164,10 @@ def lab_ddl_dumper(stack: Stack) -> DumpDdl:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @pass_app
 def status_command(app: App, as_json: bool) -> None:
-    """Per-table copy state, lag in bytes and seconds, slot health, WAL held for the slot.
+    """Per-table copy state, lag in bytes and seconds, slot health, WAL held for the slot,
+    and DDL on the source that replication does not carry (a new column, a new table).
 
-    Exit 1 when the source cannot be read or its slot is lost.
+    Exit 1 when the source cannot be read, its slot is lost, or such DDL is found.
     """
     from rich.table import Table
 
@@ -166,7 +176,7 @@ def status_command(app: App, as_json: bool) -> None:
     from harness.migration.sync import STATES, status
 
     current = status(the_move(app))
-    bad = bool(current.source_error) or current.wal_status == "lost"
+    bad = bool(current.source_error) or current.wal_status == "lost" or bool(current.drift)
     if as_json:
         click.echo(json.dumps(asdict(current), indent=2))
         sys.exit(1 if bad else 0)
@@ -187,6 +197,12 @@ def status_command(app: App, as_json: bool) -> None:
             f"slot {'active' if current.slot_active else 'INACTIVE'}, wal_status "
             f"{current.wal_status}, WAL held {format_bytes(current.held_bytes or 0)}; "
             f"apply worker {'running' if current.worker else 'NOT running'}"
+        )
+    for drift in current.drift:
+        out.print(
+            f"[bold red]DDL on the source:[/] {drift}; apply it on the cluster too (under "
+            "the same name) before the next change reaches it",
+            highlight=False,
         )
     if not current.enabled:
         behind = current.reverse_lag_bytes

@@ -23,6 +23,7 @@ from harness.core.progress import Say, silent
 from harness.migration.catalog import (
     Conn,
     carried_tables,
+    columns,
     connect,
     existing,
     scalar,
@@ -150,6 +151,7 @@ class Status:
     worker: bool  # an apply worker runs on the cluster
     source_error: str = ""
     enabled: bool = True  # the forward subscription applies (false after the cutover)
+    drift: list[str] = field(default_factory=list)  # DDL on the source that breaks the apply
     reverse_lag_bytes: int | None = None  # the rollback window's: cluster WAL not yet on the source
 
     @property
@@ -200,6 +202,8 @@ def status(move: Move) -> Status:
                    from pg_replication_slots where slot_name = %s""",
                 (NAME,),
             ).fetchone()
+            with connect(move.cluster_dsn, "cluster") as cl:
+                drift = schema_drift(source, cl) if enabled else []
     except HarnessError as exc:
         return Status(
             tables,
@@ -238,7 +242,31 @@ def status(move: Move) -> Status:
         bool(worker),
         enabled=enabled,
         reverse_lag_bytes=behind,
+        drift=drift,
     )
+
+
+def schema_drift(source: Conn, cluster: Conn) -> list[str]:
+    """DDL on the source since `start`, which logical replication does not carry: a column
+    the cluster's table lacks stops the apply at that table's next change; a new table is
+    not published at all."""
+    found = []
+    published = {
+        r[0]
+        for r in source.execute(
+            "select schemaname || '.' || tablename from pg_publication_tables where pubname = %s",
+            (NAME,),
+        )
+    }
+    for table in carried_tables(source):
+        if table not in published:
+            found.append(f"{table}: not published (created after start)")
+            continue
+        there = table if existing(cluster, [table]) else clean_name(table)
+        missing = sorted(set(columns(source, table)) - set(columns(cluster, there)))
+        if missing:
+            found.append(f"{table}: {', '.join(missing)} not on the cluster")
+    return found
 
 
 def wait_copied(
