@@ -49,6 +49,7 @@ def put_cluster_back(move: Move, stack: Stack, created: list[str]) -> None:
         for table in reversed(created):
             conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
         conn.execute(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
+        conn.execute("ALTER TABLE clients DROP COLUMN IF EXISTS nickname")
         conn.execute("DROP FUNCTION IF EXISTS auth.uid()")
         if conn.execute("select to_regclass('app.seed_runs')").fetchone() != (None,):
             conn.execute("DELETE FROM app.seed_runs")  # the next suite seeds afresh
@@ -93,6 +94,14 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         streaming = status(move)
         assert streaming.worker and streaming.slot_active and not streaming.source_error
         print(f"lag while streaming: {streaming.lag_bytes} bytes, WAL held {streaming.held_bytes}")
+        # DDL is not replicated: status names it until the cluster has it too.
+        add = "ALTER TABLE leads_contact_info ADD COLUMN nickname text"
+        with psycopg.connect(move.source_dsn, autocommit=True) as conn:
+            conn.execute(add)
+        assert status(move).drift == ["public.leads_contact_info: nickname not on the cluster"]
+        with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
+            conn.execute(add)
+        assert status(move).drift == []
 
         cut_at = time.monotonic()
         forward = cutover(move, endpoint, slots=PatroniSlots(stack))
