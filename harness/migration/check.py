@@ -81,6 +81,21 @@ def source_items(source: Conn) -> list[Item]:
 def table_items(source: Conn, cluster: Conn, reset: bool) -> list[Item]:
     tables = carried_tables(source)
     items = []
+    unreadable = [
+        r[0]
+        for r in source.execute(
+            "select t from unnest(%s::text[]) t where not has_table_privilege(t, 'SELECT')",
+            (tables,),
+        )
+    ]
+    items.append(
+        Item(
+            "the login role reads every table",
+            "fail" if unreadable else "pass",
+            f"no SELECT on {', '.join(unreadable)}" if unreadable else f"{len(tables)} tables",
+            "GRANT SELECT on them to the login role (the initial copy reads them)",
+        )
+    )
     bare = without_identity(source, tables)
     items.append(
         Item(
