@@ -5,7 +5,7 @@ production figures).
 Per round, with writers running through the application endpoint the whole time: the
 initial copy (start until every table streams), the cutover and the rollback (time paused,
 largest gap between acknowledgements a client sees), client errors, acknowledged writes
-lost forward and back. Once: `pg_dump -Fc | pg_restore` of the same tables inside the
+lost forward and back. Once: `pg_dump -Fc | pg_restore` of the same database inside the
 source's container (the "downtime" way), as the initial copy's yardstick.
 Targets: write gap <= 1 s p95, 0 client errors, 0 lost, initial sync <= 1.5x dump/restore.
 
@@ -34,7 +34,7 @@ RESTORE_DB = "bench_restore"
 
 
 def dump_restore_seconds(stack: Stack) -> float:
-    """pg_dump | pg_restore of the app schema into a scratch database on the source."""
+    """pg_dump | pg_restore of the whole database into a scratch database on the source."""
 
     def run(*command: str) -> str:
         return stack.execute(SOURCE_SERVICE, list(command), "postgres")
@@ -45,7 +45,7 @@ def dump_restore_seconds(stack: Stack) -> float:
     run(
         "sh",
         "-c",
-        f"pg_dump -Fc -d postgres -n public | pg_restore --no-owner -d {RESTORE_DB}",
+        f"pg_dump -Fc --no-subscriptions -d postgres | pg_restore --no-owner -d {RESTORE_DB}",
     )
     seconds = time.monotonic() - started
     run("dropdb", RESTORE_DB)
@@ -69,7 +69,7 @@ def main() -> None:
     slots = PatroniSlots(stack)
 
     baseline = dump_restore_seconds(stack)
-    print(f"pg_dump | pg_restore of the source's public schema: {baseline:.1f} s")
+    print(f"pg_dump | pg_restore of the source database: {baseline:.1f} s")
     copies: list[float] = []
     gaps: dict[str, list[float]] = {"cutover": [], "rollback": []}
     paused: dict[str, list[float]] = {"cutover": [], "rollback": []}
