@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-import bench-proxy backup backups restore drill bench-backup gate render rehearse
+	bench-startup bench-seed bench-import bench-proxy bench-migration backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,9 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed ## Create or refresh the virtualenv in .venv
 
-dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe, SUPABASE=1)
-	$(HARNESS) up --preset $(PRESET) $(if $(SUPABASE),--supabase)
+dev-up: venv ## Bring the lab up and prove it healthy (PRESET=fast|normal|safe, SUPABASE=1, SOURCE=1)
+	$(HARNESS) up --preset $(PRESET) $(if $(SUPABASE),--supabase) \
+		$(if $(SOURCE),--source --source-scale $(or $(SOURCE_SCALE),small))
 
 dev-down: venv ## Stop and remove the lab; data volumes kept (VOLUMES=1 deletes them)
 	$(HARNESS) down $(if $(VOLUMES),--volumes)
@@ -100,6 +101,9 @@ bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) 
 
 bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
 	$(BIN)/python -m benchmarks.backup
+
+bench-migration: venv ## Figures: initial copy vs dump/restore, cutover and rollback write gaps (RUNS=5)
+	$(BIN)/python -m benchmarks.migration --runs $(or $(RUNS),5)
 
 bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
 	$(BIN)/python -m benchmarks.faultproxy_hop

@@ -34,6 +34,7 @@ COMMANDS = {
     "gate": "promotion:gate_command",
     "rehearse": "promotion:rehearse_command",
     "fault": "faults:fault",
+    "migration": "migration:migration",
 }
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import click
 
 from harness.core.errors import ConfigError
-from harness.core.units import parse_duration, parse_rate_kbps, parse_timestamp
+from harness.core.units import parse_duration, parse_rate_kbps, parse_size, parse_timestamp
 
 if TYPE_CHECKING:
     from harness.load.report import Limit
@@ -104,3 +104,32 @@ class Threshold(_Typed):
         from loadtests.mix import REQUEST_NAMES
 
         return parse_limit(text, REQUEST_NAMES)
+
+
+class Size(_Typed):
+    """Bytes, from 512, 64kB, 16MB, 1GB."""
+
+    name = "size"
+
+    def parse(self, text: str) -> int:
+        return parse_size(text)
+
+
+class ConnInfo(_Typed):
+    """A libpq connection string or postgresql:// URL, checked by libpq's own parser."""
+
+    name = "conninfo"
+
+    def parse(self, text: str) -> str:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(text)
+        except ProgrammingError as exc:
+            raise ConfigError(
+                f"{text.split('password')[0][:40]!r}... is not a connection string",
+                "e.g. 'host=db.example.com port=5432 user=postgres dbname=postgres' or "
+                "postgresql://user@host:5432/postgres",
+            ) from exc
+        return text

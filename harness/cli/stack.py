@@ -9,6 +9,7 @@ import sys
 import click
 
 from harness.cli.app import App, pass_app
+from harness.data.scales import SCALES
 from harness.lab.presets import DEFAULT_PRESET, PRESETS
 from harness.lab.topology import ENDPOINTS, NODES, SUPABASE
 
@@ -29,8 +30,23 @@ from harness.lab.topology import ENDPOINTS, NODES, SUPABASE
     help="Also start the Supabase services (auth, rest, realtime, storage, meta, "
     "studio, kong) that can run here; name those that cannot.",
 )
+@click.option(
+    "--source",
+    is_flag=True,
+    help="Also start the migration source (a stand-in for the hosted Supabase database, "
+    "127.0.0.1:5440, legacy table names, seeded) and the application endpoint (127.0.0.1:6433).",
+)
+@click.option(
+    "--source-scale",
+    type=click.Choice(list(SCALES)),
+    default="small",
+    show_default=True,
+    help="Rows the source is seeded with (with --source; an already seeded source is kept).",
+)
 @pass_app
-def up(app: App, preset: str, timeout: float, supabase: bool) -> None:
+def up(
+    app: App, preset: str, timeout: float, supabase: bool, source: bool, source_scale: str
+) -> None:
     """Build and start the stack, then wait until it is proven healthy.
 
     Installs the Docker engine and Compose plugin first when missing (root on
@@ -55,6 +71,7 @@ def up(app: App, preset: str, timeout: float, supabase: bool) -> None:
                 on_build_line=view.build_line,
                 on_round=view.readiness_round,
                 supabase=supabase,
+                source_scale=source_scale if source else None,
                 say=view.say,
             )
         except KeyboardInterrupt:
@@ -79,6 +96,13 @@ def up(app: App, preset: str, timeout: float, supabase: bool) -> None:
         err.print(f"Supabase: started {', '.join(report.supabase.started) or 'nothing'}")
         for service, why in report.supabase.missing.items():
             err.print(f"  [yellow]not started[/] {service}: {why}", highlight=False)
+    if report.source is not None:
+        what = report.source.outcome
+        err.print(
+            f"migration source: {what} ({report.source.scale}) on "
+            f"127.0.0.1:{stack.lab.ports['source']}; application endpoint on "
+            f"127.0.0.1:{stack.lab.ports['endpoint']}"
+        )
     out.print(status_table(stack.status()))
 
 

@@ -25,6 +25,7 @@ from harness.lab.topology import (
     ETCD_MEMBERS,
     NODES,
     PG_PORT,
+    PGBOUNCER_PORT,
     PROXY_LINKS,
     REST_PORT,
     SCOPE,
@@ -259,14 +260,44 @@ def haproxy_cfg(preset: TimingPreset, site: Site = COMPOSE_SITE) -> str:
     )
 
 
+POOLER_PURPOSE = (
+    "Every database goes to HAProxy's read-write port, so a failover is HAProxy's",
+    "business: PgBouncer only pools, and queries wait instead of failing.",
+)
+
+
 def pgbouncer_ini(site: Site = COMPOSE_SITE) -> str:
     return (
         _templates()
         .get_template("pgbouncer.ini.j2")
         .render(
+            purpose=POOLER_PURPOSE,
+            database="*",
             upstream_host=site.pgbouncer_upstream,
             upstream_port=ENDPOINTS["rw"].port,
             listen_port=ENDPOINTS["pooler"].port,
+        )
+    )
+
+
+def endpoint_ini(upstream_host: str, upstream_port: int) -> str:
+    """The application endpoint (profile `source`): the pooler's settings, pointed at the
+    migration's source or at the cluster's rw path; `harness migration` rewrites it."""
+    return (
+        _templates()
+        .get_template("pgbouncer.ini.j2")
+        .render(
+            purpose=(
+                "The application endpoint: the CRM's one connection string during the move.",
+                f"Points at {upstream_host}:{upstream_port}; `harness migration` repoints it",
+                "(rewrite, then RELOAD under PAUSE), so clients never change theirs.",
+                "The database is named, not `*`, so RELOAD re-points exactly the entry the",
+                "application uses (SHOW DATABASES shows where it goes).",
+            ),
+            database="postgres",
+            upstream_host=upstream_host,
+            upstream_port=upstream_port,
+            listen_port=PGBOUNCER_PORT,
         )
     )
 

@@ -1,4 +1,4 @@
-"""The units a user types: durations, rates and timestamps, one grammar each."""
+"""The units a user types: durations, rates, sizes and timestamps, one grammar each."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from harness.core.errors import ConfigError
 
 DURATION = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)?$")
 DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+SIZE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>b|kb|mb|gb)?$", re.IGNORECASE)
+SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 RATE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>kb|mb)/s$", re.IGNORECASE)
 
 
@@ -47,3 +49,21 @@ def parse_timestamp(text: str) -> datetime:
     if when.tzinfo is None:
         raise ConfigError(f"{text!r} has no time zone", "add one, e.g. +00 for UTC")
     return when
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `512`, `64kB`, `16MB`, `1GB` (1024-based, as PostgreSQL counts WAL)."""
+    match = SIZE.match(text.strip())
+    if not match:
+        raise ConfigError(f"size {text!r} is not a number of bytes", "e.g. 16MB, 512kB or 1GB")
+    return round(float(match["number"]) * SIZE_UNITS[(match["unit"] or "b").lower()])
+
+
+def format_bytes(n: int) -> str:
+    """A size as PostgreSQL's pg_size_pretty writes it."""
+    size = float(n)
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if abs(size) < 10240 or unit == "GB":
+            return f"{size:.0f} {unit}"
+        size /= 1024
+    return f"{size:.0f} GB"

@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
-from harness.lab.topology import CSV_IMPORT, CSV_IMPORT_PORT, ENDPOINTS, NODES, SUPABASE
+from harness.lab.topology import CSV_IMPORT, CSV_IMPORT_PORT, ENDPOINTS, NODES, SOURCE, SUPABASE
 
 DEFAULT_PROJECT = "gardenlab"
 LOOPBACK = "127.0.0.1"
@@ -41,6 +41,8 @@ PUBLISHED_PORTS = (
     PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
     PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
     PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),
+    PublishedPort("source", "GARDENLAB_SOURCE_PORT", 5440, SOURCE),
+    PublishedPort("endpoint", "GARDENLAB_ENDPOINT_PORT", 6433, SOURCE),
 )
 # Login roles and the .env key of each one's password; all but postgres get it from migrate.
 ROLE_SECRETS = {
@@ -52,7 +54,8 @@ ROLE_SECRETS = {
     "supabase_storage_admin": "SUPABASE_STORAGE_ADMIN_PASSWORD",
 }
 # Published PostgreSQL endpoints: each client endpoint, directly and through the fault proxy.
-SQL_PORTS = (*ENDPOINTS, *(f"proxied-{name}" for name in ENDPOINTS))
+# The migration's source and the application endpoint are published by the `source` profile.
+SQL_PORTS = (*ENDPOINTS, *(f"proxied-{name}" for name in ENDPOINTS), "source", "endpoint")
 
 
 def resolve_ports(settings: Mapping[str, str]) -> dict[str, int]:

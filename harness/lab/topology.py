@@ -13,6 +13,10 @@ FAULTPROXY = "faultproxy"
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
 CSV_IMPORT_PORT = 8090
 SUPABASE = "supabase"  # the Compose profile of the Supabase services
+SOURCE = "source"  # the Compose profile of the migration source and the application endpoint
+SOURCE_SERVICE = "source"  # the stand-in for the hosted Supabase database
+APP_ENDPOINT = "endpoint"  # the application's PgBouncer: the source, then the cluster
+PGBOUNCER_PORT = 6432  # PgBouncer's port inside its container (the pooler's and the endpoint's)
 
 # Ports inside the Compose network (and on a server).
 PG_PORT = 5432

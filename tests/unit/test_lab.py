@@ -35,6 +35,8 @@ def test_default_ports_follow_the_conventions() -> None:
         "kong": 8000,
         "meta": 8080,
         "studio": 3000,
+        "source": 5440,
+        "endpoint": 6433,
     }
 
 

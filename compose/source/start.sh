@@ -1,0 +1,26 @@
+#!/bin/sh
+# The migration source: PostgreSQL 17 from the node image, without Patroni, shaped as a
+# hosted Supabase database is (wal_level logical, slots and senders for a subscriber).
+# The superuser's password arrives in the environment and goes into initdb only.
+set -eu
+PGDATA=/var/lib/postgresql/data/pgdata
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  umask 077
+  printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pwfile
+  initdb -D "$PGDATA" -U postgres --pwfile=/tmp/pwfile --auth-local=peer \
+    --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums >/dev/null
+  rm -f /tmp/pwfile
+  # Published on loopback only; every network client by SCRAM, replication included.
+  printf 'host all all all scram-sha-256\nhost replication all all scram-sha-256\n' \
+    >> "$PGDATA/pg_hba.conf"
+fi
+exec postgres -D "$PGDATA" \
+  -c listen_addresses='*' \
+  -c unix_socket_directories=/var/run/postgresql \
+  -c cluster_name=supabase-source \
+  -c wal_level=logical \
+  -c max_replication_slots=10 \
+  -c max_wal_senders=10 \
+  -c max_slot_wal_keep_size=1GB \
+  -c shared_buffers=64MB \
+  -c password_encryption=scram-sha-256

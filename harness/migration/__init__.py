@@ -1,0 +1,1 @@
+"""The move off hosted Supabase: preflight, sync, cutover, verify, finish."""

@@ -1,0 +1,177 @@
+"""The move's pieces that need no database: names, the map, DDL, sizes, the CLI's refusals."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from harness import cli
+from harness.cli.app import App
+from harness.config.render import endpoint_ini, pgbouncer_ini
+from harness.core.errors import ConfigError, HarnessError
+from harness.core.progress import Say
+from harness.core.units import format_bytes, parse_size
+from harness.lab.project import Lab
+from harness.migration.endpoint import Endpoint
+from harness.migration.plan import RENAMES, Move, clean_name, quoted
+from harness.migration.sync import runnable_ddl
+from harness.migration.verify import digest_sql
+from harness.migration.writes import Attempt as WriteAttempt
+from harness.migration.writes import Writes
+from harness.stack.lifecycle import Stack
+
+
+def test_the_rename_map_carries_legacy_names_to_the_clean_ones() -> None:
+    assert clean_name("public.leads_ins_info") == "public.leads"
+    assert clean_name("public.leads_contact_info") == "public.clients"
+    assert clean_name("public.bookings") == "public.bookings"
+    assert clean_name("auth.users") == "auth.users"
+    assert set(RENAMES.values()) == {"leads", "clients"}
+    assert quoted("public.leads") == '"public"."leads"'
+
+
+def test_pg_dump_meta_commands_are_dropped_from_the_ddl() -> None:
+    dump = "\\restrict abc\nCREATE TABLE public.t (id int);\n\\unrestrict abc\n"
+    assert runnable_ddl(dump) == "CREATE TABLE public.t (id int);"
+
+
+def test_checksums_hash_the_same_columns_in_the_same_order_on_both_sides() -> None:
+    query = digest_sql("public.leads", ["agency_id", "id"], "where id <= 10")
+    assert 'row("agency_id", "id")' in query and '"public"."leads" where id <= 10' in query
+    grouped = digest_sql("public.leads", ["id"], "", "id / 1000")
+    assert grouped.startswith("select id / 1000, count(*)") and "group by 1" in grouped
+
+
+def test_the_endpoint_is_a_pooler_pointed_where_it_is_told() -> None:
+    source, cluster = endpoint_ini("source", 5432), endpoint_ini("haproxy", 5000)
+    assert "postgres = host=source port=5432" in source
+    assert "postgres = host=haproxy port=5000" in cluster
+    assert "pool_mode = transaction" in source and "listen_port = 6432" in source
+    # The lab's pooler is rendered as before: its configuration hash must not change.
+    assert "HAProxy's read-write port" in pgbouncer_ini()
+
+
+def test_the_lab_move_reaches_the_source_from_the_cluster_by_service_name(
+    tmp_path: Path,
+) -> None:
+    lab = Lab(tmp_path, {"POSTGRES_PASSWORD": "pw", "CRM_APP_PASSWORD": "x"})
+    move = Move.of_lab(lab)
+    assert "port=5440" in move.source_dsn and "host=127.0.0.1" in move.source_dsn
+    assert "host=source port=5432" in move.source_conninfo
+    assert "port=6433" in move.endpoint_admin_dsn and "dbname=pgbouncer" in move.endpoint_admin_dsn
+    assert move.cluster_upstream == ("haproxy", 5000)
+
+
+@pytest.mark.parametrize(("text", "n"), [("512", 512), ("64kB", 65536), ("16MB", 16 << 20)])
+def test_sizes(text: str, n: int) -> None:
+    assert parse_size(text) == n
+
+
+def test_a_bad_size_says_how_to_write_one() -> None:
+    with pytest.raises(ConfigError, match="is not a number of bytes"):
+        parse_size("lots")
+    assert format_bytes(16 << 20) == "16 MB" and format_bytes(100) == "100 bytes"
+
+
+def no_stack(lab: Lab, say: Say) -> Stack:
+    raise AssertionError("the lab must not be touched")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["cutover", "--max-lag", "lots"], "size 'lots' is not a number of bytes"),
+        (["cutover", "--pause-timeout", "soon"], "duration 'soon' is not a number"),
+        (["--source", "host=a port", "check"], "is not a connection string"),
+        (["start", "--copy-timeout", "x"], "duration 'x' is not a number"),
+    ],
+)
+def test_bad_values_are_usage_errors_before_anything_runs(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(cli.cli, ["migration", *args], obj=App(stack_factory=no_stack))
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+
+
+def test_help_tells_the_move_from_the_schema_migrations() -> None:
+    result = CliRunner().invoke(cli.cli, ["migration", "--help"])
+    assert result.exit_code == 0
+    assert "Unlike `harness migrate`" in result.output
+    for stage in ("check", "start", "status", "cutover", "verify", "finish"):
+        assert stage in result.output
+
+
+def test_check_on_an_unreachable_source_fails_its_item_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    settings = {"POSTGRES_PASSWORD": "pw", "GARDENLAB_SOURCE_PORT": "1"}
+    app = App(stack_factory=no_stack, lab_factory=lambda: Lab(tmp_path, settings))
+    result = CliRunner().invoke(cli.cli, ["migration", "check"], obj=app)
+    assert result.exit_code == 1, result.output
+    assert "source reachable" in result.output and "cannot reach the source" in result.output
+
+
+class FakeBouncer:
+    """PgBouncer's admin console as the endpoint uses it; PAUSE can be made to hang."""
+
+    def __init__(self, host: str = "source", port: int = 5432, hang: bool = False) -> None:
+        self.file = (host, port)
+        self.live = (host, port)
+        self.hang = threading.Event() if hang else None
+        self.commands: list[str] = []
+
+    def console(self, command: str) -> list[dict[str, Any]]:
+        self.commands.append(command)
+        if command == "PAUSE" and self.hang is not None:
+            self.hang.wait(5)
+        if command == "RELOAD":
+            self.live = self.file
+        if command == "SHOW DATABASES":
+            host, port = self.live
+            return [
+                {"name": "pgbouncer", "host": None, "port": 6432},
+                {"name": "postgres", "host": host, "port": port},
+            ]
+        return []
+
+    def write(self, host: str, port: int) -> None:
+        self.file = (host, port)
+
+
+def test_a_pause_that_hangs_is_undone_and_refused() -> None:
+    bouncer = FakeBouncer(hang=True)
+    endpoint = Endpoint(bouncer.console, bouncer.write)
+    with pytest.raises(HarnessError, match="did not pause within 0 s"):
+        endpoint.pause(0.05)
+    assert bouncer.commands[-1] == "RESUME" and not endpoint.paused
+    assert bouncer.hang is not None
+    bouncer.hang.set()
+
+
+def test_repoint_rewrites_reloads_and_checks_where_it_goes() -> None:
+    bouncer = FakeBouncer()
+    endpoint = Endpoint(bouncer.console, bouncer.write)
+    endpoint.pause(1)
+    endpoint.repoint("haproxy", 5000)
+    endpoint.resume()
+    assert bouncer.commands == ["PAUSE", "RELOAD", "SHOW DATABASES", "RESUME"]
+    assert endpoint.upstream() == ("haproxy", 5000)
+
+
+def test_a_reload_that_does_not_take_is_an_error() -> None:
+    bouncer = FakeBouncer()
+    endpoint = Endpoint(bouncer.console, lambda host, port: None)  # writes the wrong file
+    with pytest.raises(HarnessError, match="still points at source:5432"):
+        endpoint.repoint("haproxy", 5000)
+
+
+def test_the_write_gap_is_the_longest_time_without_an_acknowledgement() -> None:
+    writes = Writes()
+    for n, (end, outcome) in enumerate([(1.0, "ack"), (1.2, "ack"), (1.5, "fail"), (2.0, "ack")]):
+        writes.attempts.append(WriteAttempt(0, n, end - 0.01, end, outcome))
+    assert writes.largest_gap(1.0, 2.0) == pytest.approx(0.8)
+    assert writes.largest_gap(0.5, 2.5) == pytest.approx(0.8)
+    assert writes.acked(before=1.5) == {"mw-0-0", "mw-0-1"} and writes.count("fail") == 1
