@@ -33,6 +33,9 @@ COMMANDS = {
     "gate": "promotion:gate_command",
     "rehearse": "promotion:rehearse_command",
     "fault": "faults:fault",
+    "switchover": "maintenance:switchover",
+    "restart": "maintenance:restart",
+    "reinit": "maintenance:reinit",
 }
 
 

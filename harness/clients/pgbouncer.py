@@ -1,0 +1,82 @@
+"""PgBouncer's admin console: pause the pool around planned work, resume it, ask its state.
+
+PAUSE lets running transactions finish, closes every server connection and holds new
+queries in PgBouncer; RESUME lets them through, on fresh server connections. Clients see a
+delay, not an error. The console speaks only the simple query protocol, which psycopg
+uses for a statement without parameters.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Protocol
+
+import psycopg
+
+from harness.core.errors import HarnessError, StateError, first_line
+
+
+class Pooler(Protocol):
+    """What planned maintenance needs of the pooler (a fake in unit tests)."""
+
+    def paused(self) -> bool: ...
+
+    def pause(self, timeout: float) -> None: ...
+
+    def resume(self) -> None: ...
+
+
+class PgBouncerAdmin:
+    """The admin console of one PgBouncer, reached with an admin user's conninfo."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn  # dbname=pgbouncer
+
+    def _command(self, command: str) -> list[tuple[object, ...]]:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                cursor = conn.execute(command)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as exc:
+            raise HarnessError(
+                f"PgBouncer's admin console refused {command}: {first_line(exc)}",
+                "is the lab up? `harness status` shows it",
+            ) from exc
+
+    def paused(self) -> bool:
+        """SHOW STATE's `paused` line (PgBouncer 1.20+)."""
+        return any(row[0] == "paused" and row[1] == "yes" for row in self._command("SHOW STATE"))
+
+    def pause(self, timeout: float) -> None:
+        """PAUSE, which returns once every server connection is released. A transaction held
+        open longer than `timeout` would hold it for ever: the pause is then undone."""
+        undone = threading.Event()
+
+        def undo() -> None:
+            undone.set()
+            self.resume()
+
+        watchdog = threading.Timer(timeout, undo)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            self._command("PAUSE")
+        except HarnessError:
+            if not undone.is_set():
+                raise
+        finally:
+            watchdog.cancel()
+        if undone.is_set():
+            raise StateError(
+                f"PgBouncer could not pause within {timeout:g} s: a transaction stays open "
+                "on one of its server connections; nothing was changed",
+                "let long transactions finish (SHOW POOLS on its console), then retry",
+            )
+
+    def resume(self) -> None:
+        """RESUME; PgBouncer refuses it when not paused, which is what we wanted anyway."""
+        try:
+            self._command("RESUME")
+        except HarnessError as exc:
+            if "not paused" not in exc.message:
+                raise
