@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from harness.chaos.invariants import Verdict, judge
+from harness.chaos.invariants import Verdict, client_errors, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
 from harness.core.progress import Say
 from harness.data.verify import verify
@@ -31,6 +31,7 @@ class Expectation:
 
     failover: bool | None = None
     max_write_gap: float | None = None  # seconds of client-visible write outage
+    max_client_errors: int | None = None  # failed or broken writes from the fault on
     note: str = ""  # what the platform does, in words, for the report
 
 
@@ -45,6 +46,7 @@ class Scenario:
     recover: float = 8.0  # seconds of load once the cluster is ready again
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
+    group: str = "failure"  # failure: something breaks; planned: maintenance on purpose
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Result:
         }
 
 
-def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
+def budget_failures(scenario: Scenario, verdict: Verdict, errors: int = 0) -> list[str]:
     failures = list(verdict.problems)
     outage, expect = verdict.outage, scenario.expect
     changed = outage.leader_after != outage.leader_before or outage.leader_changes > 0
@@ -88,6 +90,8 @@ def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
             f"write outage {outage.write_gap:.1f} s exceeds the budget of "
             f"{expect.max_write_gap:.1f} s"
         )
+    if expect.max_client_errors is not None and errors > expect.max_client_errors:
+        failures.append(f"{errors} client errors exceed the budget of {expect.max_client_errors}")
     return failures
 
 
@@ -142,5 +146,6 @@ def run(
         load.record, present_ids(target.setup_dsn), load.record.marks["fault"], differing
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
-    result.failures = budget_failures(scenario, verdict)
+    errors = client_errors(load.record, load.record.marks["fault"])
+    result.failures = budget_failures(scenario, verdict, errors)
     return result

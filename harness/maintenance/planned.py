@@ -25,6 +25,7 @@ from harness.core.errors import ConfigError, HarnessError, StateError
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.core.progress import Say, silent
 from harness.faults.controller import Faults
+from harness.faults.model import Fault
 from harness.lab.topology import NODES, EndpointName
 from harness.stack.lifecycle import Stack
 
@@ -321,3 +322,30 @@ class Planned:
 
             self._wait(f"{name} to be rebuilt and streaming", rebuilt, timeout, cluster.describe)
         return self.clock.now() - start
+
+
+@dataclass
+class PlannedWork(Fault):
+    """Planned work as a chaos scenario's step: done on inject, nothing to heal (it leaves
+    the cluster healthy, and the runner's backstop covers the rest)."""
+
+    description: str
+    work: Callable[[], object]
+
+    def inject(self) -> None:
+        self.work()
+
+    def heal(self) -> None:
+        pass
+
+
+def planned_switchover(faults: Faults) -> PlannedWork:
+    planned = Planned(faults.stack, faults=faults)
+    return PlannedWork("switchover with PgBouncer paused", planned.switchover)
+
+
+def planned_reinit(faults: Faults) -> PlannedWork:
+    """The asynchronous replica (or any replica) rebuilt from the leader."""
+    replica = faults.resolve_node("replica")
+    planned = Planned(faults.stack, faults=faults)
+    return PlannedWork(f"reinit {replica}", lambda: planned.reinit(replica))
