@@ -8,6 +8,7 @@ uses for a statement without parameters.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Protocol
 
@@ -48,25 +49,49 @@ class PgBouncerAdmin:
         return any(row[0] == "paused" and row[1] == "yes" for row in self._command("SHOW STATE"))
 
     def pause(self, timeout: float) -> None:
-        """PAUSE, which returns once every server connection is released. A transaction held
-        open longer than `timeout` would hold it for ever: the pause is then undone."""
-        undone = threading.Event()
+        """PAUSE, which returns once every server connection is released. It returns paused,
+        or raises with PgBouncer not paused: a transaction held open longer than `timeout`
+        makes us cancel the PAUSE (PgBouncer then resumes, as for psql's Ctrl-C), and an
+        interruption while PgBouncer waits resumes it."""
+        try:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        except psycopg.Error as exc:
+            raise HarnessError(
+                f"PgBouncer's admin console refused the connection: {first_line(exc)}",
+                "is the lab up? `harness status` shows it",
+            ) from exc
+        timed_out = threading.Event()
 
-        def undo() -> None:
-            undone.set()
-            self.resume()
+        def give_up() -> None:
+            timed_out.set()
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel()
 
-        watchdog = threading.Timer(timeout, undo)
+        watchdog = threading.Timer(timeout, give_up)
         watchdog.daemon = True
         watchdog.start()
         try:
-            self._command("PAUSE")
-        except HarnessError:
-            if not undone.is_set():
-                raise
+            conn.execute("PAUSE")
+        except psycopg.Error as exc:
+            if "already" in str(exc):  # another PAUSE holds it: not ours to resume
+                raise StateError(
+                    "PgBouncer is paused already: other planned work is under way",
+                    "wait for it to finish; if none is, send RESUME on its admin console",
+                ) from exc
+            if not timed_out.is_set():
+                self.resume()
+                raise HarnessError(
+                    f"PgBouncer refused PAUSE: {first_line(exc)}",
+                    "its log says why: `harness logs pgbouncer`",
+                ) from exc
+        except BaseException:
+            self.resume()  # Ctrl-C while PgBouncer waits: nothing stays paused
+            raise
         finally:
             watchdog.cancel()
-        if undone.is_set():
+            conn.close()
+        if timed_out.is_set():
+            self.resume()  # the cancel resumed it already; harmless then
             raise StateError(
                 f"PgBouncer could not pause within {timeout:g} s: a transaction stays open "
                 "on one of its server connections; nothing was changed",
