@@ -65,7 +65,7 @@ class PgBouncerAdmin:
         def give_up() -> None:
             timed_out.set()
             with contextlib.suppress(psycopg.Error):
-                conn.cancel()
+                conn.cancel_safe(timeout=5)
 
         watchdog = threading.Timer(timeout, give_up)
         watchdog.daemon = True
