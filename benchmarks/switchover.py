@@ -5,7 +5,7 @@ Brings up its own project (`gardenlab-bench`, ports +20000) and takes it down af
 Per run: the chaos workload's writers on one path, `harness switchover` (PgBouncer paused)
 in the middle; client errors, the largest gap between two acknowledged writes of one
 writer, and when Patroni and HAProxy moved (from the workload's monitor, sampled every
-0.2 s), to show what bounds the gap:
+0.2 s), and the old leader's shutdown checkpoint from its log, to show what bounds the gap:
 
     python -m benchmarks.switchover --runs 5 [--writers 4] [--paths pooler,rw]
 """
@@ -13,6 +13,7 @@ writer, and when Patroni and HAProxy moved (from the workload's monitor, sampled
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 
@@ -30,6 +31,22 @@ from harness.stack.lifecycle import Stack
 BENCH_SETTINGS = {"GARDENLAB_PROJECT": "gardenlab-bench", **shifted_ports(20000)}
 STEADY = 3.0  # s of writes before the switchover
 AFTER = 4.0  # s of writes after it
+
+
+SHUTDOWN_CHECKPOINT = re.compile(r"checkpoint complete: .*total=([0-9.]+) s")
+
+
+def demotion_checkpoint(stack: Stack, node: str) -> float:
+    """The old leader's shutdown checkpoint, from its PostgreSQL log (log_checkpoints is on
+    by default): the last `checkpoint complete` after `checkpoint starting: shutdown`."""
+    lines = stack.compose().logs([node], tail="300").splitlines()
+    starts = [i for i, line in enumerate(lines) if "checkpoint starting: shutdown" in line]
+    if not starts:
+        return float("nan")
+    for line in lines[starts[-1] :]:
+        if match := SHUTDOWN_CHECKPOINT.search(line):
+            return float(match[1])
+    return float("nan")
 
 
 def one_run(stack: Stack, endpoint: EndpointName, writers: int) -> dict[str, float]:
@@ -51,6 +68,7 @@ def one_run(stack: Stack, endpoint: EndpointName, writers: int) -> dict[str, flo
         "patroni_api": result.switchover,
         "promoted": seen.promoted_after if seen.promoted_after is not None else float("nan"),
         "haproxy": seen.haproxy_after if seen.haproxy_after is not None else float("nan"),
+        "checkpoint": demotion_checkpoint(stack, result.leader),
     }
 
 
@@ -73,12 +91,15 @@ def main() -> None:
         for path in paths:
             runs = [one_run(stack, path, args.writers) for _ in range(args.runs)]
             print(f"\n{path}: {args.runs} switchovers, {args.writers} writers")
-            print("  run  errors  client gap  pool gap  paused  patroni API  promoted  HAProxy")
+            print(
+                "  run  errors  client gap  pool gap  paused  patroni API  promoted  HAProxy"
+                "  checkpoint"
+            )
             for i, r in enumerate(runs, start=1):
                 print(
                     f"  {i:>3}  {r['errors']:>6.0f}  {r['client_gap']:9.2f}s {r['pool_gap']:8.2f}s"
                     f" {r['paused']:6.2f}s {r['patroni_api']:10.2f}s {r['promoted']:8.2f}s"
-                    f" {r['haproxy']:7.2f}s"
+                    f" {r['haproxy']:7.2f}s {r['checkpoint']:10.3f}s"
                 )
             gaps = [r["client_gap"] for r in runs]
             print(
