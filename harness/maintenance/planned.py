@@ -12,6 +12,7 @@ pending) come before the pause: the cluster is left untouched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -51,7 +52,7 @@ class SwitchoverResult:
     leader: str
     candidate: str
     paused: float  # s PgBouncer held its clients' queries
-    switchover: float  # s Patroni's API took to answer
+    switchover: float  # s from the pause until Patroni's API answered (a whole-second poll)
     routed: float  # s from the pause until HAProxy routed rw to the new leader
 
 
@@ -120,6 +121,41 @@ def choose_candidate(cluster: Cluster, to: str | None, synchronous: bool) -> tup
             f"use --to {names}, or leave --to out",
         )
     return leader.name, member.name
+
+
+class Background:
+    """One call on a thread: when it finished, or what it raised, for the caller to re-raise."""
+
+    def __init__(self, call: Callable[[], None], clock: Clock) -> None:
+        self._call, self._clock = call, clock
+        self._error: BaseException | None = None
+        self._ended: float | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._call()
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+        self._ended = self._clock.now()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def result(self, timeout: float) -> float:
+        """When the call ended; its error raised here."""
+        self._thread.join(timeout)
+        self.raise_if_failed()
+        if self._ended is None:
+            raise HarnessError(
+                f"Patroni's switchover request did not answer within {timeout:g} s",
+                "`harness status` shows where the cluster stands",
+            )
+        return self._ended
 
 
 class Planned:
@@ -193,16 +229,23 @@ class Planned:
         return self._switch(leader, candidate, timeout)
 
     def _switch(self, leader: str, candidate: str, timeout: float) -> SwitchoverResult:
+        """Patroni's API answers only on a whole second after the new leader is in place (it
+        polls once a second), so it is asked on a thread and PgBouncer resumes as soon as
+        HAProxy routes rw to the candidate and a write there succeeds."""
         self.say(f"pausing PgBouncer, then switching over {leader} -> {candidate}")
         start = self.clock.now()
         self.pooler.pause(PAUSE_TIMEOUT)
+        request = Background(self.faults.planned_switchover(candidate).inject, self.clock)
         try:
-            requested = self.clock.now()
-            self.faults.planned_switchover(candidate).inject()
-            answered = self.clock.now()
+            request.start()
+
+            def routed_to_candidate() -> bool:
+                request.raise_if_failed()  # Patroni refused: no point waiting
+                return self.routing() == [candidate] and self.writable("rw")
+
             self._wait(
                 f"HAProxy to route rw to {candidate}",
-                lambda: self.routing() == [candidate] and self.writable("rw"),
+                routed_to_candidate,
                 timeout,
                 lambda: f"rw UP on {', '.join(self.routing()) or 'nothing'}",
             )
@@ -210,6 +253,7 @@ class Planned:
         finally:
             self.pooler.resume()
         resumed = self.clock.now()
+        answered = request.result(timeout)
         self._wait(
             "PgBouncer to reach the new leader",
             lambda: self.writable("pooler"),
@@ -218,7 +262,7 @@ class Planned:
         )
         self.say(f"{candidate} leads; PgBouncer held queries for {resumed - start:.2f} s")
         return SwitchoverResult(
-            leader, candidate, resumed - start, answered - requested, routed - start
+            leader, candidate, resumed - start, answered - start, routed - start
         )
 
     # -- rolling restart ---------------------------------------------------------------------
