@@ -8,8 +8,7 @@ uses for a statement without parameters.
 
 from __future__ import annotations
 
-import contextlib
-import threading
+import asyncio
 from typing import Protocol
 
 import psycopg
@@ -51,52 +50,38 @@ class PgBouncerAdmin:
     def pause(self, timeout: float) -> None:
         """PAUSE, which returns once every server connection is released. It returns paused,
         or raises with PgBouncer not paused: a transaction held open longer than `timeout`
-        makes us cancel the PAUSE (PgBouncer then resumes, as for psql's Ctrl-C), and an
-        interruption while PgBouncer waits resumes it."""
+        makes us drop the PAUSE's connection and RESUME (a cancel request does not free a
+        waiting PAUSE), and so does an interruption while PgBouncer waits."""
         try:
-            conn = psycopg.connect(self.dsn, autocommit=True)
-        except psycopg.Error as exc:
-            raise HarnessError(
-                f"PgBouncer's admin console refused the connection: {first_line(exc)}",
-                "is the lab up? `harness status` shows it",
-            ) from exc
-        timed_out = threading.Event()
-
-        def give_up() -> None:
-            timed_out.set()
-            with contextlib.suppress(psycopg.Error):
-                conn.cancel_safe(timeout=5)
-
-        watchdog = threading.Timer(timeout, give_up)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            conn.execute("PAUSE")
+            asyncio.run(self._pause(timeout))
+        except TimeoutError:
+            self.resume()
+            raise StateError(
+                f"PgBouncer could not pause within {timeout:g} s: a transaction stays open "
+                "on one of its server connections; nothing was changed",
+                "let long transactions finish (SHOW POOLS on its console), then retry",
+            ) from None
         except psycopg.Error as exc:
             if "already" in str(exc):  # another PAUSE holds it: not ours to resume
                 raise StateError(
                     "PgBouncer is paused already: other planned work is under way",
                     "wait for it to finish; if none is, send RESUME on its admin console",
                 ) from exc
-            if not timed_out.is_set():
-                self.resume()
-                raise HarnessError(
-                    f"PgBouncer refused PAUSE: {first_line(exc)}",
-                    "its log says why: `harness logs pgbouncer`",
-                ) from exc
+            self.resume()
+            raise HarnessError(
+                f"PgBouncer refused PAUSE: {first_line(exc)}",
+                "is the lab up? `harness status` shows it; `harness logs pgbouncer` why",
+            ) from exc
         except BaseException:
             self.resume()  # Ctrl-C while PgBouncer waits: nothing stays paused
             raise
+
+    async def _pause(self, timeout: float) -> None:
+        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        try:
+            await asyncio.wait_for(conn.execute("PAUSE"), timeout)
         finally:
-            watchdog.cancel()
-            conn.close()
-        if timed_out.is_set():
-            self.resume()  # the cancel resumed it already; harmless then
-            raise StateError(
-                f"PgBouncer could not pause within {timeout:g} s: a transaction stays open "
-                "on one of its server connections; nothing was changed",
-                "let long transactions finish (SHOW POOLS on its console), then retry",
-            )
+            conn.pgconn.finish()  # no goodbye that could wait behind the PAUSE
 
     def resume(self) -> None:
         """RESUME; PgBouncer refuses it when not paused, which is what we wanted anyway."""

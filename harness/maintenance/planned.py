@@ -285,7 +285,7 @@ class Planned:
     def rolling_restart(self, timeout: float = 120.0) -> RestartResult:
         """Members whose settings wait for a restart: replicas one by one, then a switchover
         away from the leader, then the old leader."""
-        cluster, synchronous = self.cluster()
+        cluster, _ = self.cluster()
         leader = refuse_if_busy(cluster)
         pending = [m.name for m in cluster.members if m.pending_restart]
         if not pending:
@@ -305,8 +305,7 @@ class Planned:
                 restarted.append(name)
         moved = None
         if leader.name in pending:
-            cluster, synchronous = self.cluster()
-            old, candidate = choose_candidate(cluster, None, synchronous)
+            old, candidate = self._candidate_when_settled(timeout)
             moved = self._switch(old, candidate, timeout)
             self._wait(
                 f"{old} to rejoin as a replica",
@@ -318,6 +317,22 @@ class Planned:
                 self._restart_member(old, timeout)
             restarted.append(old)
         return RestartResult(restarted, moved)
+
+    def _candidate_when_settled(self, timeout: float) -> tuple[str, str]:
+        """A restarted synchronous standby leaves the cluster without one for a moment, until
+        Patroni names it (or another) again: wait for a candidate instead of refusing."""
+        chosen: list[tuple[str, str]] = []
+
+        def candidate() -> bool:
+            try:
+                cluster, synchronous = self.cluster()
+                chosen[:] = [choose_candidate(cluster, None, synchronous)]
+            except StateError:
+                return False
+            return True
+
+        self._wait("a replica that can take over", candidate, timeout, lambda: "none yet")
+        return chosen[0]
 
     def _pending(self, name: str) -> bool:
         with self.stack.patroni() as patroni:

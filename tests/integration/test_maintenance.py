@@ -45,9 +45,8 @@ def test_a_switchover_through_pgbouncer_costs_its_clients_no_error(
         eventually(lambda: len(load.record.attempts) > 40, 20, "writes flowing")
         load.mark("fault")
         result = planned.switchover()
-        eventually(
-            lambda: any(a.started > load.now() for a in load.record.attempts), 5, "writes after"
-        )
+        after = load.now()
+        eventually(lambda: any(a.started > after for a in load.record.attempts), 5, "writes after")
         time.sleep(2)
     record = load.record
     acked = {a.id for a in record.attempts if a.outcome == "ack"}
@@ -74,6 +73,7 @@ def test_bad_input_is_one_message_and_a_hint_and_changes_nothing(
     assert stack.leader() == leader
 
 
+@pytest.mark.timeout(60)
 def test_pgbouncer_held_by_an_open_transaction_gives_up_the_pause(stack: Stack) -> None:
     admin = PgBouncerAdmin(stack.lab.dsn("pooler", dbname="pgbouncer"))
     with psycopg.connect(stack.lab.dsn("pooler"), prepare_threshold=None) as holder:
