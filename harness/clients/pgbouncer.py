@@ -8,7 +8,10 @@ uses for a statement without parameters.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import os
+import socket
+import threading
 from typing import Protocol
 
 import psycopg
@@ -50,38 +53,58 @@ class PgBouncerAdmin:
     def pause(self, timeout: float) -> None:
         """PAUSE, which returns once every server connection is released. It returns paused,
         or raises with PgBouncer not paused: a transaction held open longer than `timeout`
-        makes us drop the PAUSE's connection and RESUME (a cancel request does not free a
-        waiting PAUSE), and so does an interruption while PgBouncer waits."""
+        makes us shut the PAUSE's socket and RESUME (a cancel request did not free a waiting
+        PAUSE here, and psycopg waits for the cancelled query), and so does Ctrl-C."""
         try:
-            asyncio.run(self._pause(timeout))
-        except TimeoutError:
-            self.resume()
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        except psycopg.Error as exc:
+            raise HarnessError(
+                f"PgBouncer's admin console refused the connection: {first_line(exc)}",
+                "is the lab up? `harness status` shows it",
+            ) from exc
+        failed: list[psycopg.Error] = []
+
+        def run() -> None:
+            try:
+                conn.execute("PAUSE")
+            except psycopg.Error as exc:
+                failed.append(exc)
+
+        waiter = threading.Thread(target=run, daemon=True)
+        try:
+            waiter.start()
+            waiter.join(timeout)
+        except BaseException:
+            self._abandon(conn, waiter)  # Ctrl-C while PgBouncer waits: nothing stays paused
+            raise
+        if waiter.is_alive():
+            self._abandon(conn, waiter)
             raise StateError(
                 f"PgBouncer could not pause within {timeout:g} s: a transaction stays open "
                 "on one of its server connections; nothing was changed",
                 "let long transactions finish (SHOW POOLS on its console), then retry",
-            ) from None
-        except psycopg.Error as exc:
-            if "already" in str(exc):  # another PAUSE holds it: not ours to resume
+            )
+        conn.close()
+        if failed:
+            if "already" in str(failed[0]):  # another PAUSE holds it: not ours to resume
                 raise StateError(
                     "PgBouncer is paused already: other planned work is under way",
                     "wait for it to finish; if none is, send RESUME on its admin console",
-                ) from exc
+                ) from failed[0]
             self.resume()
             raise HarnessError(
-                f"PgBouncer refused PAUSE: {first_line(exc)}",
-                "is the lab up? `harness status` shows it; `harness logs pgbouncer` why",
-            ) from exc
-        except BaseException:
-            self.resume()  # Ctrl-C while PgBouncer waits: nothing stays paused
-            raise
+                f"PgBouncer refused PAUSE: {first_line(failed[0])}",
+                "`harness logs pgbouncer` says why",
+            ) from failed[0]
 
-    async def _pause(self, timeout: float) -> None:
-        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        try:
-            await asyncio.wait_for(conn.execute("PAUSE"), timeout)
-        finally:
-            conn.pgconn.finish()  # no goodbye that could wait behind the PAUSE
+    def _abandon(self, conn: psycopg.Connection[object], waiter: threading.Thread) -> None:
+        """Shut the socket under a waiting PAUSE (its thread then ends), then RESUME."""
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        waiter.join(5)
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+        self.resume()
 
     def resume(self) -> None:
         """RESUME; PgBouncer refuses it when not paused, which is what we wanted anyway."""
