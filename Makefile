@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-import bench-proxy bench-migration backup backups restore drill bench-backup gate render rehearse
+	bench-startup bench-seed bench-import bench-proxy bench-migration bench-switchover backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,9 @@ bench-import: venv ## Figures: CSV import rows/s vs harness seed's COPY rate, se
 
 bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) on the dev lab
 	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
+
+bench-switchover: venv ## Figures: a switchover's client errors and largest gap, via PgBouncer and direct (RUNS=5)
+	$(BIN)/python -m benchmarks.switchover --runs $(or $(RUNS),5)
 
 bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
 	$(BIN)/python -m benchmarks.backup

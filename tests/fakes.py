@@ -242,3 +242,85 @@ def cluster_json(leader: str = "pg1", sync: str = "pg2", replica: str = "pg3") -
             member(replica, "replica"),
         ],
     }
+
+
+class FakePatroni:
+    """Patroni's REST API over a cluster it changes as Patroni would: a switchover swaps the
+    leader and the candidate, a restart clears a member's pending flag, a reinitialize gives
+    it a new postmaster start time. Every request is recorded as (method, url path)."""
+
+    def __init__(self, cluster: dict[str, Any], config: dict[str, Any] | None = None) -> None:
+        self.cluster = cluster
+        self.config = config if config is not None else {"synchronous_mode": True}
+        self.requests: list[tuple[str, str]] = []
+        self.started: dict[str, int] = {}  # member -> postmaster start count
+        self.refuse_switchover = ""  # when set: Patroni's 412 text
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def member(self, name: str) -> dict[str, Any]:
+        return next(m for m in self.cluster["members"] if m["name"] == name)
+
+    def by_port(self, request: httpx.Request) -> str:
+        """The member a per-member URL points at: 8008 + index on 127.0.0.1."""
+        return f"pg{(request.url.port or 8008) - 8007}"
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path, method = request.url.path, request.method
+        self.requests.append((method, path))
+        body = json.loads(request.content) if request.content else {}
+        if path == "/cluster":
+            return httpx.Response(200, json=self.cluster)
+        if path == "/config":
+            return httpx.Response(200, json=self.config)
+        if path == "/switchover" and method == "POST":
+            if self.refuse_switchover:
+                return httpx.Response(412, text=self.refuse_switchover)
+            old, new = self.member(body["leader"]), self.member(body["candidate"])
+            old["role"], new["role"] = new["role"], "leader"
+            old["state"], new["state"] = "streaming", "running"
+            new["lag"], old["lag"] = None, 0
+            old["pending_restart"] = False  # the demotion restarted it
+            return httpx.Response(200, text=f"Successfully switched over to {new['name']}")
+        name = self.by_port(request)
+        if path == "/restart" and method == "POST":
+            self.member(name)["pending_restart"] = False
+            self.started[name] = self.started.get(name, 0) + 1
+            return httpx.Response(200, text="restarted successfully")
+        if path == "/reinitialize" and method == "POST":
+            self.started[name] = self.started.get(name, 0) + 1
+            return httpx.Response(200, text="reinitialize started")
+        if path == "/patroni":
+            member = self.member(name)
+            return httpx.Response(
+                200,
+                json={
+                    "state": "running",
+                    "role": member["role"],
+                    "postmaster_start_time": f"start-{self.started.get(name, 0)}",
+                },
+            )
+        return httpx.Response(404, text="not found")
+
+
+@dataclass
+class FakePooler:
+    """PgBouncer's admin console as planned work uses it; calls are recorded."""
+
+    is_paused: bool = False
+    calls: list[str] = field(default_factory=list)
+    refuse_pause: Exception | None = None
+
+    def paused(self) -> bool:
+        return self.is_paused
+
+    def pause(self, timeout: float) -> None:
+        self.calls.append("pause")
+        if self.refuse_pause is not None:
+            raise self.refuse_pause
+        self.is_paused = True
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+        self.is_paused = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 from harness.chaos.runner import Expectation, Scenario
 from harness.core.errors import ConfigError
 from harness.lab.presets import get_preset
+from harness.maintenance.planned import planned_reinit, planned_switchover
 
 TTL = get_preset("fast").ttl
 IMPORT_ROWS = 200_000
@@ -184,8 +185,41 @@ CATALOG: dict[str, Scenario] = {
             expect=Expectation(failover=False, max_write_gap=1),
             import_rows=IMPORT_ROWS,
         ),
+        Scenario(
+            name="planned-switchover-pooler",
+            group="planned",
+            ci=True,
+            story="`harness switchover` under clients of PgBouncer: PgBouncer pauses, Patroni "
+            "hands over to the synchronous standby, PgBouncer resumes once HAProxy routes to "
+            "it. Clients wait; none gets an error.",
+            fault=planned_switchover,
+            hold=3,
+            endpoint="pooler",
+            expect=Expectation(failover=True, max_write_gap=3, max_client_errors=0),
+        ),
+        Scenario(
+            name="planned-switchover-direct",
+            group="planned",
+            story="`harness switchover` under clients of HAProxy's rw port: their sessions "
+            "are closed by the demotion, they reconnect to the new leader.",
+            fault=planned_switchover,
+            hold=3,
+            expect=Expectation(failover=True, max_write_gap=3),
+        ),
+        Scenario(
+            name="planned-reinit",
+            group="planned",
+            ci=True,
+            story="`harness reinit` rebuilds the asynchronous replica from the leader under "
+            "clients of PgBouncer: the leader stays, writes carry on untouched.",
+            fault=planned_reinit,
+            hold=2,
+            endpoint="pooler",
+            expect=Expectation(failover=False, max_write_gap=1, max_client_errors=0),
+        ),
     )
 }
+GROUPS = sorted({s.group for s in CATALOG.values()})
 
 
 def scenario_named(name: str) -> Scenario:

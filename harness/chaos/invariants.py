@@ -111,6 +111,27 @@ def outage(record: Record, fault_at: float) -> Outage:
     )
 
 
+def client_gaps(record: Record, since: float = 0.0) -> dict[int, float]:
+    """Per writer, the longest time between two of its acknowledged writes from `since` on
+    (its last ack before `since` included): the outage one client saw, not the pool's."""
+    acks: dict[int, list[float]] = {}
+    for attempt in record.attempts:
+        if attempt.outcome == "ack":
+            acks.setdefault(attempt.writer, []).append(attempt.ended)
+    gaps: dict[int, float] = {}
+    for writer, times in acks.items():
+        times.sort()
+        before = [t for t in times if t <= since]
+        points = before[-1:] + [t for t in times if t > since]
+        gaps[writer] = max((b - a for a, b in pairwise(points)), default=0.0)
+    return gaps
+
+
+def client_errors(record: Record, since: float = 0.0) -> int:
+    """Attempts from `since` on that did not succeed (refused, or broken mid-statement)."""
+    return sum(1 for a in record.attempts if a.outcome != "ack" and a.started >= since)
+
+
 def split_brain(record: Record) -> list[str]:
     """Acks by server in time order, collapsed into runs: a server coming back after another
     one (A, B, A) needs as many leader changes; otherwise two nodes accepted writes at once."""

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
 from harness.chaos.imports import ImportAlongside
-from harness.chaos.invariants import Verdict, judge
+from harness.chaos.invariants import Verdict, client_errors, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
 from harness.core.progress import Say
 from harness.data.verify import verify
@@ -26,12 +26,17 @@ from harness.stack.lifecycle import Stack
 RECOVERY_TIMEOUT = 180.0
 
 
+# failure: something breaks; planned: maintenance done on purpose
+ScenarioGroup = Literal["failure", "planned"]
+
+
 @dataclass(frozen=True)
 class Expectation:
     """What a scenario promises; `failover` None means either outcome is acceptable."""
 
     failover: bool | None = None
     max_write_gap: float | None = None  # seconds of client-visible write outage
+    max_client_errors: int | None = None  # failed or broken writes from the fault on
     note: str = ""  # what the platform does, in words, for the report
 
 
@@ -47,6 +52,7 @@ class Scenario:
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
     import_rows: int = 0  # a CSV import of this many rows runs through the fault (needs a seed)
+    group: ScenarioGroup = "failure"
 
 
 @dataclass
@@ -73,7 +79,7 @@ class Result:
         }
 
 
-def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
+def budget_failures(scenario: Scenario, verdict: Verdict, errors: int = 0) -> list[str]:
     failures = list(verdict.problems)
     outage, expect = verdict.outage, scenario.expect
     changed = outage.leader_after != outage.leader_before or outage.leader_changes > 0
@@ -90,6 +96,8 @@ def budget_failures(scenario: Scenario, verdict: Verdict) -> list[str]:
             f"write outage {outage.write_gap:.1f} s exceeds the budget of "
             f"{expect.max_write_gap:.1f} s"
         )
+    if expect.max_client_errors is not None and errors > expect.max_client_errors:
+        failures.append(f"{errors} client errors exceed the budget of {expect.max_client_errors}")
     return failures
 
 
@@ -147,7 +155,8 @@ def run(
         load.record, present_ids(target.setup_dsn), load.record.marks["fault"], differing
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
-    result.failures = budget_failures(scenario, verdict)
+    errors = client_errors(load.record, load.record.marks["fault"])
+    result.failures = budget_failures(scenario, verdict, errors)
     if alongside:
         result.failures += alongside.failures()
     return result

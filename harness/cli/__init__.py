@@ -35,6 +35,9 @@ COMMANDS = {
     "rehearse": "promotion:rehearse_command",
     "fault": "faults:fault",
     "migration": "migration:migration",
+    "switchover": "maintenance:switchover",
+    "restart": "maintenance:restart",
+    "reinit": "maintenance:reinit",
 }
 
 

@@ -23,7 +23,11 @@ def chaos_list() -> None:
     for scenario in CATALOG.values():
         budget = scenario.expect.max_write_gap
         shown = "none" if budget is None else f"{budget:g} s"
-        out.print(f"[bold]{scenario.name}[/] (write outage budget: {shown})")
+        errors = scenario.expect.max_client_errors
+        client = "" if errors is None else f", client errors: {errors}"
+        out.print(
+            f"[bold]{scenario.name}[/] \\[{scenario.group}] (write outage budget: {shown}{client})"
+        )
         out.print(f"  {scenario.story}", highlight=False)
 
 

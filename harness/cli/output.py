@@ -88,7 +88,7 @@ def status_table(status: StackStatus) -> Table:
         table.add_row(
             node,
             m.role if m else "-",
-            m.state if m else "-",
+            (f"{m.state}, restart pending" if m.pending_restart else m.state) if m else "-",
             str(m.timeline) if m and m.timeline is not None else "-",
             str(m.lag) if m and m.lag is not None else "-",
             status.backend("rw", node),

@@ -36,6 +36,7 @@ class Member:
 class Cluster:
     scope: str
     members: tuple[Member, ...]
+    scheduled_switchover: str = ""  # when one is scheduled: its time, as Patroni reports it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Cluster:
@@ -51,7 +52,12 @@ class Cluster:
             )
             for m in data.get("members", [])
         )
-        return cls(scope=str(data.get("scope", "")), members=members)
+        scheduled = data.get("scheduled_switchover") or {}
+        return cls(
+            scope=str(data.get("scope", "")),
+            members=members,
+            scheduled_switchover=str(scheduled.get("at", "")) if scheduled else "",
+        )
 
     @property
     def leaders(self) -> list[Member]:
@@ -149,6 +155,22 @@ class PatroniClient:
                 f"restart on {member_url} refused: HTTP {response.status_code} "
                 f"{response.text.strip()[:300]}"
             )
+
+    def reinitialize(self, member_url: str) -> None:
+        """Rebuild a replica from the leader; Patroni answers once the rebuild has started."""
+        response = self._http.post(f"{member_url}/reinitialize", json={"force": True}, timeout=30)
+        if response.status_code >= 400:
+            raise PatroniUnavailable(
+                f"reinitialize on {member_url} refused: HTTP {response.status_code} "
+                f"{response.text.strip()[:300]}"
+            )
+
+    def member_status(self, member_url: str) -> dict[str, Any]:
+        """One member's own view (GET /patroni): state, role, postmaster_start_time..."""
+        response = self._http.get(f"{member_url}/patroni")
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
     def config(self) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", "/config")

@@ -1,0 +1,2 @@
+"""Planned maintenance that clients behind PgBouncer do not notice: switchover, rolling
+restart, replica rebuild."""
