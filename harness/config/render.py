@@ -49,9 +49,23 @@ RESTORE_COMMAND = f'pgbackrest --stanza={STANZA} archive-get %f "%p"'
 # Settings `up` also brings a running cluster to (bootstrap applies the rest only once):
 # archiving, and wal2json allowed as an output plugin, which Supabase Realtime decodes with
 # (PostgreSQL 17.11 admits only the libraries listed here).
+# Where the time goes, with PostgreSQL's own tools: pg_stat_statements counts every statement
+# (those inside functions too, such as app.search_leads' query); auto_explain logs the plan of
+# any statement slower than the SLO with its row counts and buffers (per-node timing left off:
+# it would tax every statement).
+OBSERVE_PARAMETERS = {
+    "shared_preload_libraries": "pg_stat_statements,auto_explain",
+    "pg_stat_statements.track": "all",
+    "auto_explain.log_min_duration": "100ms",
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",
+    "auto_explain.log_nested_statements": "on",
+}
 LIVE_PARAMETERS = {
     **ARCHIVE_PARAMETERS,
     "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
+    **OBSERVE_PARAMETERS,
 }
 
 
@@ -131,7 +145,6 @@ def dcs_config(preset: TimingPreset, site: Site = COMPOSE_SITE) -> dict[str, Any
                 "wal_keep_size": "256MB",
                 "shared_buffers": "64MB",
                 "password_encryption": "scram-sha-256",
-                "shared_preload_libraries": "pg_stat_statements",
                 **LIVE_PARAMETERS,
             },
         },

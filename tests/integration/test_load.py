@@ -38,6 +38,15 @@ def test_every_request_type_runs_and_the_reports_are_written(seeded: Stack, tmp_
     for name in ("locust.html", "locust_stats.csv", "timeline.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "summary.json").read_text())["passed"] is True
+    # What the servers did: the mix's statements on the nodes, and every container's CPU.
+    servers = result.servers
+    assert servers is not None and not servers.notes, servers and servers.notes
+    phone = [s for s in servers.statements if "FROM clients WHERE phone" in s.query]
+    assert phone and phone[0].calls == steady["client_by_phone"].count + sum(
+        s.count for s in result.stats["ramp"] if s.name == "client_by_phone"
+    )
+    assert {"pg1", "pg2", "pg3", "haproxy"} <= set(servers.cpu)
+    assert all(seconds > 0 for seconds in servers.cpu.values())
 
 
 def test_through_pgbouncer_with_two_load_processes(seeded: Stack, tmp_path: Path) -> None:
