@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from harness.config.sizing import LAB_NODE, NodeSize
 from harness.lab.presets import TimingPreset
 from harness.lab.topology import (
     ENDPOINTS,
@@ -67,6 +68,7 @@ LIVE_PARAMETERS = {
     "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
     **OBSERVE_PARAMETERS,
 }
+MAX_CONNECTIONS = 200
 
 
 def pg_hba(network: str) -> list[str]:
@@ -89,7 +91,14 @@ class Site:
     docker_dns: bool  # HAProxy resolves the backends with Docker's resolver
     pgbouncer_upstream: str  # the host of HAProxy's rw port
     repository: tuple[tuple[str, str], ...]  # pgBackRest's repo1-* options
-    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings sized for the machines
+    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings given for the machines
+    size: NodeSize = LAB_NODE  # what each database node has: the settings derived from it
+
+    def parameters(self) -> dict[str, str]:
+        """Memory and parallelism from the node's size; the settings given explicitly win."""
+        given = dict(self.resources)
+        connections = int(given.get("max_connections", MAX_CONNECTIONS))
+        return {**self.size.parameters(connections), **given}
 
 
 COMPOSE_SITE = Site(
@@ -139,18 +148,23 @@ def dcs_config(preset: TimingPreset, site: Site = COMPOSE_SITE) -> dict[str, Any
             "parameters": {
                 "wal_level": "logical",
                 "hot_standby": "on",
-                "max_connections": 200,
+                "max_connections": MAX_CONNECTIONS,
                 "max_wal_senders": 10,
                 "max_replication_slots": 10,
                 "wal_keep_size": "256MB",
-                "shared_buffers": "64MB",
                 "password_encryption": "scram-sha-256",
                 **LIVE_PARAMETERS,
             },
         },
     }
-    config["postgresql"]["parameters"].update(site.resources)
+    config["postgresql"]["parameters"].update(site.parameters())
     return config
+
+
+def lab_live_parameters() -> dict[str, object]:
+    """What `up` brings a running lab to: LIVE_PARAMETERS and the sizing of its nodes (the
+    memory settings wait for a restart, which `up` then does, replicas first)."""
+    return {**LIVE_PARAMETERS, **COMPOSE_SITE.parameters()}
 
 
 @dataclass(frozen=True)

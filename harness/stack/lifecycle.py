@@ -20,7 +20,7 @@ from harness.clients.compose import ComposeProject, DockerCompose
 from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.patroni import Cluster, PatroniClient
-from harness.config.render import LIVE_PARAMETERS, RestoreTarget, write_rendered
+from harness.config.render import RestoreTarget, lab_live_parameters, write_rendered
 from harness.core.errors import HarnessError, PortInUseError, StateError
 from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
@@ -237,14 +237,15 @@ class Stack:
             )
 
     def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
-        """Bring Patroni's live timings to the preset and LIVE_PARAMETERS in (bootstrap applies
-        the dynamic configuration only once; archive_mode then waits for a restart)."""
+        """Bring Patroni's live timings to the preset and the live parameters in (bootstrap
+        applies the dynamic configuration only once; archive_mode, the preloaded libraries and
+        shared_buffers then wait for a restart)."""
         wanted = preset.dcs_settings()
         with self.patroni() as patroni:
             live = patroni.config()
             changes: dict[str, object] = {k: v for k, v in wanted.items() if live.get(k) != v}
             parameters = live.get("postgresql", {}).get("parameters", {})
-            missing = {k: v for k, v in LIVE_PARAMETERS.items() if parameters.get(k) != v}
+            missing = {k: v for k, v in lab_live_parameters().items() if parameters.get(k) != v}
             if missing:
                 changes["postgresql"] = {"parameters": missing}
             if changes:
