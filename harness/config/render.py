@@ -69,6 +69,10 @@ LIVE_PARAMETERS = {
     **OBSERVE_PARAMETERS,
 }
 MAX_CONNECTIONS = 200
+# Of the settings the lab patches live, those PostgreSQL reads only when it starts.
+RESTART_PARAMETERS = frozenset(
+    {"archive_mode", "shared_preload_libraries", "shared_buffers", "max_worker_processes"}
+)
 
 
 def pg_hba(network: str) -> list[str]:

@@ -20,8 +20,14 @@ from harness.clients.compose import ComposeProject, DockerCompose
 from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.patroni import Cluster, PatroniClient
-from harness.config.render import RestoreTarget, lab_live_parameters, write_rendered
+from harness.config.render import (
+    RESTART_PARAMETERS,
+    RestoreTarget,
+    lab_live_parameters,
+    write_rendered,
+)
 from harness.core.errors import HarnessError, PortInUseError, StateError
+from harness.core.polling import poll
 from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
 from harness.lab.project import LOOPBACK, PUBLISHED_PORTS, Lab
@@ -279,17 +285,27 @@ class Stack:
             self.wait_ready(timeout, on_round)
         with report.phase("preset"):
             report.preset_changes = self.apply_preset(preset)
-            report.restarted = self.restart_pending()
+            patched = report.preset_changes.get("postgresql")
+            waits = isinstance(patched, dict) and bool(
+                RESTART_PARAMETERS & set(patched["parameters"])
+            )
+            # Patroni notices a patched setting in its next loop: give it two before looking.
+            report.restarted = self.restart_pending(2.0 * preset.loop_wait + 3 if waits else 0)
             if report.restarted:
                 self.wait_ready(timeout, on_round)
         return report
 
-    def restart_pending(self) -> list[str]:
+    def restart_pending(self, settle: float = 0) -> list[str]:
         """Restart the members whose settings wait for it (archive_mode on a cluster made
-        before archiving existed): replicas first, the leader last."""
+        before archiving existed, a new shared_buffers): replicas first, the leader last.
+        `settle`: how long to wait for every member to report a restart pending."""
         urls = dict(zip(NODES, self.lab.rest_urls(), strict=True))
         with self.patroni() as patroni:
-            pending = [m for m in patroni.cluster().members if m.pending_restart]
+            pending = poll(
+                lambda: [m for m in patroni.cluster().members if m.pending_restart],
+                lambda found: len(found) == len(NODES),
+                timeout=settle,
+            ).value
             ordered = sorted(pending, key=lambda m: m.is_leader)
             for member in ordered:
                 patroni.restart(urls[member.name])

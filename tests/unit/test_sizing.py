@@ -23,6 +23,7 @@ def test_the_lab_node_two_cores_two_gigabytes() -> None:
         "max_parallel_workers": "2",
         "max_parallel_workers_per_gather": "0",  # two cores: no second core for one query
         "max_parallel_maintenance_workers": "1",
+        "random_page_cost": "1.1",
     }
 
 
