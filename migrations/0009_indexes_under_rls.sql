@@ -2,7 +2,7 @@
 -- prod scale (`make bench-plans`, as crm_app for the agency with the most leads). The policy adds
 -- agency_id = app.current_agency_id() to every statement a tenant runs, so each index leads
 -- with agency_id.
--- depends: 0007_statement_statistics
+-- depends: 0008_statement_statistics
 
 -- The dashboard's count of an agency's leads over 30 days: through the index on (agency_id,
 -- status, created_at) it was a bitmap scan of every status' range, then 5,375 heap pages read
