@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-import bench-proxy bench-migration bench-switchover backup backups restore drill bench-backup gate render rehearse
+	bench-startup bench-seed bench-import bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,7 +48,7 @@ chaos: venv ## The whole scenario catalog on a real stack (RUNS=10 repeats it)
 LOAD_ARGS = --users $(or $(USERS),100) --via $(or $(VIA),haproxy) --processes $(or $(PROCESSES),1) \
 	$(foreach t,$(THRESHOLDS),--threshold $(t))
 
-load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms or > 0.1 % errors
+load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms (all or any request type) or > 0.1 % errors
 	$(HARNESS) load $(LOAD_ARGS) --duration $(or $(DURATION),3m)
 
 load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
@@ -107,6 +107,9 @@ bench-backup: venv ## Figures: full backup, WAL archived per minute under load, 
 
 bench-migration: venv ## Figures: initial copy vs dump/restore, cutover and rollback write gaps (RUNS=5)
 	$(BIN)/python -m benchmarks.migration --runs $(or $(RUNS),5)
+
+bench-plans: venv ## Plans of the CRM mix's statements as the tenant sees them (REQUEST=dashboard)
+	$(BIN)/python -m benchmarks.plans $(if $(REQUEST),--request $(REQUEST))
 
 bench-proxy: venv ## Figures: one fault-proxy hop vs direct; its cost in the running lab
 	$(BIN)/python -m benchmarks.faultproxy_hop

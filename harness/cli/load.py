@@ -21,8 +21,9 @@ threshold_option = click.option(
     type=Threshold(),
     metavar="[REQUEST:]METRIC=VALUE",
     help="Fail when a steady-state metric reaches it; repeatable. Metrics p50, p95, p99 (ms) "
-    "and errors (ratio). Defaults: p95=100, errors=0.001 (0.1 %). Per request type: "
-    "search_leads:p99=50.",
+    "and errors (ratio). Defaults: p95=100 (all requests), each:p95=100 (every request type "
+    "on its own), errors=0.001 (0.1 %). Per request type: search_leads:p99=50, which takes "
+    "the place of each: for that type.",
 )
 
 

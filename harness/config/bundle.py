@@ -129,6 +129,7 @@ def site_of(inventory: Inventory) -> Site:
         pgbouncer_upstream=inventory.with_role("haproxy")[0].address,
         repository=repository,
         resources=tuple(inventory.resources.items()),
+        size=inventory.size,
     )
 
 

@@ -12,7 +12,7 @@ render from the same templates.
       - {name: db3, address: 10.0.1.13, roles: [database, etcd]}
       - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
       - {name: bk1, address: 10.0.1.31, roles: [backup]}
-    resources: {shared_buffers: 4GB, max_connections: 400}
+    resources: {cores: 8, memory: 32GB, max_connections: 400}  # per database server
     # For `harness gate`: where this machine reaches the cluster (defaults: the hosts'
     # addresses and the standard ports), and how to read the backup repository.
     endpoints: {rw: 10.0.1.21:5000, ro: 10.0.1.21:5001, pooler: 10.0.1.21:6432,
@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.config.sizing import LAB_NODE, NodeSize, parse_memory_mb
 from harness.core.errors import ConfigError
 from harness.lab.presets import PRESETS, TimingPreset
 
@@ -38,8 +39,12 @@ KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups")
 ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
 HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 HOST_KEYS = ("name", "address", "roles")
+# What each database server has: memory and parallelism settings are derived from it
+# (harness.config.sizing) unless given below.
+SIZE_KEYS = ("cores", "memory")
 # PostgreSQL settings an inventory may size for its servers; everything else is the lab's.
 RESOURCES = (
+    *SIZE_KEYS,
     "shared_buffers",
     "effective_cache_size",
     "work_mem",
@@ -82,8 +87,9 @@ class Inventory:
     preset: TimingPreset
     network: str
     hosts: tuple[Host, ...]
-    resources: dict[str, str]
+    resources: dict[str, str]  # PostgreSQL settings given explicitly
     endpoints: Endpoints
+    size: NodeSize = LAB_NODE  # each database server's, from resources' cores and memory
     backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
 
     def with_role(self, role: str) -> list[Host]:
@@ -150,7 +156,7 @@ class Reader:
             )
         network = self.network(top["network"])
         hosts = self.hosts(top["hosts"], network)
-        resources = self.resources(top.get("resources"))
+        resources, size = self.resources(top.get("resources"))
         inventory = Inventory(
             self.path,
             PRESETS[preset_name],
@@ -158,6 +164,7 @@ class Reader:
             hosts,
             resources,
             Endpoints("", "", "", ()),
+            size,
         )
         self.check_roles(inventory, top["hosts"])
         backups = (
@@ -251,11 +258,27 @@ class Reader:
             hosts.append(Host(name, address, roles, item.start_mark.line + 1))
         return tuple(hosts)
 
-    def resources(self, node: yaml.Node | None) -> dict[str, str]:
+    def resources(self, node: yaml.Node | None) -> tuple[dict[str, str], NodeSize]:
+        """PostgreSQL settings given as they are, and the servers' size (the lab's node when
+        not given; cores and memory come together)."""
         if node is None:
-            return {}
+            return {}, LAB_NODE
         fields = self.mapping(node, "resources", RESOURCES)
-        return {key: self.scalar(value, key) for key, value in fields.items()}
+        given = {key: self.scalar(value, key) for key, value in fields.items()}
+        named = [key for key in SIZE_KEYS if key in given]
+        if not named:
+            return given, LAB_NODE
+        if len(named) == 1:
+            raise self.fail(node, "resources: give both cores and memory of a database server")
+        try:
+            cores = int(given.pop("cores"))
+        except ValueError:
+            raise self.fail(fields["cores"], "cores must be a whole number, e.g. 8") from None
+        try:
+            size = NodeSize(cores, parse_memory_mb(given.pop("memory")))
+        except ConfigError as exc:
+            raise self.fail(fields["memory"], f"{exc.message} ({exc.hint})") from None
+        return given, size
 
     def check_roles(self, inventory: Inventory, node: yaml.Node) -> None:
         counts = Counter(role for h in inventory.hosts for role in h.roles)

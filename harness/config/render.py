@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from harness.config.sizing import LAB_NODE, NodeSize
 from harness.lab.presets import TimingPreset
 from harness.lab.topology import (
     ENDPOINTS,
@@ -50,10 +51,29 @@ RESTORE_COMMAND = f'pgbackrest --stanza={STANZA} archive-get %f "%p"'
 # Settings `up` also brings a running cluster to (bootstrap applies the rest only once):
 # archiving, and wal2json allowed as an output plugin, which Supabase Realtime decodes with
 # (PostgreSQL 17.11 admits only the libraries listed here).
+# Where the time goes, with PostgreSQL's own tools: pg_stat_statements counts every statement
+# (those inside functions too, such as app.search_leads' query); auto_explain logs the plan of
+# any statement slower than the SLO with its row counts and buffers (per-node timing left off:
+# it would tax every statement).
+OBSERVE_PARAMETERS = {
+    "shared_preload_libraries": "pg_stat_statements,auto_explain",
+    "pg_stat_statements.track": "all",
+    "auto_explain.log_min_duration": "100ms",
+    "auto_explain.log_analyze": "on",
+    "auto_explain.log_buffers": "on",
+    "auto_explain.log_timing": "off",
+    "auto_explain.log_nested_statements": "on",
+}
 LIVE_PARAMETERS = {
     **ARCHIVE_PARAMETERS,
     "output_plugin_libraries": "pgoutput, test_decoding, wal2json",
+    **OBSERVE_PARAMETERS,
 }
+MAX_CONNECTIONS = 200
+# Of the settings the lab patches live, those PostgreSQL reads only when it starts.
+RESTART_PARAMETERS = frozenset(
+    {"archive_mode", "shared_preload_libraries", "shared_buffers", "max_worker_processes"}
+)
 
 
 def pg_hba(network: str) -> list[str]:
@@ -76,7 +96,14 @@ class Site:
     docker_dns: bool  # HAProxy resolves the backends with Docker's resolver
     pgbouncer_upstream: str  # the host of HAProxy's rw port
     repository: tuple[tuple[str, str], ...]  # pgBackRest's repo1-* options
-    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings sized for the machines
+    resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings given for the machines
+    size: NodeSize = LAB_NODE  # what each database node has: the settings derived from it
+
+    def parameters(self) -> dict[str, str]:
+        """Memory and parallelism from the node's size; the settings given explicitly win."""
+        given = dict(self.resources)
+        connections = int(given.get("max_connections", MAX_CONNECTIONS))
+        return {**self.size.parameters(connections), **given}
 
 
 COMPOSE_SITE = Site(
@@ -126,19 +153,23 @@ def dcs_config(preset: TimingPreset, site: Site = COMPOSE_SITE) -> dict[str, Any
             "parameters": {
                 "wal_level": "logical",
                 "hot_standby": "on",
-                "max_connections": 200,
+                "max_connections": MAX_CONNECTIONS,
                 "max_wal_senders": 10,
                 "max_replication_slots": 10,
                 "wal_keep_size": "256MB",
-                "shared_buffers": "64MB",
                 "password_encryption": "scram-sha-256",
-                "shared_preload_libraries": "pg_stat_statements",
                 **LIVE_PARAMETERS,
             },
         },
     }
-    config["postgresql"]["parameters"].update(site.resources)
+    config["postgresql"]["parameters"].update(site.parameters())
     return config
+
+
+def lab_live_parameters() -> dict[str, object]:
+    """What `up` brings a running lab to: LIVE_PARAMETERS and the sizing of its nodes (the
+    memory settings wait for a restart, which `up` then does, replicas first)."""
+    return {**LIVE_PARAMETERS, **COMPOSE_SITE.parameters()}
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 from harness.core.errors import ConfigError
 from harness.lab.topology import PRIMARY_PATHS, Via
-from harness.load.report import ALL, Limit
+from harness.load.report import ALL, EACH, Limit
 
-DEFAULT_LIMITS = (Limit(ALL, "p95", 100.0), Limit(ALL, "errors", 0.001))
+# The plans' bar is the aggregate; each request type is held to it too, or a slow type
+# hides behind the fast ones (dashboard p95 151 ms under an aggregate of 58 ms).
+DEFAULT_LIMITS = (
+    Limit(ALL, "p95", 100.0),
+    Limit(EACH, "p95", 100.0),
+    Limit(ALL, "errors", 0.001),
+)
 MAX_SECONDS = 2 * 3600  # no run goes longer, whatever was asked
 
 

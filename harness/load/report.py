@@ -21,6 +21,7 @@ from harness.core.errors import ConfigError
 from harness.reports import timeline
 
 ALL = "*"  # the aggregate over every request type, in stats and limits
+EACH = "each"  # in limits: every request type on its own, unless it has a limit of its own
 METRICS = ("p50", "p95", "p99", "errors")
 LIMIT_SYNTAX = re.compile(r"^(?:(?P<request>[a-z_]+):)?(?P<metric>\w+)=(?P<value>[0-9.]+)$")
 
@@ -124,9 +125,10 @@ def window_stats(records: Iterable[RequestRecord], window: Window) -> list[Stats
 
 @dataclass(frozen=True)
 class Limit:
-    """A threshold: the metric of a request type (or of all requests) must stay below value."""
+    """A threshold: the metric of a request type, of each type, or of all requests together
+    must stay below value. An aggregate hides a slow type behind many fast ones, hence EACH."""
 
-    request: str  # a request name or ALL
+    request: str  # a request name, EACH or ALL
     metric: str  # p50, p95, p99 (ms) or errors (ratio of failed requests)
     value: float
 
@@ -143,22 +145,23 @@ class Limit:
 
 
 def parse_limit(text: str, request_names: Sequence[str]) -> Limit:
-    """`p95=100`, `errors=0.001`, or per request type `search_leads:p99=50`."""
+    """`p95=100`, `errors=0.001`, per request type `search_leads:p99=50`, or for every
+    request type on its own `each:p95=100`."""
     match = LIMIT_SYNTAX.match(text.strip())
     if not match:
         raise ConfigError(
             f"threshold {text!r} is not [REQUEST:]METRIC=VALUE",
-            "e.g. p95=100, errors=0.001 or search_leads:p99=50",
+            "e.g. p95=100, errors=0.001, each:p95=100 or search_leads:p99=50",
         )
     request, metric = match["request"] or ALL, match["metric"]
     if metric not in METRICS:
         raise ConfigError(
             f"threshold {text!r}: unknown metric {metric!r}", f"metrics: {', '.join(METRICS)}"
         )
-    if request != ALL and request not in request_names:
+    if request not in (ALL, EACH) and request not in request_names:
         raise ConfigError(
             f"threshold {text!r}: unknown request type {request!r}",
-            f"request types: {', '.join(request_names)}",
+            f"request types: {', '.join(request_names)}, or {EACH} for every one",
         )
     value = float(match["value"])
     if metric == "errors" and not 0 <= value <= 1:
@@ -176,19 +179,34 @@ def merge_limits(defaults: Sequence[Limit], overrides: Sequence[Limit]) -> list[
     return list(keyed.values())
 
 
-def breaches(stats: Sequence[Stats], limits: Sequence[Limit]) -> list[str]:
-    by_name = {s.name: s for s in stats}
-    found = []
+def applied(stats: Sequence[Stats], limits: Sequence[Limit]) -> list[tuple[Limit, Stats]]:
+    """Each limit with the rows it judges: EACH judges every request type that has no limit
+    of its own for that metric; rows without requests are judged by nothing."""
+    own = {(lim.request, lim.metric) for lim in limits if lim.request not in (ALL, EACH)}
+    pairs = []
     for limit in limits:
-        s = by_name.get(limit.request)
-        if s is None or s.count == 0:
-            continue
+        for s in stats:
+            if s.count == 0:
+                continue
+            if limit.request == EACH:
+                if s.name != ALL and (s.name, limit.metric) not in own:
+                    pairs.append((limit, s))
+            elif s.name == limit.request:
+                pairs.append((limit, s))
+    return pairs
+
+
+def breaches(stats: Sequence[Stats], limits: Sequence[Limit]) -> list[str]:
+    """One line per breach, naming the request type (or all requests) that breached."""
+    found = []
+    for limit, s in applied(stats, limits):
         if limit.breached_by(s):
             observed = s.metric(limit.metric)
             shown = f"{observed:.4%}" if limit.metric == "errors" else f"{observed:.1f} ms"
             bound = f"{limit.value:.4%}" if limit.metric == "errors" else f"{limit.value:g} ms"
-            who = "all requests" if limit.request == ALL else limit.request
-            found.append(f"{who}: {limit.metric} {shown} (limit {bound})")
+            who = "all requests" if s.name == ALL else s.name
+            scope = ", each request type" if limit.request == EACH else ""
+            found.append(f"{who}: {limit.metric} {shown} (limit {bound}{scope})")
     return found
 
 

@@ -47,6 +47,7 @@ from harness.load.report import (
     stats_json,
     window_stats,
 )
+from harness.load.servers import ServerUse, ServerWatch, summary_lines
 from harness.stack.lifecycle import Stack
 
 WARMUP = 20.0  # s of steady load after the ramp before a scenario starts
@@ -109,6 +110,11 @@ class LoadResult:
     scenario: Scenario | None = None
     chaos: Result | None = None
     errors_after_fault: ErrorSpan | None = None
+    servers: ServerUse | None = None  # the lab's: a gate's target has no containers to read
+
+    @property
+    def requests(self) -> int:
+        return sum(s.count for w in self.windows for s in self.stats[w.name] if s.name == ALL)
 
     @property
     def passed(self) -> bool:
@@ -137,6 +143,7 @@ class LoadResult:
             "errors_after_fault": self.errors_after_fault.__dict__
             if self.errors_after_fault
             else None,
+            "servers": self.servers.to_json() if self.servers else None,
         }
 
 
@@ -146,6 +153,7 @@ def analyse(
     locust: LocustProcess,
     marks: dict[str, float],  # extra window boundaries as epoch seconds: fault, ready
     chaos: tuple[Scenario, Result] | None = None,
+    servers: ServerUse | None = None,
 ) -> LoadResult:
     records = read_request_logs(directory)
     if not records:
@@ -179,6 +187,7 @@ def analyse(
         locust.cpu_seconds,
         locust.returncode,
         warnings,
+        servers=servers,
     )
     if locust.returncode not in (0, None):
         result.failures.append(f"Locust exited with {locust.returncode}: see {locust.log_path}")
@@ -200,12 +209,21 @@ def analyse(
 
 
 def run_load(stack: Stack, plan: LoadPlan, directory: Path, say: Say = print) -> LoadResult:
-    """Steady load on the lab for the plan's duration, once the lab is checked."""
+    """Steady load on the lab for the plan's duration, once the lab is checked; with what
+    its servers did meanwhile."""
     preflight(stack, plan)
-    return run_target(LoadTarget.of_lab(stack.lab, plan.via), plan, directory, say)
+    return run_target(
+        LoadTarget.of_lab(stack.lab, plan.via), plan, directory, say, ServerWatch(stack)
+    )
 
 
-def run_target(target: LoadTarget, plan: LoadPlan, directory: Path, say: Say = print) -> LoadResult:
+def run_target(
+    target: LoadTarget,
+    plan: LoadPlan,
+    directory: Path,
+    say: Say = print,
+    watch: ServerWatch | None = None,
+) -> LoadResult:
     """Steady load for the plan's duration; the thresholds are checked after the ramp."""
     prepare_directory(directory)
     command = locust_command(plan, directory, plan.duration)
@@ -214,9 +232,11 @@ def run_target(target: LoadTarget, plan: LoadPlan, directory: Path, say: Say = p
         f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, "
         f"{plan.duration:.0f} s in all; reports in {directory}"
     )
+    if watch:
+        watch.start()
     with LocustProcess(command, env, directory / "locust.log") as locust:
         wait_with_progress(locust, locust.started + plan.duration + STOP_GRACE, directory, say)
-    return analyse(plan, directory, locust, {})
+    return analyse(plan, directory, locust, {}, servers=watch.finish() if watch else None)
 
 
 def run_load_chaos(
@@ -240,6 +260,8 @@ def run_load_chaos(
     )
     command = locust_command(plan, directory, min(bound, MAX_SECONDS))
     env = locust_environment(LoadTarget.of_lab(stack.lab, plan.via), plan, directory)
+    watch = ServerWatch(stack)
+    watch.start()
     say(
         f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, then scenario "
         f"{scenario.name}; reports in {directory}"
@@ -256,7 +278,7 @@ def run_load_chaos(
         wait_with_progress(locust, time.time() + TAIL, directory, say)
     record = outcome.record
     marks = {"fault": record.wall("fault"), "ready": record.wall("ready")}
-    return analyse(plan, directory, locust, marks, (scenario, outcome))
+    return analyse(plan, directory, locust, marks, (scenario, outcome), watch.finish())
 
 
 def summary(result: LoadResult) -> str:
@@ -297,6 +319,8 @@ def summary(result: LoadResult) -> str:
         f"({result.generator_cores:.2f} cores, {plan.processes} process(es))"
         + (f"; WARNING: {'; '.join(result.locust_warnings)}" if result.locust_warnings else "")
     )
+    if result.servers is not None:
+        lines += summary_lines(result.servers, result.requests)
     lines.append("PASSED" if result.passed else "FAILED")
     lines += [f"  FAILURE: {failure}" for failure in result.failures]
     lines.append(

@@ -240,13 +240,15 @@ def gate(
             dsn(inventory.endpoints.ro, secrets),
         )
         report.load = run_target(target, plan, out_dir / "load", say)
-        steady = {s.name: s for s in report.load.stats["steady"]}[ALL]
+        rows = report.load.stats["steady"]
+        steady = {s.name: s for s in rows}[ALL]
+        slowest = max((s for s in rows if s.name != ALL and s.count), key=lambda s: s.p95)
         passed = report.add(
             "Locust: " + ", ".join(str(lim) for lim in plan.limits),
             report.load.passed,
             f"{steady.rps:.0f} req/s, p50 {steady.p50:.1f} ms, p95 {steady.p95:.1f} ms, "
-            f"p99 {steady.p99:.1f} ms, {steady.errors} errors"
-            + "".join(f"; {f}" for f in report.load.failures),
+            f"p99 {steady.p99:.1f} ms, {steady.errors} errors; slowest type {slowest.name} "
+            f"p95 {slowest.p95:.1f} ms" + "".join(f"; {f}" for f in report.load.failures),
         )
         if not allow_disruptive:
             report.add("planned switchover", None, "not run: pass --allow-disruptive")

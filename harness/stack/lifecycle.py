@@ -20,8 +20,14 @@ from harness.clients.compose import ComposeProject, DockerCompose
 from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.patroni import Cluster, PatroniClient
-from harness.config.render import LIVE_PARAMETERS, RestoreTarget, write_rendered
+from harness.config.render import (
+    RESTART_PARAMETERS,
+    RestoreTarget,
+    lab_live_parameters,
+    write_rendered,
+)
 from harness.core.errors import HarnessError, PortInUseError, StateError
+from harness.core.polling import poll
 from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
 from harness.lab.project import LOOPBACK, PUBLISHED_PORTS, Lab
@@ -237,14 +243,15 @@ class Stack:
             )
 
     def apply_preset(self, preset: TimingPreset) -> dict[str, object]:
-        """Bring Patroni's live timings to the preset and LIVE_PARAMETERS in (bootstrap applies
-        the dynamic configuration only once; archive_mode then waits for a restart)."""
+        """Bring Patroni's live timings to the preset and the live parameters in (bootstrap
+        applies the dynamic configuration only once; archive_mode, the preloaded libraries and
+        shared_buffers then wait for a restart)."""
         wanted = preset.dcs_settings()
         with self.patroni() as patroni:
             live = patroni.config()
             changes: dict[str, object] = {k: v for k, v in wanted.items() if live.get(k) != v}
             parameters = live.get("postgresql", {}).get("parameters", {})
-            missing = {k: v for k, v in LIVE_PARAMETERS.items() if parameters.get(k) != v}
+            missing = {k: v for k, v in lab_live_parameters().items() if parameters.get(k) != v}
             if missing:
                 changes["postgresql"] = {"parameters": missing}
             if changes:
@@ -278,17 +285,27 @@ class Stack:
             self.wait_ready(timeout, on_round)
         with report.phase("preset"):
             report.preset_changes = self.apply_preset(preset)
-            report.restarted = self.restart_pending()
+            patched = report.preset_changes.get("postgresql")
+            waits = isinstance(patched, dict) and bool(
+                RESTART_PARAMETERS & set(patched["parameters"])
+            )
+            # Patroni notices a patched setting in its next loop: give it two before looking.
+            report.restarted = self.restart_pending(2.0 * preset.loop_wait + 3 if waits else 0)
             if report.restarted:
                 self.wait_ready(timeout, on_round)
         return report
 
-    def restart_pending(self) -> list[str]:
+    def restart_pending(self, settle: float = 0) -> list[str]:
         """Restart the members whose settings wait for it (archive_mode on a cluster made
-        before archiving existed): replicas first, the leader last."""
+        before archiving existed, a new shared_buffers): replicas first, the leader last.
+        `settle`: how long to wait for every member to report a restart pending."""
         urls = dict(zip(NODES, self.lab.rest_urls(), strict=True))
         with self.patroni() as patroni:
-            pending = [m for m in patroni.cluster().members if m.pending_restart]
+            pending = poll(
+                lambda: [m for m in patroni.cluster().members if m.pending_restart],
+                lambda found: len(found) == len(NODES),
+                timeout=settle,
+            ).value
             ordered = sorted(pending, key=lambda m: m.is_leader)
             for member in ordered:
                 patroni.restart(urls[member.name])

@@ -38,6 +38,16 @@ def test_every_request_type_runs_and_the_reports_are_written(seeded: Stack, tmp_
     for name in ("locust.html", "locust_stats.csv", "timeline.png", "summary.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert json.loads((tmp_path / "summary.json").read_text())["passed"] is True
+    # What the servers did: the mix's statements on the nodes, and every container's CPU.
+    servers = result.servers
+    assert servers is not None and not servers.notes, servers and servers.notes
+    phone = [s for s in servers.statements if "WHERE phone = $1" in s.query]
+    logged = sum(
+        s.count for w in ("ramp", "steady") for s in result.stats[w] if s.name == "client_by_phone"
+    )
+    assert phone and phone[0].calls >= logged  # a request cut off at the stop runs unlogged
+    assert {"pg1", "pg2", "pg3", "haproxy"} <= set(servers.cpu)
+    assert all(servers.cpu[s] > 0 for s in ("pg1", "pg2", "pg3", "haproxy"))
 
 
 def test_through_pgbouncer_with_two_load_processes(seeded: Stack, tmp_path: Path) -> None:

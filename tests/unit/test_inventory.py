@@ -14,12 +14,14 @@ import yaml
 from harness.config.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
 from harness.config.inventory import Inventory, InventoryError, load_inventory
 from harness.config.render import (
+    COMPOSE_SITE,
     dcs_config,
     haproxy_cfg,
     patroni_config,
     pgbackrest_conf,
     pgbouncer_ini,
 )
+from harness.config.sizing import LAB_NODE, NodeSize
 from harness.promotion.gate import GateReport, markdown
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "inventory.example.yml"
@@ -33,6 +35,9 @@ hosts:
   - {name: db3, address: 10.0.1.13, roles: [database, etcd]}
   - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
 """
+
+
+RESOURCES_AT = "hosts:"  # a resources line put before the hosts lands on line 3
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,7 +54,14 @@ def test_the_example_inventory_loads() -> None:
     inventory = example()
     assert [h.name for h in inventory.with_role("database")] == ["db1", "db2", "db3"]
     assert inventory.preset.name == "normal"
-    assert inventory.resources["shared_buffers"] == "4GB"
+    assert inventory.resources == {"max_connections": "400"}
+    assert inventory.size == NodeSize(cores=8, memory_mb=16 * 1024)
+
+
+def test_without_a_size_the_servers_get_the_lab_nodes_settings(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, GOOD))
+    assert inventory.size == LAB_NODE
+    assert site_of(inventory).parameters() == COMPOSE_SITE.parameters()
 
 
 @pytest.mark.parametrize(
@@ -81,6 +93,10 @@ def test_the_example_inventory_loads() -> None:
         (("network: 10.0.1.0/24", "network: office"), 2, "is not a CIDR"),
         (("preset: normal", "preset: normal\ncolour: blue"), 2, "unknown key 'colour'"),
         (("hosts:", "hosts: ["), 4, "not valid YAML"),
+        ((RESOURCES_AT, "resources: {cores: 8}\nhosts:"), 3, "both cores and memory"),
+        ((RESOURCES_AT, "resources: {cores: 8, memory: 16G}\nhosts:"), 3, "is not a size"),
+        ((RESOURCES_AT, "resources: {cores: 8, memory: 64MB}\nhosts:"), 3, "below 256MB"),
+        ((RESOURCES_AT, "resources: {cores: many, memory: 8GB}\nhosts:"), 3, "whole number"),
     ],
 )
 def test_a_bad_inventory_is_refused_with_its_line_and_reason(
@@ -108,6 +124,9 @@ def test_production_differs_from_the_lab_only_in_addresses_secrets_and_resources
     inventory = example()
     preset = inventory.preset  # the lab renders the same preset when asked
     site = site_of(inventory)
+    # What the servers' size and the explicit settings change: nothing else may differ.
+    sized = {k for k, v in site.parameters().items() if COMPOSE_SITE.parameters().get(k) != v}
+    assert {"shared_buffers", "work_mem", "max_parallel_workers_per_gather"} <= sized
     lab = patroni_config(preset)
     prod = node_patroni_config(inventory, inventory.host("db1"))
     assert differences(lab, prod) == {
@@ -116,10 +135,10 @@ def test_production_differs_from_the_lab_only_in_addresses_secrets_and_resources
         "postgresql.connect_address",
         "etcd3.hosts",
         "postgresql.pg_hba",
-        *(f"bootstrap.dcs.postgresql.parameters.{k}" for k in inventory.resources),
+        *(f"bootstrap.dcs.postgresql.parameters.{k}" for k in sized),
     }
     assert differences(dcs_config(preset), dcs_config(preset, site)) == {
-        f"postgresql.parameters.{k}" for k in inventory.resources
+        f"postgresql.parameters.{k}" for k in sized
     }
     lab_hap, prod_hap = haproxy_cfg(preset).splitlines(), haproxy_cfg(preset, site).splitlines()
     changed = set(lab_hap) ^ set(prod_hap)

@@ -15,6 +15,7 @@ from harness.load.locust import LoadTarget, locust_command, locust_environment
 from harness.load.plan import DEFAULT_LIMITS, LoadPlan
 from harness.load.report import (
     ALL,
+    EACH,
     Limit,
     RequestRecord,
     Window,
@@ -63,6 +64,7 @@ def test_window_stats_per_request_and_aggregate() -> None:
         ("p95=100", Limit(ALL, "p95", 100)),
         ("errors=0.001", Limit(ALL, "errors", 0.001)),
         ("search_leads:p99=50", Limit("search_leads", "p99", 50)),
+        ("each:p95=100", Limit(EACH, "p95", 100)),
     ],
 )
 def test_parse_limit(text: str, expected: Limit) -> None:
@@ -98,6 +100,37 @@ def test_breaches_latency_at_the_limit_fails_errors_at_the_limit_pass() -> None:
     assert len(found) == 1 and "p95 100.0 ms" in found[0]
     assert breaches(stats, [Limit(ALL, "p95", 100.1)]) == []
     assert "errors" in breaches(stats, [Limit(ALL, "errors", 0.0005)])[0]
+
+
+def test_defaults_judge_each_request_type_as_well_as_the_aggregate() -> None:
+    # The first run: an aggregate of ~58 ms hides a dashboard p95 of ~150 ms.
+    records = [record(i / 100, "search_leads", ms=20.0) for i in range(960)]
+    records += [record(i / 4, "dashboard", ms=150.0) for i in range(40)]
+    stats = window_stats(records, Window("steady", 0, 10))
+    assert {s.name: s for s in stats}[ALL].p95 < 100
+    assert breaches(stats, DEFAULT_LIMITS) == [
+        "dashboard: p95 150.0 ms (limit 100 ms, each request type)"
+    ]
+
+
+def test_a_request_types_own_limit_takes_the_place_of_each() -> None:
+    records = [record(i / 100, "search_leads", ms=20.0) for i in range(960)]
+    records += [record(i / 4, "dashboard", ms=150.0) for i in range(40)]
+    stats = window_stats(records, Window("steady", 0, 10))
+    limits = merge_limits(DEFAULT_LIMITS, [Limit("dashboard", "p95", 200)])
+    assert breaches(stats, limits) == []
+    stricter = merge_limits(DEFAULT_LIMITS, [Limit(EACH, "p95", 15)])
+    assert sorted(breaches(stats, stricter)) == [
+        "dashboard: p95 150.0 ms (limit 15 ms, each request type)",
+        "search_leads: p95 20.0 ms (limit 15 ms, each request type)",
+    ]
+
+
+def test_each_never_judges_the_aggregate_or_an_empty_type() -> None:
+    stats = window_stats([record(1.0, ms=500.0)], Window("steady", 0, 10))
+    empty = [s for s in window_stats([record(20.0, "dashboard")], Window("steady", 0, 10))]
+    found = breaches([*stats, *empty], [Limit(EACH, "p95", 100)])
+    assert found == ["search_leads: p95 500.0 ms (limit 100 ms, each request type)"]
 
 
 def test_error_span_after_a_fault() -> None:

@@ -5,7 +5,14 @@ from pathlib import Path
 
 import yaml
 
-from harness.config.render import faultproxy_config, patroni_config, render_files, write_rendered
+from harness.config.render import (
+    LIVE_PARAMETERS,
+    OBSERVE_PARAMETERS,
+    faultproxy_config,
+    patroni_config,
+    render_files,
+    write_rendered,
+)
 from harness.lab.presets import get_preset
 from harness.lab.secrets import read_env_file
 
@@ -20,6 +27,14 @@ def test_patroni_bootstrap_carries_the_safety_settings() -> None:
     assert dcs["postgresql"]["parameters"]["wal_level"] == "logical"
     assert "data-checksums" in config["bootstrap"]["initdb"]
     assert config["etcd3"]["hosts"] == ["etcd1:2379", "etcd2:2379", "etcd3:2379"]
+
+
+def test_statement_statistics_and_slow_plans_are_on_and_reach_running_clusters() -> None:
+    parameters = patroni_config(get_preset("fast"))["bootstrap"]["dcs"]["postgresql"]["parameters"]
+    assert parameters["shared_preload_libraries"] == "pg_stat_statements,auto_explain"
+    assert parameters["auto_explain.log_min_duration"] == "100ms"
+    assert OBSERVE_PARAMETERS.items() <= parameters.items()
+    assert OBSERVE_PARAMETERS.items() <= LIVE_PARAMETERS.items()  # `up` patches older labs
 
 
 def test_pg_hba_admits_only_the_stack_network_by_scram() -> None:

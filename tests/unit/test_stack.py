@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from harness.clients.docker import Volume
@@ -144,3 +145,37 @@ def test_down_thaws_then_stops_in_tiers_and_removes_everything(tmp_path: Path) -
     assert runtime.services == {} and "volumes" not in runtime.removed
     stack.down(volumes=True)
     assert runtime.removed["volumes"] == ["gardenlab_pg1"]
+
+
+def test_restart_waits_for_patroni_to_notice_patched_settings(tmp_path: Path) -> None:
+    """Patroni reports pending_restart only after its next loop: looking at once found none,
+    and a new shared_buffers was patched but never applied."""
+    from tests.fakes import cluster_json, patroni_transport
+
+    looks = {"n": 0}
+    restarted: list[str] = []
+
+    def cluster() -> dict[str, Any]:
+        looks["n"] += 1
+        found = cluster_json()
+        for m in found["members"]:
+            m["pending_restart"] = looks["n"] >= 3  # noticed on the third look
+        return found
+
+    inner = patroni_transport(cluster)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/restart":
+            restarted.append(f"{request.url.port}")
+        return inner.handle_request(request)
+
+    settings = {"PATRONI_RESTAPI_PASSWORD": "x"}
+    stack = Stack(
+        Lab(root=tmp_path, settings=settings),
+        say=lambda _: None,
+        runtime=FakeRuntime(),
+        http=httpx.MockTransport(handle),
+    )
+    assert stack.restart_pending() == []  # at once: nothing yet
+    assert stack.restart_pending(settle=5) == ["pg2", "pg3", "pg1"]  # replicas, then the leader
+    assert len(restarted) == 3
