@@ -1,4 +1,5 @@
-"""PgBouncer's admin console: pause the pool around planned work, resume it, ask its state.
+"""PgBouncer's admin console: pause the pool around planned work (a switchover, the
+migration's cutover), resume it, reload it, ask its state.
 
 PAUSE lets running transactions finish, closes every server connection and holds new
 queries in PgBouncer; RESUME lets them through, on fresh server connections. Clients see a
@@ -12,7 +13,7 @@ import contextlib
 import os
 import socket
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 import psycopg
 
@@ -30,25 +31,30 @@ class Pooler(Protocol):
 
 
 class PgBouncerAdmin:
-    """The admin console of one PgBouncer, reached with an admin user's conninfo."""
+    """The admin console of one PgBouncer, reached with an admin user's conninfo; `hint`
+    says how to bring that PgBouncer up when it does not answer."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, hint: str = "is the lab up? `harness status` shows it") -> None:
         self.dsn = dsn  # dbname=pgbouncer
+        self.hint = hint
 
-    def _command(self, command: str) -> list[tuple[object, ...]]:
+    def rows(self, command: str) -> list[dict[str, Any]]:
+        """One console command on a connection of its own (PAUSE blocks its connection)."""
         try:
             with psycopg.connect(self.dsn, autocommit=True) as conn:
                 cursor = conn.execute(command)
-                return cursor.fetchall() if cursor.description else []
+                if cursor.description is None:
+                    return []
+                names = [d.name for d in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except psycopg.Error as exc:
             raise HarnessError(
-                f"PgBouncer's admin console refused {command}: {first_line(exc)}",
-                "is the lab up? `harness status` shows it",
+                f"PgBouncer's admin console refused {command}: {first_line(exc)}", self.hint
             ) from exc
 
     def paused(self) -> bool:
         """SHOW STATE's `paused` line (PgBouncer 1.20+)."""
-        return any(row[0] == "paused" and row[1] == "yes" for row in self._command("SHOW STATE"))
+        return any(r["key"] == "paused" and r["value"] == "yes" for r in self.rows("SHOW STATE"))
 
     def pause(self, timeout: float) -> None:
         """PAUSE, which returns once every server connection is released. It returns paused,
@@ -59,8 +65,7 @@ class PgBouncerAdmin:
             conn = psycopg.connect(self.dsn, autocommit=True)
         except psycopg.Error as exc:
             raise HarnessError(
-                f"PgBouncer's admin console refused the connection: {first_line(exc)}",
-                "is the lab up? `harness status` shows it",
+                f"PgBouncer's admin console refused the connection: {first_line(exc)}", self.hint
             ) from exc
         failed: list[psycopg.Error] = []
 
@@ -109,7 +114,7 @@ class PgBouncerAdmin:
     def resume(self) -> None:
         """RESUME; PgBouncer refuses it when not paused, which is what we wanted anyway."""
         try:
-            self._command("RESUME")
+            self.rows("RESUME")
         except HarnessError as exc:
             if "not paused" not in exc.message:
                 raise

@@ -1,54 +1,31 @@
 """The application endpoint's PgBouncer, driven through its admin console: PAUSE (in-flight
 transactions finish, new ones queue), repoint (rewrite its file, RELOAD), RESUME.
 
-PAUSE waits for every transaction running through the endpoint; one that never ends would
-hold it forever, so a pause that takes longer than its timeout is undone (RESUME from a
-second admin connection) and refused: the endpoint is never left half-paused.
+The console is the one PgBouncer client (`harness.clients.pgbouncer`): a PAUSE that a
+never-ending transaction holds past its timeout is undone and refused, so the endpoint is
+never left half-paused.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import psycopg
-
-from harness.core.errors import HarnessError, first_line
+from harness.clients.pgbouncer import PgBouncerAdmin
+from harness.core.errors import HarnessError
 
 Repoint = Callable[[str, int], None]  # writes the endpoint's configuration: host, port
-Console = Callable[[str], list[dict[str, Any]]]  # one admin command -> its rows
 
 
-def admin(dsn: str) -> psycopg.Connection[Any]:
-    try:
-        # The admin console speaks the simple query protocol only: no parameters, no prepare.
-        return psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
-    except psycopg.OperationalError as exc:
-        raise HarnessError(
-            f"cannot reach the application endpoint's admin console: {first_line(exc)}",
-            "is the endpoint up? `harness up --source` starts it",
-        ) from None
+class Console(Protocol):
+    """What the endpoint needs of PgBouncer's admin console (a fake in unit tests)."""
 
+    def rows(self, command: str) -> list[dict[str, Any]]: ...
 
-def pgbouncer_console(dsn: str) -> Console:
-    """PgBouncer's admin console, a connection per command (PAUSE blocks its own)."""
+    def pause(self, timeout: float) -> None: ...
 
-    def run(command: str) -> list[dict[str, Any]]:
-        with admin(dsn) as conn:
-            try:
-                cur = conn.execute(command.encode())
-            except psycopg.Error as exc:
-                raise HarnessError(
-                    f"the endpoint refused {command}: {first_line(exc)}", "see its logs"
-                ) from None
-            if cur.description is None:
-                return []
-            names = [d.name for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
-    return run
+    def resume(self) -> None: ...
 
 
 @dataclass
@@ -59,50 +36,27 @@ class Endpoint:
 
     @classmethod
     def at(cls, admin_dsn: str, repoint_file: Repoint) -> Endpoint:
-        return cls(pgbouncer_console(admin_dsn), repoint_file)
+        hint = "is the endpoint up? `harness up --source` starts it"
+        return cls(PgBouncerAdmin(admin_dsn, hint), repoint_file)
 
     def upstream(self) -> tuple[str, int]:
         """Where the endpoint sends the postgres database now."""
-        for entry in self.console("SHOW DATABASES"):
+        for entry in self.console.rows("SHOW DATABASES"):
             if entry["name"] == "postgres":
                 return str(entry["host"]), int(entry["port"])
         raise HarnessError("the endpoint has no postgres database", "check its rendered file")
 
     def pause(self, timeout: float) -> None:
-        done = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self.console("PAUSE")
-            except BaseException as exc:
-                failure.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="endpoint-pause", daemon=True).start()
-        if not done.wait(timeout):
-            self.resume()
-            raise HarnessError(
-                f"the endpoint did not pause within {timeout:.0f} s: a transaction through it "
-                "stays open; resumed, nothing changed",
-                "find it in the source's pg_stat_activity, or raise --pause-timeout",
-            )
-        if failure:
-            raise HarnessError(f"PAUSE failed: {first_line(failure[0])}", "see the endpoint's logs")
+        self.console.pause(timeout)
         self.paused = True
 
     def resume(self) -> None:
-        try:
-            self.console("RESUME")
-        except HarnessError as exc:
-            if "not paused" not in exc.message:
-                raise
+        self.console.resume()
         self.paused = False
 
     def repoint(self, host: str, port: int) -> None:
         self.repoint_file(host, port)
-        self.console("RELOAD")
+        self.console.rows("RELOAD")
         now = self.upstream()
         if now != (host, port):
             raise HarnessError(
