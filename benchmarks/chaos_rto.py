@@ -10,15 +10,11 @@ from __future__ import annotations
 import argparse
 import statistics
 
+from benchmarks.stats import percentile
 from harness.chaos.catalog import CATALOG
 from harness.chaos.runner import run
 from harness.lab.project import Lab
 from harness.stack.lifecycle import Stack
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

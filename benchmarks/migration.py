@@ -18,6 +18,7 @@ import argparse
 import statistics
 import time
 
+from benchmarks.stats import percentile
 from harness.cli.migration import lab_ddl_dumper
 from harness.lab.project import Lab
 from harness.lab.topology import SOURCE_SERVICE
@@ -50,11 +51,6 @@ def dump_restore_seconds(stack: Stack) -> float:
     seconds = time.monotonic() - started
     run("dropdb", RESTORE_DB)
     return seconds
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

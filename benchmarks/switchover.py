@@ -17,7 +17,7 @@ import re
 import statistics
 import time
 
-from benchmarks.chaos_rto import percentile
+from benchmarks.stats import percentile
 from harness.chaos.invariants import client_errors, client_gaps, outage
 from harness.chaos.workload import Workload, WorkloadTarget
 from harness.lab.presets import get_preset
