@@ -13,6 +13,15 @@ from typing import Any
 
 import psycopg
 
+from harness.chaos.alerts import (
+    NEVER_FIRE,
+    AlertExpectation,
+    AlertWatch,
+    Firing,
+    Seen,
+    alert_failures,
+    lab_firing,
+)
 from harness.chaos.invariants import Verdict, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
 from harness.core.progress import Say
@@ -45,6 +54,8 @@ class Scenario:
     recover: float = 8.0  # seconds of load once the cluster is ready again
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
+    alerts: tuple[AlertExpectation, ...] = ()  # must fire (and resolve) within budgets
+    never: tuple[str, ...] = NEVER_FIRE  # alerts that must not fire at all
 
 
 @dataclass
@@ -55,6 +66,8 @@ class Result:
     record: Record
     note: str = ""  # what the platform does here, in words, from the scenario
     failures: list[str] = field(default_factory=list)
+    alerts: list[Seen] = field(default_factory=list)  # what fired, times from the watch's start
+    alert_marks: dict[str, float] = field(default_factory=dict)  # fault, heal on that clock
 
     @property
     def passed(self) -> bool:
@@ -68,6 +81,8 @@ class Result:
             "failures": self.failures,
             "verdict": self.verdict.to_json(),
             "record": self.record.to_json(),
+            "alerts": [a.to_json() for a in self.alerts],
+            "alert_marks": self.alert_marks,
         }
 
 
@@ -111,29 +126,41 @@ def run(
     say: Say = print,
     faults: Faults | None = None,
     workload: WorkloadFactory = standard_workload,
+    firing: Firing | None = None,
 ) -> Result:
     faults = faults or Faults(stack)
     stack.wait_ready(RECOVERY_TIMEOUT)
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
-    try:
-        with workload(target, writers) as load:
-            say(f"{scenario.name}: steady state for {scenario.steady:.0f} s")
-            time.sleep(scenario.steady)
-            fault = scenario.fault(faults)
-            description = fault.description
-            say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
-            load.mark("fault")
-            with fault:
-                time.sleep(scenario.hold)
-                load.mark("heal")
-            say(f"{scenario.name}: healed; waiting for the cluster")
-            stack.wait_ready(RECOVERY_TIMEOUT)
-            load.mark("ready")
-            time.sleep(scenario.recover)
-    finally:
-        faults.heal_all()
-    stack.wait_ready(RECOVERY_TIMEOUT)
+    watch = AlertWatch(firing or lab_firing(stack.lab.url("alertmanager")))
+    with watch:
+        try:
+            with workload(target, writers) as load:
+                say(f"{scenario.name}: steady state for {scenario.steady:.0f} s")
+                time.sleep(scenario.steady)
+                fault = scenario.fault(faults)
+                description = fault.description
+                say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
+                load.mark("fault")
+                watch.mark("fault")
+                with fault:
+                    time.sleep(scenario.hold)
+                    load.mark("heal")
+                    watch.mark("heal")
+                say(f"{scenario.name}: healed; waiting for the cluster")
+                stack.wait_ready(RECOVERY_TIMEOUT)
+                load.mark("ready")
+                time.sleep(scenario.recover)
+        finally:
+            faults.heal_all()
+        stack.wait_ready(RECOVERY_TIMEOUT)
+        resolving = [e for e in scenario.alerts if e.resolve_within is not None]
+        if resolving:
+            say(f"{scenario.name}: waiting for {', '.join(e.name for e in resolving)} to resolve")
+            budget = max(e.resolve_within or 0 for e in resolving)
+            watch.wait_resolved(
+                {e.name for e in resolving}, budget - (watch.now() - watch.marks["heal"]) + 2
+            )
     cluster = stack.status().cluster
     leader = cluster.leader.name if cluster and cluster.leader else ""
     checks = verify(stack.node_sql, leader, tables=(TABLE,))
@@ -143,4 +170,6 @@ def run(
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
     result.failures = budget_failures(scenario, verdict)
+    result.failures += alert_failures(watch, scenario.alerts, scenario.never)
+    result.alerts, result.alert_marks = watch.alerts(), dict(watch.marks)
     return result

@@ -8,7 +8,7 @@ packages export (Patroni 4 says `patroni_primary`: rules written for `patroni_ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -44,13 +44,14 @@ class Alert:
     for_: str  # how long the condition must hold; "0s" fires at the first evaluation
     severity: str  # "critical" pages; "warning" waits for working hours
     summary: str
+    labels: dict[str, str] = field(default_factory=dict)
 
     def rule(self) -> dict[str, Any]:
         return {
             "alert": self.name,
             "expr": self.expr,
             "for": self.for_,
-            "labels": {"severity": self.severity},
+            "labels": {"severity": self.severity, **self.labels},
             "annotations": {"summary": self.summary},
         }
 
@@ -63,10 +64,13 @@ RECORDINGS = {
 ALERTS = (
     Alert(
         "PatroniLeaderChanged",
-        "changes(gardenlab:patroni_timeline:max[2m]) > 0",
+        "gardenlab:patroni_timeline:max"
+        " and on (scope) changes(gardenlab:patroni_timeline:max[1m]) > 0",
         "0s",
         "warning",
-        "a replica was promoted (the cluster's timeline moved) within the last 2 minutes",
+        "a replica was promoted: the cluster moved to timeline {{ $value }} within a minute",
+        # each promotion is an alert of its own, told apart by the timeline it started
+        {"timeline": "{{ $value }}"},
     ),
     Alert(
         "PatroniNoLeader",
