@@ -80,6 +80,10 @@ class Promtool:
         """prometheus.yml and the rule files it names."""
         return self._check("config", config_file)
 
+    def check_metrics(self, exposition: str) -> str:
+        """Metrics in the text format, as a textfile collector reads them."""
+        return process.run([str(self.path), "check", "metrics"], stdin=exposition, timeout=30)
+
     def _check(self, what: str, path: Path) -> str:
         try:
             return process.run([str(self.path), "check", what, str(path)], timeout=60)

@@ -17,7 +17,9 @@ from harness.config.monitoring import (
     RULES_FILE,
     alert_rules,
     alertmanager_config,
+    backup_outcome,
     prometheus_config,
+    rule_metrics,
 )
 from harness.core.errors import EngineError
 
@@ -102,3 +104,22 @@ def test_the_binary_comes_out_of_a_deb(tmp_path: Path) -> None:
     deb += data
     promtool.extract_binary(deb, tmp_path / "promtool")
     assert (tmp_path / "promtool").read_bytes() == b"#!x\n"
+
+
+def test_the_metric_names_the_rules_read_are_found() -> None:
+    assert rule_metrics() >= {
+        "patroni_primary",
+        "patroni_postgres_timeline",
+        "pg_up",
+        "etcd_server_has_leader",
+        "haproxy_backend_active_servers",
+        "pgbouncer_pools_client_waiting_connections",
+    }
+    assert not any(name.startswith(("by", "on", "le")) for name in rule_metrics())
+
+
+def test_the_backup_outcome_is_a_metric_the_rule_reads(tool: promtool.Promtool) -> None:
+    text = backup_outcome(True, "full", 1764694800.0)
+    assert 'gardenlab_backup_last_status{stanza="gardenlab",type="full"} 1\n' in text
+    assert "gardenlab_backup_last_status" in rule_metrics()
+    tool.check_metrics(text)
