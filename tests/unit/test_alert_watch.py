@@ -102,3 +102,22 @@ def test_clients_read_targets_and_active_alerts() -> None:
     )
     [firing] = AlertmanagerClient("http://a", transport=transport).firing()
     assert (firing.name, firing.where, firing.summary) == ("InstanceDown", "instance=pg1", "down")
+
+
+def test_status_names_each_firing_alert_and_each_target_down() -> None:
+    from harness.cli.output import monitoring_lines
+    from harness.clients.monitoring import Target
+    from harness.stack.lifecycle import StackStatus
+
+    down = alert("InstanceDown", job="patroni", instance="pg1", severity="critical")
+    targets = [
+        Target("patroni", "pg1", "down", "connection refused"),
+        Target("etcd", "etcd1", "up", ""),
+    ]
+    status = StackStatus({"pg1": "exited"}, None, "", [], [down], targets)
+    lines = monitoring_lines(status)
+    assert "InstanceDown (instance=pg1, job=patroni)" in lines[0]
+    assert lines[1].endswith("patroni/pg1: connection refused")
+    assert lines[2] == "monitoring: 1 alerts firing, 1/2 targets up"
+    unreachable = StackStatus({}, None, "", [], monitoring_error="Prometheus does not answer")
+    assert monitoring_lines(unreachable) == ["[yellow]monitoring:[/] Prometheus does not answer"]
