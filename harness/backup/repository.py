@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from harness.clients.pgbackrest import BACKUP_TYPES, BackupSet, BackupType, RepositoryInfo
-from harness.config.render import STANZA
+from harness.config.monitoring import BACKUP_OUTCOME_FILE, backup_outcome
+from harness.config.render import STANZA, TEXTFILE_DIR
 from harness.core.errors import BackupError, CommandError
 from harness.stack.lifecycle import Stack
 
@@ -50,10 +51,25 @@ def take_backup(stack: Stack, kind: BackupType = "full") -> BackupReport:
     node = stack.leader()
     pgbackrest(stack, "stanza-create", node=node)
     started = time.monotonic()
-    pgbackrest(stack, f"--type={kind}", "backup", node=node)
+    try:
+        pgbackrest(stack, f"--type={kind}", "backup", node=node)
+    except CommandError:
+        report_outcome(stack, kind, failed=True)
+        raise
+    report_outcome(stack, kind, failed=False)
     seconds = time.monotonic() - started
     newest = max(repository_info(stack).backups, key=lambda b: b.stopped)
     return BackupReport(newest, seconds, node)
+
+
+def report_outcome(stack: Stack, kind: str, *, failed: bool) -> None:
+    """The backup's own outcome where node_exporter reads it, so a failure alerts at once;
+    written whole, then renamed, as the textfile collector asks."""
+    directory = stack.lab.rendered_dir / TEXTFILE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{BACKUP_OUTCOME_FILE}.partial"
+    partial.write_text(backup_outcome(failed, kind, time.time()))
+    partial.replace(directory / BACKUP_OUTCOME_FILE)
 
 
 def archive_now(stack: Stack) -> None:

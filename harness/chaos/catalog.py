@@ -10,6 +10,7 @@ detected when its leader lock expires, so ttl bounds it.
 
 from __future__ import annotations
 
+from harness.chaos.alerts import NEVER_FIRE, AlertExpectation
 from harness.chaos.runner import Expectation, Scenario
 from harness.core.errors import ConfigError
 from harness.lab.presets import get_preset
@@ -17,6 +18,10 @@ from harness.maintenance.planned import planned_reinit, planned_switchover
 
 TTL = get_preset("fast").ttl
 IMPORT_ROWS = 200_000
+# From a promotion to Alertmanager: a scrape (5 s), an evaluation (5 s), group_wait (1 s).
+ALERT_DELAY = 12
+# Failovers that must stay quiet: a switchover is over before any `for` has run out.
+FAILOVER_SILENT = (*NEVER_FIRE, "PatroniNoLeader", "HaproxyRwNoBackend", "InstanceDown")
 
 CATALOG: dict[str, Scenario] = {
     s.name: s
@@ -29,6 +34,12 @@ CATALOG: dict[str, Scenario] = {
             fault=lambda f: f.container_fault("kill", "leader"),
             hold=TTL + 10,
             expect=Expectation(failover=True, max_write_gap=TTL + 2),
+            alerts=(
+                # the promotion comes ~ttl after the kill; the alert clears a minute after it
+                AlertExpectation("PatroniLeaderChanged", TTL + 5 + ALERT_DELAY, 75),
+                AlertExpectation("HaproxyRwNoBackend", 5 + ALERT_DELAY, 10),
+                AlertExpectation("InstanceDown", 10 + ALERT_DELAY, 30),
+            ),
         ),
         Scenario(
             name="leader-stop",
@@ -45,6 +56,8 @@ CATALOG: dict[str, Scenario] = {
             fault=lambda f: f.planned_switchover("sync-standby"),
             hold=5,
             expect=Expectation(failover=True, max_write_gap=3),
+            alerts=(AlertExpectation("PatroniLeaderChanged", 3 + ALERT_DELAY),),
+            never=FAILOVER_SILENT,
         ),
         Scenario(
             name="replica-kill",
@@ -196,6 +209,8 @@ CATALOG: dict[str, Scenario] = {
             hold=3,
             endpoint="pooler",
             expect=Expectation(failover=True, max_write_gap=3, max_client_errors=0),
+            alerts=(AlertExpectation("PatroniLeaderChanged", 3 + ALERT_DELAY),),
+            never=FAILOVER_SILENT,
         ),
         Scenario(
             name="planned-switchover-direct",
@@ -205,6 +220,8 @@ CATALOG: dict[str, Scenario] = {
             fault=planned_switchover,
             hold=3,
             expect=Expectation(failover=True, max_write_gap=3),
+            alerts=(AlertExpectation("PatroniLeaderChanged", 3 + ALERT_DELAY),),
+            never=FAILOVER_SILENT,
         ),
         Scenario(
             name="planned-reinit",
@@ -216,6 +233,7 @@ CATALOG: dict[str, Scenario] = {
             hold=2,
             endpoint="pooler",
             expect=Expectation(failover=False, max_write_gap=1, max_client_errors=0),
+            never=FAILOVER_SILENT,
         ),
     )
 }

@@ -13,6 +13,15 @@ from typing import Any, Literal
 
 import psycopg
 
+from harness.chaos.alerts import (
+    NEVER_FIRE,
+    AlertExpectation,
+    AlertWatch,
+    Firing,
+    Seen,
+    alert_failures,
+    lab_firing,
+)
 from harness.chaos.imports import ImportAlongside
 from harness.chaos.invariants import Verdict, client_errors, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
@@ -53,6 +62,8 @@ class Scenario:
     ci: bool = False  # in the subset `make test` runs: short, and telling
     import_rows: int = 0  # a CSV import of this many rows runs through the fault (needs a seed)
     group: ScenarioGroup = "failure"
+    alerts: tuple[AlertExpectation, ...] = ()  # must fire (and resolve) within budgets
+    never: tuple[str, ...] = NEVER_FIRE  # alerts that must not fire at all
 
 
 @dataclass
@@ -63,6 +74,8 @@ class Result:
     record: Record
     note: str = ""  # what the platform does here, in words, from the scenario
     failures: list[str] = field(default_factory=list)
+    alerts: list[Seen] = field(default_factory=list)  # what fired, times from the watch's start
+    alert_marks: dict[str, float] = field(default_factory=dict)  # fault, heal on that clock
 
     @property
     def passed(self) -> bool:
@@ -76,6 +89,8 @@ class Result:
             "failures": self.failures,
             "verdict": self.verdict.to_json(),
             "record": self.record.to_json(),
+            "alerts": [a.to_json() for a in self.alerts],
+            "alert_marks": self.alert_marks,
         }
 
 
@@ -121,32 +136,44 @@ def run(
     say: Say = print,
     faults: Faults | None = None,
     workload: WorkloadFactory = standard_workload,
+    firing: Firing | None = None,
 ) -> Result:
     faults = faults or Faults(stack)
     stack.wait_ready(RECOVERY_TIMEOUT)
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
     alongside = ImportAlongside(stack, scenario.import_rows, say) if scenario.import_rows else None
-    try:
-        with workload(target, writers) as load:
-            say(f"{scenario.name}: steady state for {scenario.steady:.0f} s")
-            time.sleep(scenario.steady)
-            if alongside:
-                alongside.start(seed=int(time.time()))
-            fault = scenario.fault(faults)
-            description = fault.description
-            say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
-            load.mark("fault")
-            with fault:
-                time.sleep(scenario.hold)
-                load.mark("heal")
-            say(f"{scenario.name}: healed; waiting for the cluster")
-            stack.wait_ready(RECOVERY_TIMEOUT)
-            load.mark("ready")
-            time.sleep(scenario.recover)
-    finally:
-        faults.heal_all()
-    stack.wait_ready(RECOVERY_TIMEOUT)
+    watch = AlertWatch(firing or lab_firing(stack.lab.url("alertmanager")))
+    with watch:
+        try:
+            with workload(target, writers) as load:
+                say(f"{scenario.name}: steady state for {scenario.steady:.0f} s")
+                time.sleep(scenario.steady)
+                if alongside:
+                    alongside.start(seed=int(time.time()))
+                fault = scenario.fault(faults)
+                description = fault.description
+                say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
+                load.mark("fault")
+                watch.mark("fault")
+                with fault:
+                    time.sleep(scenario.hold)
+                    load.mark("heal")
+                    watch.mark("heal")
+                say(f"{scenario.name}: healed; waiting for the cluster")
+                stack.wait_ready(RECOVERY_TIMEOUT)
+                load.mark("ready")
+                time.sleep(scenario.recover)
+        finally:
+            faults.heal_all()
+        stack.wait_ready(RECOVERY_TIMEOUT)
+        resolving = [e for e in scenario.alerts if e.resolve_within is not None]
+        if resolving:
+            say(f"{scenario.name}: waiting for {', '.join(e.name for e in resolving)} to resolve")
+            budget = max(e.resolve_within or 0 for e in resolving)
+            watch.wait_resolved(
+                {e.name for e in resolving}, budget - (watch.now() - watch.marks["heal"]) + 2
+            )
     cluster = stack.status().cluster
     leader = cluster.leader.name if cluster and cluster.leader else ""
     checks = verify(stack.node_sql, leader, tables=(TABLE,))
@@ -159,4 +186,6 @@ def run(
     result.failures = budget_failures(scenario, verdict, errors)
     if alongside:
         result.failures += alongside.failures()
+    result.failures += alert_failures(watch, scenario.alerts, scenario.never)
+    result.alerts, result.alert_marks = watch.alerts(), dict(watch.marks)
     return result

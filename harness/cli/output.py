@@ -98,6 +98,25 @@ def status_table(status: StackStatus) -> Table:
     return table
 
 
+def monitoring_lines(status: StackStatus) -> list[str]:
+    """Firing alerts and targets down, one line each; monitoring's absence in one line."""
+    if status.monitoring_error:
+        return [f"[yellow]monitoring:[/] {status.monitoring_error}"]
+    lines = [
+        f"[bold red]alert[/] {a.name} ({a.where or 'cluster'}) "
+        f"since {a.starts_at[:19]}: {a.summary}"
+        for a in status.alerts
+    ]
+    lines += [
+        f"[yellow]target down[/] {t.job}/{t.instance}: {t.error}" for t in status.targets_down
+    ]
+    up = len(status.targets) - len(status.targets_down)
+    lines.append(
+        f"monitoring: {len(status.alerts)} alerts firing, {up}/{len(status.targets)} targets up"
+    )
+    return lines
+
+
 def status_json(status: StackStatus) -> dict[str, Any]:
     return {
         "healthy": status.healthy,
@@ -105,4 +124,7 @@ def status_json(status: StackStatus) -> dict[str, Any]:
         "cluster": asdict(status.cluster) if status.cluster else None,
         "cluster_error": status.cluster_error,
         "backends": [asdict(b) for b in status.backends],
+        "alerts": [asdict(a) for a in status.alerts],
+        "targets_down": [asdict(t) for t in status.targets_down],
+        "monitoring_error": status.monitoring_error,
     }

@@ -129,7 +129,7 @@ def down(app: App, volumes: bool) -> None:
 @pass_app
 def status(app: App, as_json: bool, supabase: bool) -> None:
     """Show members, roles, timelines, lag and HAProxy's routing. Exit 1 unless healthy."""
-    from harness.cli.output import out, status_json, status_table
+    from harness.cli.output import monitoring_lines, out, status_json, status_table
     from harness.stack.supabase import client_settings, settings_json, supabase_states
 
     stack = app.stack()
@@ -155,6 +155,9 @@ def status(app: App, as_json: bool, supabase: bool) -> None:
             out.print("[yellow]the lab is down:[/] `make dev-up` starts it")
         elif current.cluster_error:
             out.print(f"[yellow]Patroni:[/] {current.cluster_error}")
+        if current.containers:
+            for line in monitoring_lines(current):
+                out.print(line, highlight=False)
     sys.exit(0 if current.healthy else 1)
 
 

@@ -19,6 +19,14 @@ import yaml
 
 from harness.clients.docker import ContainerRuntime, DockerRuntime
 from harness.config.inventory import Host, Inventory
+from harness.config.monitoring import (
+    PRODUCTION_ROUTING,
+    RULES_FILE,
+    Targets,
+    alert_rules,
+    alertmanager_config,
+    prometheus_config,
+)
 from harness.config.render import (
     Site,
     haproxy_cfg,
@@ -28,7 +36,13 @@ from harness.config.render import (
     pgbouncer_ini,
 )
 from harness.core.errors import CommandError, ConfigError
-from harness.lab.topology import ETCD_CLIENT_PORT, PG_PORT, REST_PORT
+from harness.lab.topology import (
+    ALERTMANAGER_PORT,
+    ETCD_CLIENT_PORT,
+    HAPROXY_METRICS_PORT,
+    PG_PORT,
+    REST_PORT,
+)
 
 # The lab image each role's packages come from, and the packages it runs on a server.
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -48,13 +62,15 @@ PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "haproxy": ("gardenlab/haproxy:3.0", ("haproxy",)),
     "pgbouncer": ("gardenlab/pgbouncer:1.24", ("pgbouncer",)),
     "backup": ("gardenlab/postgres:17", ("pgbackrest",)),
+    "monitoring": ("gardenlab/monitoring:2.53", ("prometheus", "prometheus-alertmanager")),
 }
-SERVICES = {
-    "database": "gardenlab-patroni",
-    "etcd": "etcd",
-    "haproxy": "haproxy",
-    "pgbouncer": "pgbouncer",
-    "backup": "gardenlab-pgbackrest",
+SERVICES: dict[str, tuple[str, ...]] = {
+    "database": ("gardenlab-patroni",),
+    "etcd": ("etcd",),
+    "haproxy": ("haproxy",),
+    "pgbouncer": ("pgbouncer",),
+    "backup": ("gardenlab-pgbackrest",),
+    "monitoring": ("prometheus", "prometheus-alertmanager"),
 }
 TLS_DIR = "/etc/pgbackrest/tls"  # the repository host's certificates, provisioned by the operator
 
@@ -169,6 +185,26 @@ def backup_server_conf(host: Host) -> str:
     )
 
 
+def targets_of(inventory: Inventory) -> Targets:
+    """What the monitoring host scrapes: the services that serve /metrics themselves. The
+    exporters the lab runs beside them are not in the bundle yet."""
+    return Targets(
+        jobs=(
+            ("patroni", tuple(f"{h.address}:{REST_PORT}" for h in inventory.with_role("database"))),
+            ("etcd", tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd"))),
+            (
+                "haproxy",
+                tuple(
+                    f"{h.address}:{HAPROXY_METRICS_PORT}" for h in inventory.with_role("haproxy")
+                ),
+            ),
+        ),
+        alertmanagers=tuple(
+            f"127.0.0.1:{ALERTMANAGER_PORT}" for _ in inventory.with_role("monitoring")
+        ),
+    )
+
+
 Files = dict[str, str]  # path on the server -> content
 Templates = dict[str, str]  # path on the server -> Jinja template Ansible fills with secrets
 
@@ -201,6 +237,14 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
         {"etc/pgbouncer/pgbouncer.ini": pgbouncer_ini(site_of(inv))},
         {"var/lib/pgbouncer/userlist.txt": PGBOUNCER_USERLIST},
     ),  # where pgbouncer.ini says
+    "monitoring": lambda inv, host: (
+        {
+            "etc/prometheus/prometheus.yml": prometheus_config(targets_of(inv)),
+            f"etc/prometheus/{RULES_FILE}": alert_rules(),
+            "etc/prometheus/alertmanager.yml": alertmanager_config(PRODUCTION_ROUTING),
+        },
+        {},
+    ),
     "backup": lambda inv, host: (
         {
             "etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
@@ -255,7 +299,7 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
             files, templates = ROLE_FILES[role](inventory, host)
             bundle.files.update(files)
             bundle.templates.update(templates)
-            bundle.services.append(SERVICES[role])
+            bundle.services.extend(SERVICES[role])
         bundles.append(bundle)
     return bundles
 

@@ -12,6 +12,7 @@ render from the same templates.
       - {name: db3, address: 10.0.1.13, roles: [database, etcd]}
       - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
       - {name: bk1, address: 10.0.1.31, roles: [backup]}
+      - {name: mon1, address: 10.0.1.41, roles: [monitoring]}   # optional
     resources: {cores: 8, memory: 32GB, max_connections: 400}  # per database server
     # For `harness gate`: where this machine reaches the cluster (defaults: the hosts'
     # addresses and the standard ports), and how to read the backup repository.
@@ -34,7 +35,7 @@ from harness.config.sizing import LAB_NODE, NodeSize, parse_memory_mb
 from harness.core.errors import ConfigError
 from harness.lab.presets import PRESETS, TimingPreset
 
-ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup")
+ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup", "monitoring")
 KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups")
 ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
 HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
@@ -302,3 +303,5 @@ class Reader:
                 raise self.fail(node, f"no host runs {role}")
         if counts["backup"] > 1:
             raise self.fail(node, "more than one backup host: name one repository host")
+        if counts["monitoring"] > 1:
+            raise self.fail(node, "more than one monitoring host: name one")

@@ -18,12 +18,19 @@ from typing import Any
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from harness.config.monitoring import (
+    RULES_FILE,
+    alert_rules,
+    alertmanager_config,
+    prometheus_config,
+)
 from harness.config.sizing import LAB_NODE, NodeSize
 from harness.lab.presets import TimingPreset
 from harness.lab.topology import (
     ENDPOINTS,
     ETCD_CLIENT_PORT,
     ETCD_MEMBERS,
+    HAPROXY_METRICS_PORT,
     NODES,
     PG_PORT,
     PGBOUNCER_PORT,
@@ -287,6 +294,7 @@ def haproxy_cfg(preset: TimingPreset, site: Site = COMPOSE_SITE) -> str:
             docker_dns=site.docker_dns,
             pg_port=PG_PORT,
             rest_port=REST_PORT,
+            metrics_port=HAPROXY_METRICS_PORT,
         )
     )
 
@@ -346,7 +354,14 @@ def render_files(preset: TimingPreset, restore: RestoreTarget | None = None) -> 
         "haproxy.cfg": haproxy_cfg(preset),
         "pgbouncer.ini": pgbouncer_ini(),
         "faultproxy.json": json.dumps(faultproxy_config(), indent=2) + "\n",
+        "prometheus.yml": prometheus_config(),
+        RULES_FILE: alert_rules(),
+        "alertmanager.yml": alertmanager_config(),
     }
+
+
+# Where metrics the harness writes itself (the backup's outcome) wait for node_exporter.
+TEXTFILE_DIR = "textfile"
 
 
 def config_hash_var(filename: str) -> str:
@@ -362,6 +377,7 @@ def write_rendered(
 ) -> Path:
     """Write the files and rendered.env (settings, preset, hashes); return rendered.env's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / TEXTFILE_DIR).mkdir(exist_ok=True)
     files = render_files(preset, restore)
     lines = [f"{key}={value}" for key, value in compose_settings.items()]
     lines.append(f"GARDENLAB_PRESET={preset.name}")

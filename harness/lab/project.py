@@ -38,6 +38,8 @@ PUBLISHED_PORTS = (
     PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
     PublishedPort("proxied-ro", "GARDENLAB_PROXIED_RO_PORT", 5011),
     PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
+    PublishedPort("prometheus", "GARDENLAB_PROMETHEUS_PORT", 9090),
+    PublishedPort("alertmanager", "GARDENLAB_ALERTMANAGER_PORT", 9093),
     PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
     PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
     PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),

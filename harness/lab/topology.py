@@ -99,3 +99,16 @@ PROXY_LINKS = (
         for i, node in enumerate(NODES, start=1)
     ),
 )
+
+# Monitoring: Prometheus and Alertmanager, and the exporters Prometheus scrapes (ports inside
+# the network and on a server). Patroni and etcd serve /metrics on their own ports; HAProxy
+# serves its built-in exporter on a port of its own.
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+POSTGRES_EXPORTER_PORT = 9187
+PGBOUNCER_EXPORTER_PORT = 9127
+NODE_EXPORTER_PORT = 9100
+PGBACKREST_EXPORTER_PORT = 9854
+HAPROXY_METRICS_PORT = 8405

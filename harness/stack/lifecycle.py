@@ -19,6 +19,7 @@ import httpx
 from harness.clients.compose import ComposeProject, DockerCompose
 from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
 from harness.clients.haproxy import BackendServer, fetch_backends
+from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
 from harness.config.render import (
     RESTART_PARAMETERS,
@@ -98,6 +99,13 @@ class StackStatus:
     cluster: Cluster | None
     cluster_error: str
     backends: list[BackendServer]
+    alerts: list[FiringAlert] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    monitoring_error: str = ""  # why alerts and targets are unknown
+
+    @property
+    def targets_down(self) -> list[Target]:
+        return [t for t in self.targets if not t.up]
 
     @property
     def findings(self) -> list[Finding]:
@@ -350,7 +358,14 @@ class Stack:
             backends = fetch_backends(self.lab.url("stats", "/;csv"))
         except (httpx.HTTPError, ValueError):  # a down HAProxy is a status, not an error
             backends = []
-        return StackStatus(containers, cluster, error, backends)
+        alerts, targets, monitoring_error = [], [], ""
+        try:
+            alertmanager = AlertmanagerClient(self.lab.url("alertmanager"), timeout=2)
+            prometheus = PrometheusClient(self.lab.url("prometheus"), timeout=2)
+            alerts, targets = alertmanager.firing(), prometheus.targets()
+        except HarnessError as exc:  # monitoring down is a status too
+            monitoring_error = exc.message
+        return StackStatus(containers, cluster, error, backends, alerts, targets, monitoring_error)
 
     def execute(self, service: str, command: Sequence[str], user: str = "root") -> str:
         """A command in a service's container; its stdout, stripped."""

@@ -14,7 +14,9 @@ import httpx
 import psycopg
 
 from harness.clients.faultproxy import FaultProxyClient
+from harness.clients.monitoring import PrometheusClient
 from harness.clients.patroni import PatroniClient
+from harness.config.monitoring import LAB_TARGETS
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
@@ -99,6 +101,24 @@ class HttpOk:
         return Observation(status == 200, f"HTTP {status}")
 
 
+@dataclass(frozen=True)
+class TargetsUp:
+    """Prometheus scrapes every target it is configured for, and each answered."""
+
+    prometheus: PrometheusClient
+    expected: int = sum(len(hosts) for _, hosts in LAB_TARGETS.jobs)
+    name: str = "Prometheus: every target up"
+
+    def probe(self) -> Observation:
+        targets = self.prometheus.targets()
+        down = [f"{t.job}/{t.instance} ({t.error or t.health})" for t in targets if not t.up]
+        ok = len(targets) == self.expected and not down
+        up = len(targets) - len(down)
+        return Observation(
+            ok, f"{up}/{self.expected} up" + (f"; down: {', '.join(down)}" if down else "")
+        )
+
+
 def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
     """What proves the lab's core stack ready."""
     return [
@@ -111,6 +131,8 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),
         SqlAnswers("PgBouncer answering", lab.dsn("pooler", connect_timeout=2), None),
         HttpOk("CSV import service answering", lab.url(CSV_IMPORT, "/health")),
+        HttpOk("Alertmanager ready", lab.url("alertmanager", "/-/ready")),
+        TargetsUp(PrometheusClient(lab.url("prometheus"), timeout=2)),
     ]
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from harness.config.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
 from harness.config.inventory import Inventory, InventoryError, load_inventory
+from harness.config.monitoring import alert_rules
 from harness.config.render import (
     COMPOSE_SITE,
     dcs_config,
@@ -168,6 +169,12 @@ def test_the_bundle_has_each_hosts_files_pinned_packages_and_no_secret(tmp_path:
     assert "etc/haproxy/haproxy.cfg" in by_name["lb1"].files
     assert "postgresql-17=1.0-1" in by_name["db1"].packages
     assert by_name["bk1"].services == ["gardenlab-pgbackrest"]
+    assert by_name["mon1"].services == ["prometheus", "prometheus-alertmanager"]
+    assert by_name["mon1"].files["etc/prometheus/alerts.yml"] == alert_rules()  # the lab's rules
+    scraped = yaml.safe_load(by_name["mon1"].files["etc/prometheus/prometheus.yml"])
+    targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in scraped["scrape_configs"]}
+    assert targets["patroni"] == ["10.0.1.11:8008", "10.0.1.12:8008", "10.0.1.13:8008"]
+    assert targets["haproxy"] == ["10.0.1.21:8405"]
     written = write_bundle(bundles, tmp_path / "bundle")
     for path in written:
         text = path.read_text()

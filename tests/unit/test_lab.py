@@ -32,6 +32,8 @@ def test_default_ports_follow_the_conventions() -> None:
         "proxied-rw": 5010,
         "proxied-ro": 5011,
         "proxied-pooler": 6442,
+        "prometheus": 9090,
+        "alertmanager": 9093,
         "kong": 8000,
         "meta": 8080,
         "studio": 3000,

@@ -1,0 +1,101 @@
+"""Prometheus's and Alertmanager's HTTP APIs: scrape targets, queries, and the alerts that fire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from harness.core.errors import HarnessError
+
+
+@dataclass(frozen=True)
+class Target:
+    job: str
+    instance: str
+    health: str  # up, down, unknown (not scraped yet)
+    error: str
+
+    @property
+    def up(self) -> bool:
+        return self.health == "up"
+
+
+@dataclass(frozen=True)
+class FiringAlert:
+    name: str
+    labels: dict[str, str]
+    starts_at: str  # RFC 3339, as Alertmanager says
+    summary: str
+
+    @property
+    def where(self) -> str:
+        """The labels that tell two firings of one alert apart."""
+        skip = {"alertname", "severity"}
+        return ", ".join(f"{k}={v}" for k, v in sorted(self.labels.items()) if k not in skip)
+
+
+class _Api:
+    def __init__(
+        self, what: str, url: str, timeout: float, transport: httpx.BaseTransport | None
+    ) -> None:
+        self.what = what
+        self.url = url
+        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = self._http.get(path, params=params)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise HarnessError(
+                f"{self.what} does not answer at {self.url}: {exc}",
+                "is the lab up? `make dev-up` starts monitoring with it",
+            ) from exc
+        return response.json()
+
+
+class PrometheusClient(_Api):
+    def __init__(
+        self, url: str, timeout: float = 3, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        super().__init__("Prometheus", url, timeout, transport)
+
+    def targets(self) -> list[Target]:
+        active = self.get("/api/v1/targets", {"state": "active"})["data"]["activeTargets"]
+        return [
+            Target(t["labels"]["job"], t["labels"]["instance"], t["health"], t["lastError"])
+            for t in active
+        ]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's vector: [{metric: {...}, value: [t, "v"]}, ...]."""
+        result: list[dict[str, Any]] = self.get("/api/v1/query", {"query": expr})["data"]["result"]
+        return result
+
+
+class AlertmanagerClient(_Api):
+    def __init__(
+        self, url: str, timeout: float = 3, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        super().__init__("Alertmanager", url, timeout, transport)
+
+    def firing(self) -> list[FiringAlert]:
+        """Active alerts (API v2); resolved ones are gone from this list."""
+        found = self.get("/api/v2/alerts", {"active": "true", "silenced": "false"})
+        return sorted(
+            (
+                FiringAlert(
+                    a["labels"]["alertname"],
+                    a["labels"],
+                    a["startsAt"],
+                    a.get("annotations", {}).get("summary", ""),
+                )
+                for a in found
+            ),
+            key=lambda a: (a.name, a.where),
+        )

@@ -1,0 +1,345 @@
+"""Monitoring as one source: the alert rules, Prometheus's scrape jobs and Alertmanager's routing,
+rendered for the lab's containers and, from an inventory, for a monitoring server.
+
+The rules are the same text in both places; only the targets differ (a `Targets`), so an alert
+the lab proves under a fault is the alert production runs. Metric names are those the Debian 13
+packages export (Patroni 4 says `patroni_primary`: rules written for `patroni_master` never fire).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from harness.lab.topology import (
+    ALERTMANAGER,
+    ALERTMANAGER_PORT,
+    ETCD_CLIENT_PORT,
+    ETCD_MEMBERS,
+    HAPROXY,
+    HAPROXY_METRICS_PORT,
+    NODE_EXPORTER_PORT,
+    NODES,
+    PGBACKREST_EXPORTER_PORT,
+    PGBOUNCER,
+    PGBOUNCER_EXPORTER_PORT,
+    POSTGRES_EXPORTER_PORT,
+    REST_PORT,
+    SCOPE,
+)
+
+RULES_FILE = "alerts.yml"
+# How often Prometheus looks; alerts' `for` durations are multiples of it.
+SCRAPE_INTERVAL = "5s"
+EVALUATION_INTERVAL = "5s"
+# The latency histogram the load and the chaos workload export (seconds, per request).
+LATENCY_HISTOGRAM = "gardenlab_query_duration_seconds"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str  # how long the condition must hold; "0s" fires at the first evaluation
+    severity: str  # "critical" pages; "warning" waits for working hours
+    summary: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def rule(self) -> dict[str, Any]:
+        return {
+            "alert": self.name,
+            "expr": self.expr,
+            "for": self.for_,
+            "labels": {"severity": self.severity, **self.labels},
+            "annotations": {"summary": self.summary},
+        }
+
+
+# Recorded so a rule can ask how a cluster-wide value moved (`changes` needs one series).
+RECORDINGS = {
+    "gardenlab:patroni_timeline:max": "max by (scope) (patroni_postgres_timeline)",
+}
+
+ALERTS = (
+    Alert(
+        "PatroniLeaderChanged",
+        "gardenlab:patroni_timeline:max"
+        " and on (scope) changes(gardenlab:patroni_timeline:max[1m]) > 0",
+        "0s",
+        "warning",
+        "a replica was promoted: the cluster moved to timeline {{ $value }} within a minute",
+        # each promotion is an alert of its own, told apart by the timeline it started
+        {"timeline": "{{ $value }}"},
+    ),
+    Alert(
+        "PatroniNoLeader",
+        "max by (scope) (patroni_primary) < 1 or absent(patroni_primary)",
+        "10s",
+        "critical",
+        "no Patroni member reports itself primary (or none answers): writes are down",
+    ),
+    Alert(
+        "PatroniTwoPrimaries",
+        "count by (scope) (patroni_primary == 1) > 1",
+        "10s",
+        "critical",
+        "two Patroni members report themselves primary: split brain",
+    ),
+    Alert(
+        "HaproxyRwNoBackend",
+        'haproxy_backend_active_servers{proxy="rw"} < 1',
+        "5s",
+        "critical",
+        "HAProxy's read-write port has no backend up: writes fail",
+    ),
+    Alert(
+        "HaproxyRwTwoBackends",
+        'haproxy_backend_active_servers{proxy="rw"} > 1',
+        "5s",
+        "critical",
+        "HAProxy's read-write port routes to two backends",
+    ),
+    Alert(
+        "InstanceDown",
+        "up == 0",
+        "10s",
+        "critical",
+        "{{ $labels.job }} target {{ $labels.instance }} does not answer scrapes",
+    ),
+    Alert(
+        "PostgresDown",
+        "pg_up == 0",
+        "10s",
+        "critical",
+        "PostgreSQL at {{ $labels.instance }} does not accept the exporter's connection",
+    ),
+    Alert(
+        "EtcdNoLeader",
+        "etcd_server_has_leader == 0",
+        "5s",
+        "critical",
+        "etcd member {{ $labels.instance }} has no leader",
+    ),
+    Alert(
+        "EtcdInsufficientMembers",
+        'sum(up{job="etcd"}) < floor(count(up{job="etcd"}) / 2) + 1',
+        "10s",
+        "critical",
+        "fewer etcd members answer than a quorum needs",
+    ),
+    Alert(
+        "ReplicationLagHigh",
+        "pg_replication_lag_seconds > 30",
+        "1m",
+        "warning",
+        "replica {{ $labels.instance }} replays more than 30 s behind",
+    ),
+    Alert(
+        "ConnectionsSaturated",
+        "sum by (instance) (pg_stat_activity_count)"
+        " / on (instance) max by (instance) (pg_settings_max_connections) > 0.8",
+        "1m",
+        "warning",
+        "{{ $labels.instance }} uses over 80 % of max_connections",
+    ),
+    Alert(
+        "PgbouncerClientsWaiting",
+        "sum by (instance) (pgbouncer_pools_client_waiting_connections) > 0",
+        "30s",
+        "warning",
+        "PgBouncer clients have waited for a server connection for 30 s",
+    ),
+    Alert(
+        # stuck, not merely failed once: the archiver retries one segment until it goes, so
+        # failures with nothing archived for 2 minutes means WAL piles up (a lab's first
+        # attempts before its stanza exists fail, then succeed: no alert)
+        "WalArchivingFailing",
+        "increase(pg_stat_archiver_failed_count[2m]) > 0"
+        " and on (instance) increase(pg_stat_archiver_archived_count[2m]) == 0",
+        "2m",
+        "critical",
+        "archive_command fails on {{ $labels.instance }}: point-in-time recovery is at risk",
+    ),
+    Alert(
+        "BackupFailed",
+        "gardenlab_backup_last_status != 0",
+        "0s",
+        "critical",
+        "the last pgBackRest backup failed: investigate now",
+    ),
+    Alert(
+        "BackupTooOld",
+        "min by (stanza) (pgbackrest_backup_since_last_completion_seconds) > 26 * 3600",
+        "0s",
+        "critical",
+        "no backup of {{ $labels.stanza }} completed in 26 hours",
+    ),
+    Alert(
+        "HostCpuHigh",
+        '1 - avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[1m])) > 0.8',
+        "5m",
+        "warning",
+        "{{ $labels.instance }} CPU above 80 % for 5 minutes",
+    ),
+    Alert(
+        "HostDiskFull",
+        '1 - node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"}'
+        ' / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} > 0.85',
+        "5m",
+        "warning",
+        "{{ $labels.mountpoint }} on {{ $labels.instance }} is over 85 % full",
+    ),
+    Alert(
+        "QueryLatencyHigh",
+        f"histogram_quantile(0.95, sum by (le) (rate({LATENCY_HISTOGRAM}_bucket[1m]))) > 0.5",
+        "1m",
+        "warning",
+        "client query latency p95 above 500 ms for a minute",
+    ),
+)
+ALERT_NAMES = tuple(a.name for a in ALERTS)
+# Series a healthy lab at rest does not export: they appear with what they measure (a backup
+# run by the harness, a backup completed, the load's or the workload's histogram).
+EXPORTED_LATER = frozenset(
+    {
+        "gardenlab_backup_last_status",
+        "pgbackrest_backup_since_last_completion_seconds",
+        f"{LATENCY_HISTOGRAM}_bucket",
+    }
+)
+_NAME = re.compile(r"[a-z_][a-z0-9_:]*")
+
+
+def rule_metrics() -> set[str]:
+    """The metric names the alerts read: what some target must export, or the rule is blind."""
+    names = set()
+    for alert in ALERTS:
+        # label matchers and grouping lists name labels, not metrics
+        expr = re.sub(r"\{[^}]*\}|\b(?:by|on|without)\s*\([^)]*\)", " ", alert.expr)
+        for match in _NAME.finditer(expr):
+            rest = expr[match.end() :].lstrip()
+            if "_" in match.group() and not rest.startswith("("):
+                names.add(match.group())
+    recorded = set(RECORDINGS)
+    return {n for n in names if n not in recorded} | {
+        m for e in RECORDINGS.values() for m in _NAME.findall(e) if m.startswith("patroni_")
+    }
+
+
+def alert_rules() -> str:
+    """The rule file Prometheus loads (and `promtool test rules` tests)."""
+    groups = [
+        {
+            "name": "gardenlab-recordings",
+            "rules": [{"record": name, "expr": expr} for name, expr in RECORDINGS.items()],
+        },
+        {"name": "gardenlab-alerts", "rules": [a.rule() for a in ALERTS]},
+    ]
+    header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
+    return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)
+
+
+BACKUP_OUTCOME_FILE = "gardenlab_backup.prom"  # in node_exporter's textfile directory
+
+
+def backup_outcome(failed: bool, kind: str, at: float) -> str:
+    """What the backup command says of its own run, for node_exporter's textfile collector:
+    a failed backup leaves nothing in `pgbackrest info`, so only the command can tell."""
+    labels = f'stanza="{SCOPE}",type="{kind}"'
+    return (
+        "# HELP gardenlab_backup_last_status 0 when the last backup succeeded, 1 when it failed\n"
+        "# TYPE gardenlab_backup_last_status gauge\n"
+        f"gardenlab_backup_last_status{{{labels}}} {int(failed)}\n"
+        "# HELP gardenlab_backup_last_run_timestamp_seconds when the last backup ended\n"
+        "# TYPE gardenlab_backup_last_run_timestamp_seconds gauge\n"
+        f"gardenlab_backup_last_run_timestamp_seconds{{{labels}}} {at:.0f}\n"
+    )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """host:port per scrape job: the lab's services, or an inventory's servers."""
+
+    jobs: tuple[tuple[str, tuple[str, ...]], ...]
+    alertmanagers: tuple[str, ...]
+
+
+LAB_TARGETS = Targets(
+    jobs=(
+        ("patroni", tuple(f"{n}:{REST_PORT}" for n in NODES)),
+        ("postgres", tuple(f"{n}-exporter:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
+        ("etcd", tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS)),
+        ("haproxy", (f"{HAPROXY}:{HAPROXY_METRICS_PORT}",)),
+        ("pgbouncer", (f"{PGBOUNCER}-exporter:{PGBOUNCER_EXPORTER_PORT}",)),
+        ("pgbackrest", (f"pgbackrest-exporter:{PGBACKREST_EXPORTER_PORT}",)),
+        ("node", (f"node-exporter:{NODE_EXPORTER_PORT}",)),
+    ),
+    alertmanagers=(f"{ALERTMANAGER}:{ALERTMANAGER_PORT}",),
+)
+
+
+def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/prometheus") -> str:
+    config = {
+        "global": {
+            "scrape_interval": SCRAPE_INTERVAL,
+            "scrape_timeout": "4s",
+            "evaluation_interval": EVALUATION_INTERVAL,
+        },
+        "rule_files": [f"{rules_dir}/{RULES_FILE}"],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": list(targets.alertmanagers)}]}]
+        },
+        "scrape_configs": [
+            {
+                "job_name": job,
+                "static_configs": [{"targets": list(hosts)}],
+                # name the instance by its host, so a rule's label reads pg1, not pg1:8008
+                "relabel_configs": [
+                    {
+                        "source_labels": ["__address__"],
+                        "regex": "([^:]+?)(-exporter)?:\\d+",
+                        "target_label": "instance",
+                        "replacement": "$1",
+                    }
+                ],
+            }
+            for job, hosts in targets.jobs
+        ],
+    }
+    header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Alertmanager's timings: the lab's are seconds (a fault is over in a minute)."""
+
+    group_wait: str
+    group_interval: str
+    repeat_interval: str
+
+
+LAB_ROUTING = Routing(group_wait="1s", group_interval="5s", repeat_interval="1h")
+PRODUCTION_ROUTING = Routing(group_wait="10s", group_interval="1m", repeat_interval="4h")
+
+
+def alertmanager_config(routing: Routing = LAB_ROUTING, webhook: str | None = None) -> str:
+    """One receiver; `webhook` (a URL) also gets every firing and resolved notification."""
+    receiver: dict[str, Any] = {"name": "gardenlab"}
+    if webhook:
+        receiver["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
+    config = {
+        "route": {
+            "receiver": "gardenlab",
+            "group_by": ["alertname", "instance"],
+            "group_wait": routing.group_wait,
+            "group_interval": routing.group_interval,
+            "repeat_interval": routing.repeat_interval,
+        },
+        "receivers": [receiver],
+    }
+    header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)

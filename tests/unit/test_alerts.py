@@ -1,0 +1,125 @@
+"""The alert rules under Debian 13's promtool: each fires on what should trip it, stays silent
+on its look-alikes; and the monitoring configuration loads."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from harness.config import promtool
+from harness.config.monitoring import (
+    ALERT_NAMES,
+    ALERTS,
+    RULES_FILE,
+    alert_rules,
+    alertmanager_config,
+    backup_outcome,
+    prometheus_config,
+    rule_metrics,
+)
+from harness.core.errors import EngineError
+
+CASES = Path(__file__).parent / "alerts" / "alerts_test.yml"
+
+
+@pytest.fixture(scope="module")
+def tool() -> promtool.Promtool:
+    try:
+        return promtool.ensure_promtool()
+    except EngineError as exc:
+        if "cannot fetch" in exc.message:
+            pytest.skip(f"promtool unavailable: {exc.message}")
+        raise
+
+
+def test_every_alert_fires_and_stays_silent_as_its_cases_say(
+    tool: promtool.Promtool, tmp_path: Path
+) -> None:
+    (tmp_path / RULES_FILE).write_text(alert_rules())
+    shutil.copy(CASES, tmp_path / CASES.name)
+    tool.check_rules(tmp_path / RULES_FILE)
+    output = tool.test_rules(tmp_path / CASES.name)
+    assert "SUCCESS" in output
+
+
+def test_every_alert_has_a_firing_case_and_a_silent_one() -> None:
+    tests = yaml.safe_load(CASES.read_text())["tests"]
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for case in tests:
+        for check in case["alert_rule_test"]:
+            (fires if check["exp_alerts"] else silent).add(check["alertname"])
+    assert fires == set(ALERT_NAMES)
+    # promtool compares the exact list, so a look-alike series in a firing case (another
+    # instance, another backup type) is a silent case too for these three
+    assert silent >= set(ALERT_NAMES) - {"BackupTooOld", "ConnectionsSaturated", "HostCpuHigh"}
+
+
+def test_rules_use_patroni_4_names() -> None:
+    rules = alert_rules()
+    assert "patroni_master" not in rules
+    assert "patroni_primary" in rules
+    assert len(set(ALERT_NAMES)) == len(ALERTS)
+
+
+def test_prometheus_config_loads_with_the_rules(tool: promtool.Promtool, tmp_path: Path) -> None:
+    (tmp_path / RULES_FILE).write_text(alert_rules())
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(rules_dir=str(tmp_path)))
+    tool.check_config(config)
+    jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert jobs == {"patroni", "postgres", "etcd", "haproxy", "pgbouncer", "pgbackrest", "node"}
+
+
+def test_alertmanager_sends_resolved_to_the_webhook() -> None:
+    config = yaml.safe_load(alertmanager_config(webhook="http://host:9999/alerts"))
+    assert config["route"]["group_wait"] == "1s"
+    assert config["receivers"][0]["webhook_configs"][0]["send_resolved"] is True
+
+
+def test_a_changed_package_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"not it"))
+    with pytest.raises(EngineError, match="not the pinned"):
+        promtool.ensure_promtool(transport)
+    assert not (promtool.cache_dir() / "promtool").exists()
+
+
+def test_the_binary_comes_out_of_a_deb(tmp_path: Path) -> None:
+    import io
+    import lzma
+    import tarfile
+
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        info = tarfile.TarInfo("./usr/bin/promtool")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"#!x\n"))
+    data = lzma.compress(payload.getvalue())
+    deb = b"!<arch>\n" + b"data.tar.xz/".ljust(48) + str(len(data)).encode().ljust(10) + b"`\n"
+    deb += data
+    promtool.extract_binary(deb, tmp_path / "promtool")
+    assert (tmp_path / "promtool").read_bytes() == b"#!x\n"
+
+
+def test_the_metric_names_the_rules_read_are_found() -> None:
+    assert rule_metrics() >= {
+        "patroni_primary",
+        "patroni_postgres_timeline",
+        "pg_up",
+        "etcd_server_has_leader",
+        "haproxy_backend_active_servers",
+        "pgbouncer_pools_client_waiting_connections",
+    }
+    assert not any(name.startswith(("by", "on", "le")) for name in rule_metrics())
+
+
+def test_the_backup_outcome_is_a_metric_the_rule_reads(tool: promtool.Promtool) -> None:
+    text = backup_outcome(True, "full", 1764694800.0)
+    assert 'gardenlab_backup_last_status{stanza="gardenlab",type="full"} 1\n' in text
+    assert "gardenlab_backup_last_status" in rule_metrics()
+    tool.check_metrics(text)
