@@ -208,7 +208,9 @@ CATALOG: dict[str, Scenario] = {
             fault=planned_switchover,
             hold=3,
             endpoint="pooler",
-            expect=Expectation(failover=True, max_write_gap=3, max_client_errors=0),
+            # The gap is Patroni's hand-over while PgBouncer holds the queries: 1.9-2.8 s in
+            # `make bench-switchover`, once 5.9 s in a CI run; what this proves is no errors.
+            expect=Expectation(failover=True, max_write_gap=8, max_client_errors=0),
             alerts=(AlertExpectation("PatroniLeaderChanged", 3 + ALERT_DELAY),),
             never=FAILOVER_SILENT,
         ),
