@@ -198,6 +198,7 @@ def status(move: Move) -> Status:
             (REVERSE,),
         )
         behind = None if reverse is None else int(reverse)
+    unreachable = ""
     try:
         with connect(move.source_dsn, "source") as source:
             slot = source.execute(
@@ -209,18 +210,7 @@ def status(move: Move) -> Status:
             with connect(move.cluster_dsn, "cluster") as cl:
                 drift = schema_drift(source, cl) if enabled else []
     except HarnessError as exc:
-        return Status(
-            tables,
-            None,
-            None,
-            None,
-            "",
-            None,
-            worker is not None,
-            exc.message,
-            enabled=enabled,
-            reverse_lag_bytes=behind,
-        )
+        slot, unreachable = None, exc.message
     if slot is None:
         return Status(
             tables,
@@ -230,7 +220,7 @@ def status(move: Move) -> Status:
             "",
             None,
             worker is not None,
-            "no slot",
+            unreachable or "no slot",
             enabled=enabled,
             reverse_lag_bytes=behind,
         )
