@@ -84,6 +84,16 @@ class ProxyLink:
 
 
 REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
+# The application's own services reach the rw endpoint through a link of their own, so a lost
+# connection (reset, hang, link down) can be staged for one service and no other client.
+APP_LINKS = {
+    CSV_IMPORT: ProxyLink(
+        "import-rw",
+        25090,
+        f"{HAPROXY}:{ENDPOINTS['rw'].port}",
+        "the CSV import service to HAProxy rw",
+    ),
+}
 PROXY_LINKS = (
     *(
         ProxyLink(e.link, e.link_port, f"{e.service}:{e.port}", f"clients to {e.service} {e.name}")
@@ -98,6 +108,7 @@ PROXY_LINKS = (
         )
         for i, node in enumerate(NODES, start=1)
     ),
+    *APP_LINKS.values(),
 )
 
 # Monitoring: Prometheus and Alertmanager, and the exporters Prometheus scrapes (ports inside
