@@ -48,8 +48,8 @@ chaos: venv ## The whole scenario catalog on a real stack (RUNS=10 repeats it)
 LOAD_ARGS = --users $(or $(USERS),100) --via $(or $(VIA),haproxy) --processes $(or $(PROCESSES),1) \
 	$(foreach t,$(THRESHOLDS),--threshold $(t))
 
-load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms (all or any request type) or > 0.1 % errors
-	$(HARNESS) load $(LOAD_ARGS) --duration $(or $(DURATION),3m)
+load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms (all or any request type) or > 0.1 % errors; IMPORT=100000 adds a CSV import
+	$(HARNESS) load $(LOAD_ARGS) $(if $(IMPORT),--with-import $(IMPORT),--duration $(or $(DURATION),3m))
 
 load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
 	$(HARNESS) load $(LOAD_ARGS) --scenario $(or $(SCENARIO),leader-kill)

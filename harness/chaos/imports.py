@@ -159,13 +159,16 @@ class ImportAlongside:
         )
         return summary
 
-    def failures(self) -> list[str]:
+    def check(self, summary: dict[str, Any]) -> list[str]:
+        """Each valid row once, each invalid one rejected with its line, the fault met it."""
         assert self.made is not None
+        problems = import_failures(self.stack.lab.dsn("rw"), summary, self.made)
+        return reach_failures(self.import_id, self.plan, self.states) + problems
+
+    def failures(self) -> list[str]:
         try:
-            summary = self.finish()
+            return self.check(self.finish())
         except HarnessError as exc:
             return [exc.message]
         finally:
             self.folder.cleanup()
-        problems = import_failures(self.stack.lab.dsn("rw"), summary, self.made)
-        return reach_failures(self.import_id, self.plan, self.states) + problems
