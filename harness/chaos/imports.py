@@ -109,12 +109,18 @@ class ImportAlongside:
         self.import_id = 0
         self.states: dict[str, str] = {}  # moment (fault, heal) -> the import's state then
 
+    def prepare(self, seed: int) -> None:
+        """Write the file (seconds of CPU for a large one: before any window that is timed)."""
+        path = Path(self.folder.name) / "leads.csv"
+        self.made = write_lead_csv(path, self.plan.rows, seed=seed, bad_every=BAD_EVERY)
+
     def start(self, seed: int) -> None:
         """Submit, and return once the import is in the plan's phase: it has staged its
         first batch, or begun its merge."""
-        path = Path(self.folder.name) / "leads.csv"
-        self.made = write_lead_csv(path, self.plan.rows, seed=seed, bad_every=BAD_EVERY)
-        self.import_id = int(self.client.submit(path, AGENCY)["id"])
+        if self.made is None:
+            self.prepare(seed)
+        assert self.made is not None
+        self.import_id = int(self.client.submit(self.made.path, AGENCY)["id"])
 
         def progress() -> dict[str, Any] | None:
             return self.client.get(self.import_id)

@@ -317,6 +317,7 @@ def run_load_import(
     watch = ServerWatch(stack)
     watch.start()
     alongside = ImportAlongside(stack, ImportPlan(rows), say)
+    alongside.prepare(seed=int(time.time()))
     say(
         f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, {WARMUP:.0f} s "
         f"without an import, then an import of {rows:,} rows; reports in {directory}"
@@ -330,7 +331,7 @@ def run_load_import(
                     f"its log: {locust.log_path}",
                 )
             marks = {"import": time.time()}
-            alongside.start(seed=int(marks["import"]))
+            alongside.start(seed=0)  # the file is written already
             done = alongside.finish()
             marks["imported"] = time.time()
             wait_with_progress(locust, time.time() + TAIL, directory, say)
