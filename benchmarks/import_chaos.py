@@ -69,7 +69,10 @@ def main() -> None:
                     imports.append(seconds)
                 passed += result.passed
                 verdict = "passed" if result.passed else "FAILED: " + "; ".join(result.failures)
-                print(f"  {name} run {index}: {walls[-1]:.0f} s, import {seconds:.1f} s, {verdict}")
+                print(
+                    f"  {name} run {index}: {walls[-1]:.0f} s, import {seconds:.1f} s, {verdict}",
+                    flush=True,
+                )
             assert scenario.imports is not None
             rows.append(
                 f"{name:<24} {scenario.imports.rows:>8,} {passed:>3}/{args.runs:<3} "
