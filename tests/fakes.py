@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,7 @@ class FakePatroni:
         self.requests: list[tuple[str, str]] = []
         self.started: dict[str, int] = {}  # member -> postmaster start count
         self.refuse_switchover = ""  # when set: Patroni's 412 text
+        self.patches: list[dict[str, Any]] = []  # PATCH /config bodies, in order
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -272,6 +273,14 @@ class FakePatroni:
         body = json.loads(request.content) if request.content else {}
         if path == "/cluster":
             return httpx.Response(200, json=self.cluster)
+        if path == "/config" and method == "PATCH":
+            for key, value in body.items():  # Patroni's merge: null removes a key
+                if value is None:
+                    self.config.pop(key, None)
+                else:
+                    self.config[key] = value
+            self.patches.append(body)
+            return httpx.Response(200, json=self.config)
         if path == "/config":
             return httpx.Response(200, json=self.config)
         if path == "/switchover" and method == "POST":
@@ -302,6 +311,33 @@ class FakePatroni:
                 },
             )
         return httpx.Response(404, text="not found")
+
+
+@dataclass
+class FakeCompose:
+    """A Compose project: `up` of named services is recorded and handed to `on_up`, which
+    plays what the started containers do."""
+
+    profiles: tuple[str, ...] = ()
+    ups: list[tuple[tuple[str, ...], list[str]]] = field(default_factory=list)
+    on_up: Callable[[list[str]], None] | None = None
+
+    def build(self, services: Sequence[str], on_line: Callable[[str], None]) -> None:
+        pass
+
+    def up(self, services: Sequence[str] = (), *, dependencies: bool = True) -> None:
+        self.ups.append((self.profiles, list(services)))
+        if self.on_up:
+            self.on_up(list(services))
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def logs(self, services: Sequence[str] = (), tail: str = "100") -> str:
+        return ""
+
+    def follow(self, services: Sequence[str], tail: str) -> Iterator[bytes]:
+        return iter(())
 
 
 @dataclass
