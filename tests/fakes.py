@@ -244,6 +244,17 @@ def cluster_json(leader: str = "pg1", sync: str = "pg2", replica: str = "pg3") -
     }
 
 
+def merge(into: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Patroni's PATCH /config: nested keys merged, null removes a key."""
+    for key, value in changes.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
 class FakePatroni:
     """Patroni's REST API over a cluster it changes as Patroni would: a switchover swaps the
     leader and the candidate, a restart clears a member's pending flag, a reinitialize gives
@@ -251,7 +262,7 @@ class FakePatroni:
 
     def __init__(self, cluster: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.cluster = cluster
-        self.config = config if config is not None else {"synchronous_mode": True}
+        self.config: dict[str, Any] = config if config is not None else {"synchronous_mode": True}
         self.requests: list[tuple[str, str]] = []
         self.started: dict[str, int] = {}  # member -> postmaster start count
         self.refuse_switchover = ""  # when set: Patroni's 412 text
@@ -274,12 +285,11 @@ class FakePatroni:
         if path == "/cluster":
             return httpx.Response(200, json=self.cluster)
         if path == "/config" and method == "PATCH":
-            for key, value in body.items():  # Patroni's merge: null removes a key
-                if value is None:
-                    self.config.pop(key, None)
-                else:
-                    self.config[key] = value
+            merge(self.config, body)
             self.patches.append(body)
+            if body.get("postgresql", {}).get("parameters"):  # as for a setting read at start
+                for member in self.cluster["members"]:
+                    member["pending_restart"] = True
             return httpx.Response(200, json=self.config)
         if path == "/config":
             return httpx.Response(200, json=self.config)

@@ -318,6 +318,20 @@ class Planned:
             restarted.append(old)
         return RestartResult(restarted, moved)
 
+    def set_pending(self, parameter: str, value: object, timeout: float = 30.0) -> object:
+        """Change a setting PostgreSQL reads only at start in Patroni's configuration and wait
+        until every member reports a restart pending; returns the value it had (None: unset)."""
+        with self.stack.patroni() as patroni:
+            before = patroni.config().get("postgresql", {}).get("parameters", {}).get(parameter)
+            patroni.patch_config({"postgresql": {"parameters": {parameter: value}}})
+            self.wait(
+                f"every member to report {parameter} pending a restart",
+                lambda: all(m.pending_restart for m in patroni.cluster().members),
+                timeout,
+                lambda: patroni.cluster().describe(),
+            )
+        return before
+
     def _candidate_when_settled(self, timeout: float) -> tuple[str, str]:
         """A restarted synchronous standby leaves the cluster without one for a moment, until
         Patroni names it (or another) again: wait for a candidate instead of refusing."""
@@ -396,6 +410,47 @@ class PlannedWork(Fault):
 
     def heal(self) -> None:
         pass
+
+
+@dataclass
+class RollingRestartWork(Fault):
+    """A setting that needs a restart changed and rolled out; healed by rolling the old value
+    out the same way, so the scenario leaves the cluster's settings as it found them."""
+
+    planned: Planned
+    parameter: str
+    value: str
+    description: str = ""
+    before: object = None
+    changed: bool = False
+
+    def inject(self) -> None:
+        self.before = self.planned.set_pending(self.parameter, self.value)
+        self.changed = True
+        self.planned.rolling_restart()
+
+    def heal(self) -> None:
+        if not self.changed:
+            return
+        self.planned.set_pending(self.parameter, self.before)
+        self.changed = False
+        self.planned.rolling_restart()
+
+
+def planned_rolling_restart(faults: Faults) -> RollingRestartWork:
+    """shared_buffers 16 MB up (a restart on every member), then back."""
+    leader = faults.resolve_node("leader")
+    current = faults.stack.node_sql(
+        leader, "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+    )
+    value = f"{int(current) + 16}MB"
+    planned = Planned(faults.stack, faults=faults)
+    return RollingRestartWork(
+        planned,
+        "shared_buffers",
+        value,
+        f"rolling restart for shared_buffers {current}MB -> {value}",
+    )
 
 
 def planned_switchover(faults: Faults) -> PlannedWork:

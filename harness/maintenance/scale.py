@@ -26,6 +26,8 @@ import httpx
 from harness.clients.haproxy import fetch_backends
 from harness.clients.patroni import Cluster
 from harness.core.errors import ConfigError, StateError
+from harness.faults.controller import Faults
+from harness.faults.model import Fault
 from harness.lab.topology import (
     ETCD_MEMBERS,
     EXTRA_NODES,
@@ -247,3 +249,30 @@ class Scale:
                 yield
             finally:
                 patroni.patch_config({"member_slots_ttl": before})
+
+
+@dataclass
+class ScaleWork(Fault):
+    """Scale out as a scenario's step, held, then back in as its heal: members that joined
+    always leave, even when the scenario fails half-way."""
+
+    scale: Scale
+    out_to: int
+    in_to: int
+    description: str = ""
+
+    def inject(self) -> None:
+        self.scale.scale(self.out_to)
+
+    def heal(self) -> None:
+        self.scale.scale(self.in_to)
+
+
+def planned_scale_out_in(faults: Faults) -> ScaleWork:
+    scale = Scale(Planned(faults.stack, faults=faults))
+    return ScaleWork(
+        scale,
+        MAX_MEMBERS,
+        MIN_MEMBERS,
+        f"scale {MIN_MEMBERS} -> {MAX_MEMBERS} -> {MIN_MEMBERS} members",
+    )

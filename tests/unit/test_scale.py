@@ -21,7 +21,7 @@ from harness.faults.controller import Faults
 from harness.lab.project import Lab
 from harness.lab.topology import ETCD_MEMBERS, NODES, SCALE_PROFILE, EndpointName
 from harness.maintenance.planned import Planned
-from harness.maintenance.scale import Scale, plan
+from harness.maintenance.scale import Scale, ScaleWork, plan
 from harness.stack.lifecycle import Stack
 from tests.fakes import (
     FakeCompose,
@@ -220,3 +220,10 @@ def test_the_cli_refuses_a_bad_size_in_one_message_with_a_hint(rig: Rig) -> None
     assert isinstance(result.exception, ConfigError)
     assert "out of range" in result.exception.message and result.exception.hint
     assert rig.changes() == []
+
+
+def test_the_scenario_step_scales_out_and_its_heal_back_in(rig: Rig) -> None:
+    with ScaleWork(rig.scale, 5, 3):
+        assert rig.members() == ["pg1", "pg2", "pg3", "pg4", "pg5"]
+    assert rig.members() == ["pg1", "pg2", "pg3"]
+    assert rig.slots == {"pg2", "pg3"}
