@@ -119,8 +119,16 @@ class Scale:
             f"{m.name} is {m.state}" for m in cluster.members if m.state not in SETTLED_STATES
         ]
         missing = [n for n in NODES if cluster.member(n) is None]
-        if unsettled or missing:
-            found = ", ".join([*unsettled, *(f"{n} is absent" for n in missing)])
+        # an extra node's container without its member (it crashed, or a leave was cut short)
+        stray = [n for n in present if cluster.member(n) is None and n not in remove]
+        if unsettled or missing or stray:
+            found = ", ".join(
+                [
+                    *unsettled,
+                    *(f"{n} is absent" for n in missing),
+                    *(f"{n} has a container but is no member" for n in stray),
+                ]
+            )
             raise StateError(
                 f"the cluster is not whole: {found}; nothing was changed",
                 "scale a cluster whose members all run or stream (`harness status`)",

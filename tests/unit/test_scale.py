@@ -227,3 +227,15 @@ def test_the_scenario_step_scales_out_and_its_heal_back_in(rig: Rig) -> None:
         assert rig.members() == ["pg1", "pg2", "pg3", "pg4", "pg5"]
     assert rig.members() == ["pg1", "pg2", "pg3"]
     assert rig.slots == {"pg2", "pg3"}
+
+
+def test_a_container_without_its_member_is_refused_unless_it_leaves(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra=("pg4",))
+    rig.patroni.cluster["members"] = [
+        m for m in rig.patroni.cluster["members"] if m["name"] != "pg4"
+    ]
+    with pytest.raises(StateError, match="pg4 has a container but is no member"):
+        rig.scale.scale(5)
+    assert rig.changes() == []
+    assert rig.scale.scale(3).left  # leaving is how it is cleared
+    assert "pg4" not in rig.runtime.services
