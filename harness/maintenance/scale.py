@@ -26,6 +26,7 @@ import httpx
 from harness.clients.haproxy import fetch_backends
 from harness.clients.patroni import Cluster
 from harness.core.errors import ConfigError, StateError
+from harness.core.polling import poll
 from harness.faults.controller import Faults
 from harness.faults.model import Fault
 from harness.lab.topology import (
@@ -142,8 +143,21 @@ class Scale:
             )
         return cluster, add, remove
 
-    def scale(self, total: int, timeout: float = 300.0) -> ScaleResult:
-        """Bring the cluster to `total` members (3 to 5)."""
+    def scale(self, total: int, timeout: float = 300.0, *, settle: float = 0.0) -> ScaleResult:
+        """Bring the cluster to `total` members (3 to 5). `settle`: seconds to wait for other
+        work to finish instead of refusing at once (a scenario's heal, after a join cut short)."""
+        refusals: list[StateError] = []
+
+        def accepted() -> bool:
+            try:
+                self.check(total)
+            except StateError as exc:
+                refusals[:] = [exc]
+                return False
+            return True
+
+        if settle and not poll(accepted, bool, timeout=settle, interval=1.0, clock=self.clock).held:
+            raise refusals[-1]
         cluster, add, remove = self.check(total)
         result = ScaleResult(before=members_of(cluster), after=members_of(cluster))
         if add:
@@ -273,7 +287,7 @@ class ScaleWork(Fault):
         self.scale.scale(self.out_to)
 
     def heal(self) -> None:
-        self.scale.scale(self.in_to)
+        self.scale.scale(self.in_to, settle=120.0)
 
 
 def planned_scale_out_in(faults: Faults) -> ScaleWork:

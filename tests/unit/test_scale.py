@@ -239,3 +239,19 @@ def test_a_container_without_its_member_is_refused_unless_it_leaves(tmp_path: Pa
     assert rig.changes() == []
     assert rig.scale.scale(3).left  # leaving is how it is cleared
     assert "pg4" not in rig.runtime.services
+
+
+def test_the_scenario_heal_waits_for_a_join_cut_short_to_settle(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra=("pg4", "pg5"))
+    rig.patroni.member("pg5")["state"] = "creating replica"
+
+    def settling(seconds: float) -> None:
+        rig.clock.sleep(seconds)
+        if rig.clock.t >= 3:
+            rig.patroni.member("pg5")["state"] = "streaming"
+
+    rig.scale.clock = rig.planned.clock = Clock(rig.clock.now, settling)
+    with pytest.raises(StateError, match="pg5 is creating replica"):
+        rig.scale.scale(3)  # a command refuses at once
+    ScaleWork(rig.scale, 5, 3).heal()
+    assert rig.members() == ["pg1", "pg2", "pg3"] and rig.clock.t >= 3
