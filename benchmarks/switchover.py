@@ -9,7 +9,7 @@ writer, and when Patroni and HAProxy moved (from the workload's monitor, sampled
 (the old leader's stop, its wait before releasing the key, the candidate taking it), to
 show what bounds the gap:
 
-    python -m benchmarks.switchover --runs 5 [--writers 4] [--paths pooler,rw]
+    python -m benchmarks.switchover --runs 5 [--writers 4] [--paths pooler,rw] [--downinter MS]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import re
 import statistics
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from benchmarks.stats import percentile
@@ -129,6 +130,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--paths", default="pooler,rw", help="pooler (PgBouncer), rw (direct)")
+    parser.add_argument(
+        "--downinter",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="HAProxy's check interval on down servers, for this run only [the preset's]",
+    )
     args = parser.parse_args()
     paths: list[EndpointName] = []
     for path in args.paths.split(","):
@@ -139,7 +147,12 @@ def main() -> None:
     stack = Stack(Lab(root=base.root, settings={**base.settings, **BENCH_SETTINGS}), say=print)
     try:
         stack.down(volumes=True)
-        bring_up(stack, get_preset("fast"), 240, ensure_engine=Engine().ensure)
+        preset = replace(get_preset("fast"), check_downinter_ms=args.downinter)
+        print(
+            f"HAProxy checks every {preset.check_inter_ms} ms, down servers every "
+            f"{preset.check_downinter_ms or preset.check_inter_ms} ms"
+        )
+        bring_up(stack, preset, 240, ensure_engine=Engine().ensure)
         for path in paths:
             runs = [one_run(stack, path, args.writers) for _ in range(args.runs)]
             print(f"\n{path}: {args.runs} switchovers, {args.writers} writers")
