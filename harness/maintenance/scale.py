@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
@@ -109,7 +109,12 @@ class Scale:
             key=MEMBERS.index,
         )
         add, remove = plan(present, total)
-        refuse_if_busy(cluster)
+        # a member that leaves may be in any state (a clone cut short, a crashed node)
+        staying = replace(
+            cluster,
+            members=tuple(m for m in cluster.members if m.name not in remove or m.is_leader),
+        )
+        refuse_if_busy(staying)
         if self.planned.pooler.paused():
             raise StateError(
                 "PgBouncer is paused: a switchover or other planned work is under way; "
@@ -117,7 +122,7 @@ class Scale:
                 "wait for it to finish, then scale",
             )
         unsettled = [
-            f"{m.name} is {m.state}" for m in cluster.members if m.state not in SETTLED_STATES
+            f"{m.name} is {m.state}" for m in staying.members if m.state not in SETTLED_STATES
         ]
         missing = [n for n in NODES if cluster.member(n) is None]
         # an extra node's container without its member (it crashed, or a leave was cut short)

@@ -241,17 +241,28 @@ def test_a_container_without_its_member_is_refused_unless_it_leaves(tmp_path: Pa
     assert "pg4" not in rig.runtime.services
 
 
-def test_the_scenario_heal_waits_for_a_join_cut_short_to_settle(tmp_path: Path) -> None:
+def test_the_scenario_heal_waits_for_other_work_to_settle(tmp_path: Path) -> None:
     rig = Rig(tmp_path, extra=("pg4", "pg5"))
-    rig.patroni.member("pg5")["state"] = "creating replica"
+    rig.patroni.member("pg3")["state"] = "restarting"
 
     def settling(seconds: float) -> None:
         rig.clock.sleep(seconds)
         if rig.clock.t >= 3:
-            rig.patroni.member("pg5")["state"] = "streaming"
+            rig.patroni.member("pg3")["state"] = "streaming"
 
     rig.scale.clock = rig.planned.clock = Clock(rig.clock.now, settling)
-    with pytest.raises(StateError, match="pg5 is creating replica"):
+    with pytest.raises(StateError, match="pg3 is restarting"):
         rig.scale.scale(3)  # a command refuses at once
+    assert rig.changes() == []
     ScaleWork(rig.scale, 5, 3).heal()
     assert rig.members() == ["pg1", "pg2", "pg3"] and rig.clock.t >= 3
+
+
+def test_a_member_that_leaves_may_be_in_any_state(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, extra=("pg4", "pg5"))
+    rig.patroni.member("pg5")["state"] = "creating replica"  # a join cut short
+    rig.patroni.member("pg4")["state"] = "crashed"
+    with pytest.raises(StateError, match="pg4 is crashed"):
+        rig.scale.scale(4)  # pg4 would stay
+    assert list(rig.scale.scale(3).left) == ["pg5", "pg4"]
+    assert rig.members() == ["pg1", "pg2", "pg3"]
