@@ -16,7 +16,12 @@ from harness.chaos.runner import Expectation, Scenario
 from harness.core.errors import ConfigError
 from harness.faults.model import STREAMS
 from harness.lab.presets import get_preset
-from harness.maintenance.planned import planned_reinit, planned_switchover
+from harness.maintenance.planned import (
+    planned_reinit,
+    planned_rolling_restart,
+    planned_switchover,
+)
+from harness.maintenance.scale import planned_scale_out_in
 
 TTL = get_preset("fast").ttl
 IMPORT_ROWS = 200_000
@@ -274,6 +279,32 @@ CATALOG: dict[str, Scenario] = {
             hold=2,
             endpoint="pooler",
             expect=Expectation(failover=False, max_write_gap=1, max_client_errors=0),
+            never=FAILOVER_SILENT,
+        ),
+        Scenario(
+            name="planned-scale-out-in",
+            group="planned",
+            story="`harness scale` under clients of PgBouncer: pg4 and pg5 are cloned from the "
+            "leader and join HAProxy's ro pool, serve it for the hold, then leave (key, slot, "
+            "container and volume removed). The leader stays; writes carry on untouched.",
+            fault=planned_scale_out_in,
+            hold=3,
+            endpoint="pooler",
+            expect=Expectation(failover=False, max_write_gap=2, max_client_errors=0),
+            never=FAILOVER_SILENT,
+        ),
+        Scenario(
+            name="planned-rolling-restart",
+            group="planned",
+            story="`harness restart --rolling` under clients of PgBouncer, for shared_buffers "
+            "16 MB up: replicas restart first, the leader moves with PgBouncer paused, the old "
+            "leader last; then the old value is rolled out the same way. Clients wait twice; "
+            "none gets an error.",
+            fault=planned_rolling_restart,
+            hold=2,
+            endpoint="pooler",
+            # each roll-out holds PgBouncer for one switchover (see planned-switchover-pooler)
+            expect=Expectation(failover=True, max_write_gap=8, max_client_errors=0),
             never=FAILOVER_SILENT,
         ),
     )

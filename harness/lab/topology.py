@@ -8,6 +8,11 @@ from typing import Literal
 
 SCOPE = "gardenlab"  # Patroni's cluster name
 NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
+# Members `harness scale` adds and removes (Compose profile SCALE_PROFILE), in that order: the
+# same image and configuration as the core nodes, each with its own volume and proxy link.
+EXTRA_NODES = ("pg4", "pg5")
+MEMBERS = (*NODES, *EXTRA_NODES)  # every member the lab can run, core nodes first
+SCALE_PROFILE = "scale"
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
@@ -106,7 +111,7 @@ PROXY_LINKS = (
             f"{node}:{PG_PORT}",
             f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
         )
-        for i, node in enumerate(NODES, start=1)
+        for i, node in enumerate(MEMBERS, start=1)
     ),
     *APP_LINKS.values(),
 )
