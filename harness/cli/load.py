@@ -85,6 +85,29 @@ def limits_from(thresholds: tuple[Limit, ...]) -> tuple[Limit, ...]:
     help="Run this chaos scenario under the load (`harness chaos list`).",
 )
 @click.option(
+    "--find-capacity",
+    is_flag=True,
+    help="Step the user count (--start, --step, --ceiling, --step-duration) until a step "
+    "breaks a threshold; report the last user count that held, its throughput, a plot, and "
+    "a pgbench reference on the same cluster. --users and --duration are then unused.",
+)
+@click.option("--start", default=50, show_default=True, help="Users of the first step.")
+@click.option("--step", default=50, show_default=True, help="Users added at each step.")
+@click.option("--ceiling", default=400, show_default=True, help="Users of the last step.")
+@click.option(
+    "--step-duration",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="How long each step lasts; it is judged from when its users all run.",
+)
+@click.option(
+    "--pgbench-clients",
+    default=8,
+    show_default=True,
+    help="pgbench's clients for the reference (0: no pgbench run).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(),
@@ -103,6 +126,12 @@ def load_command(
     wait: tuple[float, float],
     thresholds: tuple[Limit, ...],
     scenario: str | None,
+    find_capacity: bool,
+    start: int,
+    step: int,
+    ceiling: int,
+    step_duration: float,
+    pgbench_clients: int,
     out_dir: str | None,
 ) -> None:
     """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
@@ -113,16 +142,31 @@ def load_command(
     Prints percentiles per request type for the steady state (the ramp excluded) and, with
     --scenario, for the fault window and the recovery too. Exit 1 when a threshold is
     breached or the scenario fails; reports, CSV, HTML and a timeline go to --out.
+
+    With --find-capacity: steps of users judged by the same thresholds, each step on its
+    own window; prints the last user count that held and the throughput there, then
+    pgbench's rate on the same cluster for the mix's read/write weights; capacity.png plots
+    p95 and throughput against users with the knee marked. Exit 1 when even the first step
+    breaks (start lower).
     """
     from pathlib import Path
 
     from harness.chaos.catalog import scenario_named
     from harness.chaos.report import summary
     from harness.cli.output import err, out
+    from harness.core.errors import ConfigError
+    from harness.load.capacity import CapacityPlan, run_capacity
+    from harness.load.capacity import summary as capacity_summary
+    from harness.load.pgbench import PgbenchPlan
     from harness.load.plan import LoadPlan
     from harness.load.run import run_load, run_load_chaos
     from harness.load.run import summary as load_summary
 
+    if find_capacity and scenario is not None:
+        raise ConfigError(
+            "--find-capacity and --scenario do not go together",
+            "find the capacity first, then run the scenario at that user count",
+        )
     chosen = scenario_named(scenario) if scenario is not None else None
     plan = LoadPlan(
         users=users,
@@ -134,9 +178,26 @@ def load_command(
         wait=wait,
         limits=limits_from(thresholds),
     )
+    if find_capacity:
+        capacity = CapacityPlan(
+            plan,
+            start,
+            step,
+            ceiling,
+            step_duration,
+            PgbenchPlan(pgbench_clients, step_duration) if pgbench_clients else None,
+        )
     stack = app.stack()
-    label = scenario or f"{users}u-{via}"
+    label = scenario or (f"capacity-{via}" if find_capacity else f"{users}u-{via}")
     directory = Path(out_dir) if out_dir else app.lab.artifacts("load", label)
+    if find_capacity:
+        try:
+            found = run_capacity(stack, capacity, directory, say=err.print)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: Locust stopped (its reports so far are in {directory})")
+            sys.exit(130)
+        out.print(capacity_summary(found), highlight=False)
+        return
     try:
         if chosen is None:
             result = run_load(stack, plan, directory, say=err.print)
