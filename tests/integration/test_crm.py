@@ -135,6 +135,19 @@ def test_a_tenant_gets_its_nearest_memories_not_the_rest_of_everyones(seeded: St
     assert rows == [(1,)] * 5
 
 
+def test_seeding_leaves_every_partition_of_messages_indexed(seeded: Stack) -> None:
+    # The seeder drops secondary indexes and rebuilds them; a partitioned index rebuilt from
+    # pg_get_indexdef as given (ON ONLY) covered no partition and stayed invalid.
+    sql = """select p.relname, count(*) filter (where i.indisvalid)
+             from pg_inherits h join pg_class p on p.oid = h.inhrelid
+             left join pg_index i on i.indrelid = p.oid and not i.indisprimary
+             where h.inhparent = 'messages'::regclass group by 1"""
+    partitions = query(seeded.lab.dsn("rw"), sql)
+    assert partitions and all(n == 2 for _, n in partitions), partitions  # both of messages'
+    invalid = "select indexrelid::regclass::text from pg_index where not indisvalid"
+    assert query(seeded.lab.dsn("rw"), invalid) == []
+
+
 def test_changes_to_personal_data_are_audited(seeded: Stack) -> None:
     with psycopg.connect(app_dsn(seeded), autocommit=True) as conn:
         conn.execute("select set_config('app.agency_id', '1', false)")
