@@ -300,23 +300,22 @@ def capacity_command(plan: CapacityPlan, directory: Path) -> list[str]:
 def follow(
     locust: LocustProcess, plan: CapacityPlan, directory: Path, say: Say
 ) -> list[StepResult]:
-    """Judge each step as it ends, say how it went, stop at the first that broke."""
-    said = 0
+    """Judge each step as it ends, say how it went, stop at the first that broke. The logs
+    are read only when a step has ended: reading them costs the machine under test CPU."""
     judged: list[StepResult] = []
 
     def step() -> bool:
-        nonlocal said, judged
+        nonlocal judged
         ended = locust.wait(1.0)
-        judged = judge(
-            read_marks(directory),
-            plan.step_seconds,
-            read_request_logs(directory),
-            plan.base.limits,
-            time.time(),
-        )
-        for result in judged[said:]:
-            say(f"  step {step_line(result)}")
-        said = len(judged)
+        now = time.time()
+        marks = read_marks(directory)
+        over = sum(1 for m in marks if m.began + plan.step_seconds + FLUSH <= now)
+        if over > len(judged):
+            records = read_request_logs(directory)
+            fresh = judge(marks, plan.step_seconds, records, plan.base.limits, now)
+            for result in fresh[len(judged) :]:
+                say(f"  step {step_line(result)}")
+            judged = fresh
         return ended or bool(judged and not judged[-1].held) or len(judged) == len(plan.steps)
 
     deadline = plan.seconds + STOP_GRACE + 30
