@@ -52,7 +52,10 @@ SHAPEFILE = LOCUSTFILE.parent / "capacity.py"
 STEPS_FILE = "steps.csv"  # written by the shape (loadtests/capacity.py)
 MAX_STEPS = 40
 MIN_STEP_SECONDS = 10.0
-FLUSH = 1.5  # s after a step's end before its requests are all in the logs (flushed every 0.5 s)
+# s after a step's end before it is judged while Locust runs: a request is logged when it ends,
+# and one started in the step may wait for a connection up to the pool's 5 s timeout.
+SETTLE = 6.0
+FLUSH_ROWS = "1"  # the users write each request to their log at once, so a step can be judged
 
 
 @dataclass(frozen=True)
@@ -206,11 +209,13 @@ def judge(
     records: Sequence[RequestRecord],
     limits: Sequence[Limit],
     now: float,
+    settle: float = SETTLE,
 ) -> list[StepResult]:
-    """Every step that has ended by `now`, in order, up to and including the first that broke."""
+    """Every step over `settle` s before `now`, in order, up to and including the first that
+    broke; a step cut short (Locust stopped in it) is never judged."""
     judged: list[StepResult] = []
     for mark in marks:
-        if mark.began + step_seconds + FLUSH > now:
+        if mark.began + step_seconds + settle > now:
             break
         judged.append(judge_step(mark, step_seconds, records, limits))
         if not judged[-1].held:
@@ -309,7 +314,7 @@ def follow(
         ended = locust.wait(1.0)
         now = time.time()
         marks = read_marks(directory)
-        over = sum(1 for m in marks if m.began + plan.step_seconds + FLUSH <= now)
+        over = sum(1 for m in marks if m.began + plan.step_seconds + SETTLE <= now)
         if over > len(judged):
             records = read_request_logs(directory)
             fresh = judge(marks, plan.step_seconds, records, plan.base.limits, now)
@@ -333,6 +338,7 @@ def run_capacity(
     env = {
         **locust_environment(LoadTarget.of_lab(stack.lab, plan.base.via), plan.load, directory),
         "GARDENLAB_LOAD_STEPS": plan.shape_setting(),
+        "GARDENLAB_LOAD_FLUSH_ROWS": FLUSH_ROWS,
     }
     say(
         f"capacity: {plan.start} to {plan.ceiling} users by {plan.step} via {plan.base.via}, "
@@ -343,13 +349,15 @@ def run_capacity(
     watch.start()
     with LocustProcess(capacity_command(plan, directory), env, directory / "locust.log") as locust:
         follow(locust, plan, directory, say)
+    stopped = time.time()
     # The final judgement reads the complete logs once Locust has written them.
     steps = judge(
         read_marks(directory),
         plan.step_seconds,
         read_request_logs(directory),
         plan.base.limits,
-        float("inf"),
+        stopped,
+        settle=0.0,
     )
     if not steps:
         raise HarnessError(
