@@ -425,14 +425,14 @@ def summary(result: CapacityResult) -> str:
         f"each (judged from when a step's users all ran); limits "
         f"{', '.join(str(lim) for lim in plan.base.limits)}",
         f"  {'users':>6}{'req/s':>9}{'p50':>8}{'p95':>8}{'p99':>8}{'errors':>8}  "
-        "slowest type (p95)   verdict",
+        "slowest type (p95)       verdict",
     ]
     for s in result.steps:
         t, slowest = s.total, s.slowest
         worst = f"{slowest.name} {slowest.p95:.1f}" if slowest else "-"
         lines.append(
             f"  {s.users:>6}{t.rps:>9.1f}{t.p50:>8.1f}{t.p95:>8.1f}{t.p99:>8.1f}{t.errors:>8}  "
-            f"{worst:<21}{'held' if s.held else 'BROKE'}"
+            f"{worst:<25}{'held' if s.held else 'BROKE'}"
         )
     found, broke = result.knee, result.broke
     if found is not None:
