@@ -27,6 +27,7 @@ def plot(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     users = [p.users for p in points]
     fig, latency = plt.subplots(figsize=(11, 5))
@@ -46,6 +47,8 @@ def plot(
     latency.set_xlabel("users")
     latency.set_ylabel("p95 ms")
     latency.set_yscale("log")
+    latency.yaxis.set_major_formatter(ScalarFormatter())
+    latency.yaxis.set_minor_formatter(ScalarFormatter())
     throughput = latency.twinx()
     throughput.plot(users, [p.rps for p in points], "^-", color="tab:green", label="requests/s")
     throughput.set_ylabel("requests/s")
