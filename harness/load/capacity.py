@@ -376,7 +376,7 @@ def run_capacity(
         first = steps[0]
         raise HarnessError(
             f"the stack saturates before the first step: at {first.users} users "
-            f"{'; '.join(first.failures)}",
+            f"{brief(first.failures)}",
             f"start lower (e.g. --start {max(1, plan.start // 5)} --step "
             f"{max(1, plan.step // 5)}); the steps' report: {directory}",
         )
@@ -408,10 +408,16 @@ def write_report(result: CapacityResult) -> None:
     )
 
 
+def brief(failures: Sequence[str], shown: int = 2) -> str:
+    """What broke a step, in one line: when everything breaks at once, the first few."""
+    more = len(failures) - shown
+    return "; ".join(failures[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
 def step_line(s: StepResult) -> str:
     total, slowest = s.total, s.slowest
     worst = f", slowest {slowest.name} p95 {slowest.p95:.1f}" if slowest else ""
-    verdict = "held" if s.held else f"BROKE: {'; '.join(s.failures)}"
+    verdict = "held" if s.held else f"BROKE: {brief(s.failures)}"
     return (
         f"{s.users} users: {total.rps:.1f} req/s, p95 {total.p95:.1f} ms{worst}, "
         f"{total.errors} errors: {verdict}"
@@ -440,7 +446,7 @@ def summary(result: CapacityResult) -> str:
             f"capacity: {found.users} users held, {found.total.rps:.1f} req/s, "
             f"p95 {found.total.p95:.1f} ms"
             + (
-                f"; {broke.users} users broke it: {'; '.join(broke.failures)}"
+                f"; {broke.users} users broke it: {brief(broke.failures)}"
                 if broke
                 else f"; no step broke up to the ceiling ({plan.ceiling}): raise --ceiling"
             )
