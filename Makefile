@@ -7,7 +7,7 @@ PRESET ?= fast
 
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
-	test-failover chaos load load-chaos \
+	test-failover chaos load load-chaos load-capacity \
 	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
@@ -53,6 +53,11 @@ load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 m
 
 load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
 	$(HARNESS) load $(LOAD_ARGS) --scenario $(or $(SCENARIO),leader-kill)
+
+load-capacity: venv ## Step the users (START=50 STEP=50 CEILING=400 STEP_DURATION=30s) until a threshold breaks; the knee, a plot, pgbench beside it
+	$(HARNESS) load --find-capacity --via $(or $(VIA),haproxy) --processes $(or $(PROCESSES),1) \
+		--start $(or $(START),50) --step $(or $(STEP),50) --ceiling $(or $(CEILING),400) \
+		--step-duration $(or $(STEP_DURATION),30s) $(foreach t,$(THRESHOLDS),--threshold $(t))
 
 backup: venv ## pgBackRest backup on the leader (TYPE=full|diff|incr)
 	$(HARNESS) backup --type $(or $(TYPE),full)

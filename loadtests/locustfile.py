@@ -14,6 +14,7 @@ Settings come from the environment (`harness load` sets them):
     GARDENLAB_LOAD_LOG_DIR     where each process writes requests-<pid>.csv (optional)
     GARDENLAB_LOAD_POOL_SIZE   connections per endpoint and process (default 40)
     GARDENLAB_LOAD_WAIT        think time between a user's requests, "MIN,MAX" seconds
+    GARDENLAB_LOAD_FLUSH_ROWS  requests buffered before the log is written (default 500)
 """
 
 from __future__ import annotations
@@ -134,7 +135,8 @@ def on_init(environment: Environment, **_: Any) -> None:
     log_dir = os.environ.get("GARDENLAB_LOAD_LOG_DIR")
     if log_dir and not isinstance(environment.runner, MasterRunner):
         path = Path(log_dir) / f"requests-{os.getpid()}.csv"
-        CsvRequestLogger(str(path), flush_interval=500).register(environment)
+        rows = int(os.environ.get("GARDENLAB_LOAD_FLUSH_ROWS", "500"))
+        CsvRequestLogger(str(path), flush_interval=rows).register(environment)
 
 
 @events.quitting.add_listener  # type: ignore[untyped-decorator]

@@ -95,6 +95,29 @@ def limits_from(thresholds: tuple[Limit, ...]) -> tuple[Limit, ...]:
     "Ignores --duration: ramp + 20 s + the import + 15 s.",
 )
 @click.option(
+    "--find-capacity",
+    is_flag=True,
+    help="Step the user count (--start, --step, --ceiling, --step-duration) until a step "
+    "breaks a threshold; report the last user count that held, its throughput, a plot, and "
+    "a pgbench reference on the same cluster. --users and --duration are then unused.",
+)
+@click.option("--start", default=50, show_default=True, help="Users of the first step.")
+@click.option("--step", default=50, show_default=True, help="Users added at each step.")
+@click.option("--ceiling", default=400, show_default=True, help="Users of the last step.")
+@click.option(
+    "--step-duration",
+    type=Duration(),
+    default="30s",
+    show_default=True,
+    help="How long each step lasts; it is judged from when its users all run.",
+)
+@click.option(
+    "--pgbench-clients",
+    default=8,
+    show_default=True,
+    help="pgbench's clients for the reference (0: no pgbench run).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(),
@@ -114,6 +137,12 @@ def load_command(
     thresholds: tuple[Limit, ...],
     scenario: str | None,
     import_rows: int | None,
+    find_capacity: bool,
+    start: int,
+    step: int,
+    ceiling: int,
+    step_duration: float,
+    pgbench_clients: int,
     out_dir: str | None,
 ) -> None:
     """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
@@ -126,18 +155,41 @@ def load_command(
     window while the import runs and the one after it (thresholds on the steady window
     before it). Exit 1 when a threshold is breached, the scenario fails or the import's
     rows are not each there once; reports, CSV, HTML and a timeline go to --out.
+
+    With --find-capacity: steps of users judged by the same thresholds, each step on its
+    own window; prints the last user count that held and the throughput there, then
+    pgbench's rate on the same cluster for the mix's read/write weights; capacity.png plots
+    p95 and throughput against users with the knee marked. Exit 1 when even the first step
+    breaks (start lower).
     """
     from pathlib import Path
 
     from harness.chaos.catalog import scenario_named
     from harness.chaos.report import summary
     from harness.cli.output import err, out
+    from harness.core.errors import ConfigError
+    from harness.load.capacity import CapacityPlan, run_capacity
+    from harness.load.capacity import summary as capacity_summary
+    from harness.load.pgbench import PgbenchPlan
     from harness.load.plan import LoadPlan
     from harness.load.run import run_load, run_load_chaos, run_load_import
     from harness.load.run import summary as load_summary
 
-    if scenario is not None and import_rows is not None:
-        raise click.UsageError("--with-import and --scenario cannot be combined")
+    modes = [
+        name
+        for name, chosen_mode in (
+            ("--scenario", scenario is not None),
+            ("--with-import", import_rows is not None),
+            ("--find-capacity", find_capacity),
+        )
+        if chosen_mode
+    ]
+    if len(modes) > 1:
+        raise ConfigError(
+            f"{' and '.join(modes)} do not go together",
+            "run one at a time: find the capacity first, then a scenario or an import at that "
+            "user count",
+        )
     chosen = scenario_named(scenario) if scenario is not None else None
     plan = LoadPlan(
         users=users,
@@ -149,9 +201,30 @@ def load_command(
         wait=wait,
         limits=limits_from(thresholds),
     )
+    if find_capacity:
+        capacity = CapacityPlan(
+            plan,
+            start,
+            step,
+            ceiling,
+            step_duration,
+            PgbenchPlan(pgbench_clients, step_duration) if pgbench_clients else None,
+        )
     stack = app.stack()
-    label = scenario or f"{users}u-{via}" + (f"-import{import_rows}" if import_rows else "")
+    label = scenario or (
+        f"capacity-{via}"
+        if find_capacity
+        else f"{users}u-{via}" + (f"-import{import_rows}" if import_rows else "")
+    )
     directory = Path(out_dir) if out_dir else app.lab.artifacts("load", label)
+    if find_capacity:
+        try:
+            found = run_capacity(stack, capacity, directory, say=err.print)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: Locust stopped (its reports so far are in {directory})")
+            sys.exit(130)
+        out.print(capacity_summary(found), highlight=False)
+        return
     try:
         if import_rows is not None:
             result = run_load_import(stack, plan, import_rows, directory, say=err.print)

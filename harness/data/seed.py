@@ -144,12 +144,20 @@ def seed(
 
 
 def secondary_indexes(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
-    """Indexes that are neither primary keys nor unique constraints, on the CRM tables."""
+    """Indexes that are neither primary keys nor unique constraints, on the CRM tables.
+
+    A partitioned table's index is defined `ON ONLY` the parent by pg_get_indexdef: rebuilt
+    as given it would cover no partition (the messages' indexes did not, so the dashboard
+    scanned every month's primary key). Rebuilt without ONLY, it covers them all again."""
     return [
         (row[0], row[1])
         for row in conn.execute(
-            """select i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+            """select i.indexrelid::regclass::text,
+                      case when x.relkind = 'I'
+                           then replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
+                           else pg_get_indexdef(i.indexrelid) end
                from pg_index i join pg_class t on t.oid = i.indrelid
+                    join pg_class x on x.oid = i.indexrelid
                where t.relname = any(%s) and not i.indisprimary and not i.indisunique""",
             (list(TABLES),),
         )

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.chaos.catalog import CATALOG
+from harness.load.capacity import CapacityPlan, run_capacity
+from harness.load.pgbench import DATABASE, PgbenchPlan
 from harness.load.plan import LoadPlan
 from harness.load.report import ALL, Limit
 from harness.load.run import run_load, run_load_chaos
@@ -48,6 +50,32 @@ def test_every_request_type_runs_and_the_reports_are_written(seeded: Stack, tmp_
     assert phone and phone[0].calls >= logged  # a request cut off at the stop runs unlogged
     assert {"pg1", "pg2", "pg3", "haproxy"} <= set(servers.cpu)
     assert all(servers.cpu[s] > 0 for s in ("pg1", "pg2", "pg3", "haproxy"))
+
+
+def test_capacity_steps_are_judged_and_pgbench_runs_beside_them(
+    seeded: Stack, tmp_path: Path
+) -> None:
+    # Three short steps the small seed holds with ease: the shape, the windows, the plot,
+    # and pgbench's database gone afterwards. The figures come from real runs, not from here.
+    plan = CapacityPlan(
+        LoadPlan(spawn_rate=10.0),
+        start=5,
+        step=5,
+        ceiling=15,
+        step_seconds=10.0,
+        pgbench=PgbenchPlan(clients=2, seconds=3.0, scale=1),
+    )
+    result = run_capacity(seeded, plan, tmp_path, say=print)
+    assert [s.users for s in result.steps] == [5, 10, 15]
+    assert all(s.held for s in result.steps), [s.failures for s in result.steps]
+    assert result.knee is not None and result.knee.users == 15
+    assert all(s.total.count > 0 and s.window.start > 0 for s in result.steps)
+    assert result.pgbench is not None and result.pgbench.tps > 0, result.pgbench_error
+    assert (tmp_path / "capacity.png").stat().st_size > 0
+    left = seeded.node_sql(
+        seeded.leader(), f"SELECT count(*) FROM pg_database WHERE datname = '{DATABASE}'"
+    )
+    assert left == "0"
 
 
 def test_through_pgbouncer_with_two_load_processes(seeded: Stack, tmp_path: Path) -> None:

@@ -51,7 +51,10 @@ def test_harness_errors_print_message_and_hint_and_exit_non_zero(
         (["--users", "0"], "--users must be at least 1"),
         (["--duration", "soon"], "duration 'soon' is not a number"),
         (["--with-import", "10"], "10 is not in the range x>=1000"),
-        (["--with-import", "5000", "--scenario", "leader-kill"], "cannot be combined"),
+        (
+            ["--with-import", "5000", "--scenario", "leader-kill"],
+            "--scenario and --with-import do not go together",
+        ),
     ],
 )
 def test_load_refuses_bad_input_before_touching_the_lab(args: list[str], says: str) -> None:
