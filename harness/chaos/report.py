@@ -29,17 +29,22 @@ def summary(result: Result) -> str:
         f"  lost acknowledged: {len(v.lost)}, unexpected: {len(v.unexpected)}, "
         f"split brain: {'yes' if v.split_brain else 'no'}, converged: {v.converged}",
     ]
-    fault, heal = result.alert_marks.get("fault"), result.alert_marks.get("heal")
+    fault = result.alert_marks.get("fault", 0.0)
+    heal = result.alert_marks.get("heal", fault)
+
+    def times(fired: float | None, resolved: float | None) -> str:
+        if fired is None:
+            return "not seen"
+        cleared = "still firing" if resolved is None else f"resolved {resolved - heal:+.1f} s"
+        return f"fired {fired - fault:+.1f} s, {cleared}"
+
+    if result.alerts:
+        lines.append("  alerts (fired: from the fault; resolved: from the heal):")
     for a in result.alerts:
-        fired = f"fired {a.first - fault:+.1f} s from the fault" if fault is not None else ""
-        resolved = (
-            "still firing"
-            if a.resolved is None
-            else f"resolved {a.resolved - heal:+.1f} s from the heal"
-            if heal is not None
-            else "resolved"
+        lines.append(
+            f"    {a.name} ({a.where or 'cluster'}): Alertmanager {times(a.first, a.resolved)};"
+            f" webhook {times(a.notified, a.notified_resolved)}"
         )
-        lines.append(f"  alert {a.name} ({a.where or 'cluster'}): {fired}, {resolved}")
     if result.note:
         lines.append(f"  note: {result.note}")
     lines += [f"  FAILURE: {failure}" for failure in result.failures]

@@ -99,3 +99,35 @@ class AlertmanagerClient(_Api):
             ),
             key=lambda a: (a.name, a.where),
         )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert in one webhook notification, as the alert log received it."""
+
+    received: float  # unix seconds
+    status: str  # firing or resolved
+    name: str
+    labels: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        return FiringAlert(self.name, self.labels, "", "").where
+
+
+class AlertLogClient(_Api):
+    """The lab's webhook receiver (alertlog/): what Alertmanager sent, resolutions too."""
+
+    def __init__(
+        self, url: str, timeout: float = 3, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        super().__init__("The alert log", url, timeout, transport)
+
+    def notifications(self, since: float = 0) -> list[Notification]:
+        found = self.get("/notifications", {"since": f"{since:.3f}"})
+        return [
+            Notification(
+                float(n["received"]), n["status"], n["labels"].get("alertname", ""), n["labels"]
+            )
+            for n in found
+        ]

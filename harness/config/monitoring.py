@@ -14,7 +14,10 @@ from typing import Any
 
 import yaml
 
+from harness.clients.addresses import http_url
 from harness.lab.topology import (
+    ALERT_LOG,
+    ALERT_LOG_PORT,
     ALERTMANAGER,
     ALERTMANAGER_PORT,
     ETCD_CLIENT_PORT,
@@ -324,6 +327,8 @@ class Routing:
 
 LAB_ROUTING = Routing(group_wait="1s", group_interval="5s", repeat_interval="1h")
 PRODUCTION_ROUTING = Routing(group_wait="10s", group_interval="1m", repeat_interval="4h")
+# The lab's webhook receiver (alertlog/, the alert-log service): what a scenario reads back.
+LAB_WEBHOOK = http_url(ALERT_LOG, ALERT_LOG_PORT, "/")
 
 
 def alertmanager_config(routing: Routing = LAB_ROUTING, webhook: str | None = None) -> str:
