@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ import pytest
 from harness.clients.monitoring import AlertLogClient, AlertmanagerClient, PrometheusClient
 from harness.config.monitoring import ALERT_NAMES, EXPORTED_LATER, LAB_TARGETS, rule_metrics
 from harness.core.polling import poll
-from harness.lab.topology import ALERT_LOG
+from harness.lab.topology import ALERT_LOG, NODES
+from harness.stack.dashboard import PANELS, Window, draw, fetch_lines
 from harness.stack.lifecycle import Stack
 
 pytestmark = pytest.mark.integration
@@ -91,3 +93,18 @@ def test_the_alert_log_records_a_firing_and_its_resolution(stack: Stack) -> None
     assert "firing" in poll(probes, lambda s: "firing" in s, timeout=20, interval=0.5).value
     post(datetime.now(UTC))
     assert "resolved" in poll(probes, lambda s: "resolved" in s, timeout=30, interval=0.5).value
+
+
+def test_the_dashboard_draws_every_panel_from_the_running_lab(
+    stack: Stack, prometheus: PrometheusClient, tmp_path: Path
+) -> None:
+    end = time.time()
+    window = Window(end - 120, end, end - 120)
+    leader = next(p for p in PANELS if p.name == "leader")
+    lines = fetch_lines(prometheus, leader, window)
+    assert sorted(line.label for line in lines) == list(NODES)
+    assert sum(line.points[-1][1] for line in lines) == 1  # one primary now
+    written = draw(prometheus, window, tmp_path)
+    assert len(written) == len(PANELS) + 1 and all(p.stat().st_size > 1000 for p in written)
+    empty = [p.name for p in PANELS if not fetch_lines(prometheus, p, window)]
+    assert empty == []  # every query reads series the exporters really export
