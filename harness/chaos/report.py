@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.chaos.alerts import Seen
 from harness.chaos.invariants import leader_changes
 from harness.chaos.runner import Result
 from harness.reports import timeline
@@ -29,8 +30,17 @@ def summary(result: Result) -> str:
         f"  lost acknowledged: {len(v.lost)}, unexpected: {len(v.unexpected)}, "
         f"split brain: {'yes' if v.split_brain else 'no'}, converged: {v.converged}",
     ]
-    fault = result.alert_marks.get("fault", 0.0)
-    heal = result.alert_marks.get("heal", fault)
+    lines += alert_lines(result.alerts, result.alert_marks)
+    if result.note:
+        lines.append(f"  note: {result.note}")
+    lines += [f"  FAILURE: {failure}" for failure in result.failures]
+    return "\n".join(lines)
+
+
+def alert_lines(alerts: list[Seen], marks: dict[str, float]) -> list[str]:
+    """Each alert as Alertmanager's API and the webhook's log saw it, from the fault and heal."""
+    fault = marks.get("fault", 0.0)
+    heal = marks.get("heal", fault)
 
     def times(fired: float | None, resolved: float | None) -> str:
         if fired is None:
@@ -38,17 +48,13 @@ def summary(result: Result) -> str:
         cleared = "still firing" if resolved is None else f"resolved {resolved - heal:+.1f} s"
         return f"fired {fired - fault:+.1f} s, {cleared}"
 
-    if result.alerts:
-        lines.append("  alerts (fired: from the fault; resolved: from the heal):")
-    for a in result.alerts:
+    lines = ["  alerts (fired: from the fault; resolved: from the heal):"] if alerts else []
+    for a in alerts:
         lines.append(
             f"    {a.name} ({a.where or 'cluster'}): Alertmanager {times(a.first, a.resolved)};"
             f" webhook {times(a.notified, a.notified_resolved)}"
         )
-    if result.note:
-        lines.append(f"  note: {result.note}")
-    lines += [f"  FAILURE: {failure}" for failure in result.failures]
-    return "\n".join(lines)
+    return lines
 
 
 def write_report(result: Result, directory: Path) -> tuple[Path, Path]:

@@ -14,7 +14,8 @@ import yaml
 
 from alertlog.log import Log
 from alertlog.server import make_server
-from harness.chaos.alerts import AlertExpectation, AlertWatch, alert_failures
+from harness.chaos.alerts import AlertExpectation, AlertWatch, Seen, alert_failures
+from harness.chaos.report import alert_lines
 from harness.clients.monitoring import AlertLogClient, FiringAlert, Notification
 from harness.config.monitoring import LAB_WEBHOOK, alertmanager_config
 from harness.config.render import render_files
@@ -168,3 +169,18 @@ def test_a_log_that_never_answers_is_a_failure() -> None:
     watch.read_log()
     watch.marks = {"fault": 0.0, "heal": 1.0}
     assert alert_failures(watch, (), ()) == ["the alert log never answered (1 tries)"]
+
+
+def test_the_report_gives_each_alert_its_times_from_both_sources() -> None:
+    alerts = [
+        Seen("InstanceDown", "instance=pg1", 14.0, 33.5, notified=14.2, notified_resolved=37.0),
+        Seen("PatroniTwoPrimaries", "scope=s", None, None, notified=20.0, notified_resolved=21.0),
+    ]
+    assert alert_lines(alerts, {"fault": 0.0, "heal": 30.0}) == [
+        "  alerts (fired: from the fault; resolved: from the heal):",
+        "    InstanceDown (instance=pg1): Alertmanager fired +14.0 s, resolved +3.5 s;"
+        " webhook fired +14.2 s, resolved +7.0 s",
+        "    PatroniTwoPrimaries (scope=s): Alertmanager not seen;"
+        " webhook fired +20.0 s, resolved -9.0 s",
+    ]
+    assert alert_lines([], {}) == []
