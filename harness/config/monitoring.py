@@ -9,7 +9,9 @@ packages export (Patroni 4 says `patroni_primary`: rules written for `patroni_ma
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -246,6 +248,56 @@ def alert_rules() -> str:
 
 
 BACKUP_OUTCOME_FILE = "gardenlab_backup.prom"  # in node_exporter's textfile directory
+
+
+def write_textfile(directory: Path, name: str, text: str) -> None:
+    """Written whole, then renamed, as node_exporter's textfile collector asks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{name}.partial"
+    partial.write_text(text)
+    partial.replace(directory / name)
+
+
+LATENCY_FILE = "gardenlab_query_latency.prom"  # in node_exporter's textfile directory
+# Upper bounds in seconds: fine around the plans' 500 ms p95, coarse up to a failover's seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Client query latencies as Prometheus's histogram type counts them (cumulative buckets,
+    sum, count), for QueryLatencyHigh; thread-safe, so every writer observes into one."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._counts = [0] * len(LATENCY_BUCKETS)
+        self._total = 0
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._total += 1
+            self._sum += seconds
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    self._counts[i] += 1
+
+    def exposition(self) -> str:
+        name, labels = LATENCY_HISTOGRAM, f'source="{self.source}"'
+        with self._lock:
+            counts, total, sum_ = list(self._counts), self._total, self._sum
+        lines = [
+            f"# HELP {name} client query latency, by what ran the queries",
+            f"# TYPE {name} histogram",
+            *(
+                f'{name}_bucket{{{labels},le="{bound:g}"}} {n}'
+                for bound, n in zip(LATENCY_BUCKETS, counts, strict=True)
+            ),
+            f'{name}_bucket{{{labels},le="+Inf"}} {total}',
+            f"{name}_sum{{{labels}}} {sum_:.6f}",
+            f"{name}_count{{{labels}}} {total}",
+        ]
+        return "\n".join(lines) + "\n"
 
 
 def backup_outcome(failed: bool, kind: str, at: float) -> str:
