@@ -8,7 +8,10 @@ from pathlib import Path
 from harness.chaos.alerts import Seen
 from harness.chaos.invariants import leader_changes
 from harness.chaos.runner import Result
+from harness.chaos.workload import Record
+from harness.clients.monitoring import PrometheusClient
 from harness.reports import timeline
+from harness.stack.dashboard import Window, draw
 
 
 def summary(result: Result) -> str:
@@ -65,6 +68,15 @@ def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
     png_path = directory / "timeline.png"
     plot_timeline(result, png_path)
     return json_path, png_path
+
+
+def draw_panels(record: Record, prometheus: PrometheusClient, directory: Path) -> list[Path]:
+    """The dashboard's panels for the scenario's own window, on the timeline's clock (0 s is
+    the workload's start), the fault and the heal marked: a spike reads next to the server."""
+    end = max([a.ended for a in record.attempts] + [1.0]) + 5
+    window = Window(record.epoch, record.epoch + end, record.epoch)
+    marks = [record.marks[m] for m in ("fault", "heal") if m in record.marks]
+    return draw(prometheus, window, directory / "panels", marks=marks)
 
 
 def plot_timeline(result: Result, path: Path) -> None:

@@ -12,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
+from harness.chaos.report import draw_panels
+from harness.chaos.workload import Attempt, Record
 from harness.cli.app import App
 from harness.clients.monitoring import PrometheusClient
 from harness.core.errors import HarnessError
@@ -109,3 +111,12 @@ def test_a_since_that_is_not_a_window_is_a_usage_error(since: str, says: str) ->
 def test_help_names_the_panels() -> None:
     result = CliRunner().invoke(cli.cli, ["dashboard", "--help"])
     assert result.exit_code == 0 and "replication lag" in result.output
+
+
+def test_a_chaos_report_draws_the_panels_of_its_own_window(tmp_path: Path) -> None:
+    asked: list[dict[str, str]] = []
+    attempt = Attempt(1, 1, 0.0, 95.0, "ack", "10.0.0.2", "")
+    record = Record(attempts=[attempt], marks={"fault": 30.0, "heal": 60.0}, epoch=START)
+    written = draw_panels(record, fake_prometheus(asked), tmp_path)
+    assert written[0] == tmp_path / "panels" / "alerts.png"
+    assert {(a["start"], a["end"]) for a in asked} == {("1000000.000", "1000100.000")}
