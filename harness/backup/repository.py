@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from harness.clients.pgbackrest import BACKUP_TYPES, BackupSet, BackupType, RepositoryInfo
-from harness.config.monitoring import BACKUP_OUTCOME_FILE, backup_outcome
+from harness.config.monitoring import BACKUP_OUTCOME_FILE, backup_outcome, write_textfile
 from harness.config.render import STANZA, TEXTFILE_DIR
 from harness.core.errors import BackupError, CommandError
 from harness.stack.lifecycle import Stack
@@ -63,13 +63,9 @@ def take_backup(stack: Stack, kind: BackupType = "full") -> BackupReport:
 
 
 def report_outcome(stack: Stack, kind: str, *, failed: bool) -> None:
-    """The backup's own outcome where node_exporter reads it, so a failure alerts at once;
-    written whole, then renamed, as the textfile collector asks."""
-    directory = stack.lab.rendered_dir / TEXTFILE_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    partial = directory / f".{BACKUP_OUTCOME_FILE}.partial"
-    partial.write_text(backup_outcome(failed, kind, time.time()))
-    partial.replace(directory / BACKUP_OUTCOME_FILE)
+    """The backup's own outcome where node_exporter reads it, so a failure alerts at once."""
+    text = backup_outcome(failed, kind, time.time())
+    write_textfile(stack.lab.rendered_dir / TEXTFILE_DIR, BACKUP_OUTCOME_FILE, text)
 
 
 def archive_now(stack: Stack) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.chaos.alerts import Seen
 from harness.chaos.invariants import leader_changes
 from harness.chaos.runner import Result
+from harness.chaos.workload import Record
+from harness.clients.monitoring import PrometheusClient
 from harness.reports import timeline
+from harness.stack.dashboard import Window, draw
 
 
 def summary(result: Result) -> str:
@@ -29,21 +33,31 @@ def summary(result: Result) -> str:
         f"  lost acknowledged: {len(v.lost)}, unexpected: {len(v.unexpected)}, "
         f"split brain: {'yes' if v.split_brain else 'no'}, converged: {v.converged}",
     ]
-    fault, heal = result.alert_marks.get("fault"), result.alert_marks.get("heal")
-    for a in result.alerts:
-        fired = f"fired {a.first - fault:+.1f} s from the fault" if fault is not None else ""
-        resolved = (
-            "still firing"
-            if a.resolved is None
-            else f"resolved {a.resolved - heal:+.1f} s from the heal"
-            if heal is not None
-            else "resolved"
-        )
-        lines.append(f"  alert {a.name} ({a.where or 'cluster'}): {fired}, {resolved}")
+    lines += alert_lines(result.alerts, result.alert_marks)
     if result.note:
         lines.append(f"  note: {result.note}")
     lines += [f"  FAILURE: {failure}" for failure in result.failures]
     return "\n".join(lines)
+
+
+def alert_lines(alerts: list[Seen], marks: dict[str, float]) -> list[str]:
+    """Each alert as Alertmanager's API and the webhook's log saw it, from the fault and heal."""
+    fault = marks.get("fault", 0.0)
+    heal = marks.get("heal", fault)
+
+    def times(fired: float | None, resolved: float | None) -> str:
+        if fired is None:
+            return "not seen"
+        cleared = "still firing" if resolved is None else f"resolved {resolved - heal:+.1f} s"
+        return f"fired {fired - fault:+.1f} s, {cleared}"
+
+    lines = ["  alerts (fired: from the fault; resolved: from the heal):"] if alerts else []
+    for a in alerts:
+        lines.append(
+            f"    {a.name} ({a.where or 'cluster'}): Alertmanager {times(a.first, a.resolved)};"
+            f" webhook {times(a.notified, a.notified_resolved)}"
+        )
+    return lines
 
 
 def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
@@ -54,6 +68,15 @@ def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
     png_path = directory / "timeline.png"
     plot_timeline(result, png_path)
     return json_path, png_path
+
+
+def draw_panels(record: Record, prometheus: PrometheusClient, directory: Path) -> list[Path]:
+    """The dashboard's panels for the scenario's own window, on the timeline's clock (0 s is
+    the workload's start), the fault and the heal marked: a spike reads next to the server."""
+    end = max([a.ended for a in record.attempts] + [1.0]) + 5
+    window = Window(record.epoch, record.epoch + end, record.epoch)
+    marks = [record.marks[m] for m in ("fault", "heal") if m in record.marks]
+    return draw(prometheus, window, directory / "panels", marks=marks)
 
 
 def plot_timeline(result: Result, path: Path) -> None:

@@ -18,9 +18,11 @@ from harness.chaos.alerts import (
     AlertExpectation,
     AlertWatch,
     Firing,
+    Notified,
     Seen,
     alert_failures,
     lab_firing,
+    lab_notified,
 )
 from harness.chaos.imports import ImportAlongside, ImportPlan
 from harness.chaos.invariants import Verdict, client_errors, judge
@@ -29,7 +31,7 @@ from harness.core.progress import Say
 from harness.data.verify import verify
 from harness.faults.controller import Faults
 from harness.faults.model import Fault
-from harness.lab.topology import EndpointName
+from harness.lab.topology import ALERT_LOG, EndpointName
 from harness.stack.lifecycle import Stack
 
 RECOVERY_TIMEOUT = 180.0
@@ -137,13 +139,17 @@ def run(
     faults: Faults | None = None,
     workload: WorkloadFactory = standard_workload,
     firing: Firing | None = None,
+    notified: Notified | None = None,
 ) -> Result:
     faults = faults or Faults(stack)
     stack.wait_ready(RECOVERY_TIMEOUT)
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
     alongside = ImportAlongside(stack, scenario.imports, say) if scenario.imports else None
-    watch = AlertWatch(firing or lab_firing(stack.lab.url("alertmanager")))
+    watch = AlertWatch(
+        firing or lab_firing(stack.lab.url("alertmanager")),
+        notified or lab_notified(stack.lab.url(ALERT_LOG)),
+    )
     with watch:
         try:
             with workload(target, writers) as load:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -23,6 +24,8 @@ import psycopg
 
 from harness.clients.haproxy import fetch_backends
 from harness.clients.patroni import PatroniClient
+from harness.config.monitoring import LATENCY_FILE, LatencyHistogram, write_textfile
+from harness.config.render import TEXTFILE_DIR
 from harness.core.errors import HarnessError, first_line
 from harness.lab.project import Lab
 from harness.lab.topology import EndpointName
@@ -41,6 +44,7 @@ class WorkloadTarget:
     setup_dsn: str  # the primary, to make the table and read it back
     patroni_urls: tuple[str, ...]  # the monitor's view of the leader
     stats_url: str | None = None  # HAProxy's stats, when it can be read
+    textfile_dir: Path | None = None  # node_exporter's textfile directory: the lab's only
 
     @classmethod
     def of_lab(cls, lab: Lab, endpoint: EndpointName = "rw") -> WorkloadTarget:
@@ -50,7 +54,27 @@ class WorkloadTarget:
             lab.dsn("rw"),
             tuple(lab.rest_urls()),
             lab.url("stats", "/;csv"),
+            lab.rendered_dir / TEXTFILE_DIR,
         )
+
+
+PUBLISH_INTERVAL = 2.0  # seconds; node_exporter reads the file at each 5 s scrape
+
+
+class LatencyFile:
+    """The workload's latency histogram where node_exporter's textfile collector reads it, so
+    Prometheus sees it without scraping the harness: nothing crosses from the lab to the host.
+    Removed when the workload stops: the series then ends with it."""
+
+    def __init__(self, directory: Path, source: str = "chaos") -> None:
+        self.directory = directory
+        self.histogram = LatencyHistogram(source)
+
+    def publish(self) -> None:
+        write_textfile(self.directory, LATENCY_FILE, self.histogram.exposition())
+
+    def remove(self) -> None:
+        (self.directory / LATENCY_FILE).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,7 @@ class Workload:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._start = 0.0
+        self.latency = LatencyFile(target.textfile_dir) if target.textfile_dir else None
 
     def now(self) -> float:
         return time.monotonic() - self._start
@@ -138,6 +163,7 @@ class Workload:
         self.record.epoch = time.time()
         self._stop.clear()
         targets: list[Callable[[], None]] = [self._monitor]
+        targets += [self._publisher] if self.latency else []
         targets += [self._writer_loop(w) for w in range(1, self.writers + 1)]
         targets += [self._reader] * self.readers
         for target in targets:
@@ -156,6 +182,8 @@ class Workload:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        if self.latency:
+            self.latency.remove()
 
     def _running(self) -> bool:
         return not self._stop.is_set() and self.now() < self.max_seconds
@@ -185,6 +213,8 @@ class Workload:
                         (write_id, writer),
                     ).fetchone()
                     outcome, server = "ack", str(row[0]) if row else ""
+                    if self.latency:
+                        self.latency.histogram.observe(self.now() - started)
                 except psycopg.Error as exc:
                     error = first_line(exc)[:200]
                     # Broken mid-statement: the commit may have happened. Refused on a live
@@ -217,6 +247,12 @@ class Workload:
             with self._lock:
                 self.record.reads.append((self.now(), ok))
             time.sleep(0.2)
+
+    def _publisher(self) -> None:
+        assert self.latency is not None
+        while self._running():
+            self.latency.publish()
+            self._stop.wait(PUBLISH_INTERVAL)
 
     def _monitor(self) -> None:
         stats = self.target.stats_url

@@ -38,6 +38,7 @@ COMMANDS = {
     "switchover": "maintenance:switchover",
     "restart": "maintenance:restart",
     "reinit": "maintenance:reinit",
+    "dashboard": "dashboard:dashboard_command",
     "scale": "maintenance:scale",
 }
 

@@ -39,7 +39,7 @@ def chaos_list() -> None:
     "out_dir",
     type=click.Path(),
     default=None,
-    help="Where result.json and timeline.png go [artifacts/NAME-TIME].",
+    help="Where result.json, timeline.png and panels/ go [artifacts/NAME-TIME].",
 )
 @pass_app
 def chaos_run(app: App, name: str, writers: int, out_dir: str | None) -> None:
@@ -47,9 +47,11 @@ def chaos_run(app: App, name: str, writers: int, out_dir: str | None) -> None:
     from pathlib import Path
 
     from harness.chaos.catalog import scenario_named
-    from harness.chaos.report import summary, write_report
+    from harness.chaos.report import draw_panels, summary, write_report
     from harness.chaos.runner import run
     from harness.cli.output import err, out
+    from harness.clients.monitoring import PrometheusClient
+    from harness.core.errors import HarnessError
 
     scenario = scenario_named(name)
     stack = app.stack()
@@ -58,4 +60,12 @@ def chaos_run(app: App, name: str, writers: int, out_dir: str | None) -> None:
     json_path, png_path = write_report(result, directory)
     out.print(summary(result), highlight=False)
     out.print(f"  report: {json_path}, {png_path}", highlight=False)
+    prometheus = PrometheusClient(app.lab.url("prometheus"), timeout=10)
+    try:
+        panels = draw_panels(result.record, prometheus, directory)
+        out.print(f"  panels: {panels[0].parent / 'index.html'}", highlight=False)
+    except HarnessError as exc:  # the scenario's verdict stands without its pictures
+        err.print(f"  panels not drawn: {exc.message}", highlight=False)
+    finally:
+        prometheus.close()
     sys.exit(0 if result.passed else 1)

@@ -50,6 +50,11 @@ class _Api:
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         try:
             response = self._http.get(path, params=params)
+            if response.status_code in (400, 422):  # Prometheus: a query it cannot run
+                raise HarnessError(
+                    f"{self.what} refused {params}: {_error_of(response)}",
+                    "check the expression against the metric names the targets export",
+                )
             response.raise_for_status()
         except httpx.HTTPError as exc:
             raise HarnessError(
@@ -57,6 +62,13 @@ class _Api:
                 "is the lab up? `make dev-up` starts monitoring with it",
             ) from exc
         return response.json()
+
+
+def _error_of(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text
 
 
 class PrometheusClient(_Api):
@@ -76,6 +88,14 @@ class PrometheusClient(_Api):
         """An instant query's vector: [{metric: {...}, value: [t, "v"]}, ...]."""
         result: list[dict[str, Any]] = self.get("/api/v1/query", {"query": expr})["data"]["result"]
         return result
+
+    def query_range(
+        self, expr: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """A range query's matrix: (labels, [(unix seconds, value), ...]) per series."""
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        matrix = self.get("/api/v1/query_range", params)["data"]["result"]
+        return [(dict(s["metric"]), [(float(t), float(v)) for t, v in s["values"]]) for s in matrix]
 
 
 class AlertmanagerClient(_Api):
@@ -99,3 +119,35 @@ class AlertmanagerClient(_Api):
             ),
             key=lambda a: (a.name, a.where),
         )
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One alert in one webhook notification, as the alert log received it."""
+
+    received: float  # unix seconds
+    status: str  # firing or resolved
+    name: str
+    labels: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        return FiringAlert(self.name, self.labels, "", "").where
+
+
+class AlertLogClient(_Api):
+    """The lab's webhook receiver (alertlog/): what Alertmanager sent, resolutions too."""
+
+    def __init__(
+        self, url: str, timeout: float = 3, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        super().__init__("The alert log", url, timeout, transport)
+
+    def notifications(self, since: float = 0) -> list[Notification]:
+        found = self.get("/notifications", {"since": f"{since:.3f}"})
+        return [
+            Notification(
+                float(n["received"]), n["status"], n["labels"].get("alertname", ""), n["labels"]
+            )
+            for n in found
+        ]

@@ -9,12 +9,17 @@ packages export (Patroni 4 says `patroni_primary`: rules written for `patroni_ma
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.clients.addresses import http_url
 from harness.lab.topology import (
+    ALERT_LOG,
+    ALERT_LOG_PORT,
     ALERTMANAGER,
     ALERTMANAGER_PORT,
     ETCD_CLIENT_PORT,
@@ -245,6 +250,56 @@ def alert_rules() -> str:
 BACKUP_OUTCOME_FILE = "gardenlab_backup.prom"  # in node_exporter's textfile directory
 
 
+def write_textfile(directory: Path, name: str, text: str) -> None:
+    """Written whole, then renamed, as node_exporter's textfile collector asks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{name}.partial"
+    partial.write_text(text)
+    partial.replace(directory / name)
+
+
+LATENCY_FILE = "gardenlab_query_latency.prom"  # in node_exporter's textfile directory
+# Upper bounds in seconds: fine around the plans' 500 ms p95, coarse up to a failover's seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Client query latencies as Prometheus's histogram type counts them (cumulative buckets,
+    sum, count), for QueryLatencyHigh; thread-safe, so every writer observes into one."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._counts = [0] * len(LATENCY_BUCKETS)
+        self._total = 0
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._total += 1
+            self._sum += seconds
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    self._counts[i] += 1
+
+    def exposition(self) -> str:
+        name, labels = LATENCY_HISTOGRAM, f'source="{self.source}"'
+        with self._lock:
+            counts, total, sum_ = list(self._counts), self._total, self._sum
+        lines = [
+            f"# HELP {name} client query latency, by what ran the queries",
+            f"# TYPE {name} histogram",
+            *(
+                f'{name}_bucket{{{labels},le="{bound:g}"}} {n}'
+                for bound, n in zip(LATENCY_BUCKETS, counts, strict=True)
+            ),
+            f'{name}_bucket{{{labels},le="+Inf"}} {total}',
+            f"{name}_sum{{{labels}}} {sum_:.6f}",
+            f"{name}_count{{{labels}}} {total}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
 def backup_outcome(failed: bool, kind: str, at: float) -> str:
     """What the backup command says of its own run, for node_exporter's textfile collector:
     a failed backup leaves nothing in `pgbackrest info`, so only the command can tell."""
@@ -324,6 +379,8 @@ class Routing:
 
 LAB_ROUTING = Routing(group_wait="1s", group_interval="5s", repeat_interval="1h")
 PRODUCTION_ROUTING = Routing(group_wait="10s", group_interval="1m", repeat_interval="4h")
+# The lab's webhook receiver (alertlog/, the alert-log service): what a scenario reads back.
+LAB_WEBHOOK = http_url(ALERT_LOG, ALERT_LOG_PORT, "/")
 
 
 def alertmanager_config(routing: Routing = LAB_ROUTING, webhook: str | None = None) -> str:

@@ -19,6 +19,7 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from harness.config.monitoring import (
+    LAB_WEBHOOK,
     RULES_FILE,
     alert_rules,
     alertmanager_config,
@@ -362,7 +363,7 @@ def render_files(preset: TimingPreset, restore: RestoreTarget | None = None) -> 
         "faultproxy.json": json.dumps(faultproxy_config(), indent=2) + "\n",
         "prometheus.yml": prometheus_config(),
         RULES_FILE: alert_rules(),
-        "alertmanager.yml": alertmanager_config(),
+        "alertmanager.yml": alertmanager_config(webhook=LAB_WEBHOOK),
     }
 
 

@@ -13,6 +13,8 @@ from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
 from harness.lab.topology import (
+    ALERT_LOG,
+    ALERT_LOG_PORT,
     CSV_IMPORT,
     CSV_IMPORT_PORT,
     ENDPOINTS,
@@ -54,6 +56,7 @@ PUBLISHED_PORTS = (
     PublishedPort("proxied-pooler", "GARDENLAB_PROXIED_POOLER_PORT", 6442),
     PublishedPort("prometheus", "GARDENLAB_PROMETHEUS_PORT", 9090),
     PublishedPort("alertmanager", "GARDENLAB_ALERTMANAGER_PORT", 9093),
+    PublishedPort(ALERT_LOG, "GARDENLAB_ALERT_LOG_PORT", ALERT_LOG_PORT),
     PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
     PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
     PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),

@@ -123,6 +123,9 @@ PROMETHEUS = "prometheus"
 ALERTMANAGER = "alertmanager"
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
+# Alertmanager's webhook receiver (alertlog/): every firing and resolved notification.
+ALERT_LOG = "alert-log"
+ALERT_LOG_PORT = 9095
 POSTGRES_EXPORTER_PORT = 9187
 PGBOUNCER_EXPORTER_PORT = 9127
 NODE_EXPORTER_PORT = 9100

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,14 @@ def nearest_rank(ordered: Sequence[float], q: float) -> float:
     if not ordered:
         return math.nan
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def shade(axis: Any, spans: Sequence[Span], marks: Sequence[float]) -> None:
+    """The house style for stretches and moments: every report's plots mark them alike."""
+    for span in spans:
+        axis.axvspan(span.start, span.end, color=span.colour, alpha=span.alpha)
+    for at in marks:
+        axis.axvline(at, color="purple", linestyle="--", linewidth=1)
 
 
 def plot(
@@ -73,10 +82,7 @@ def plot(
         bottom.set_yscale("log")
     bottom.set_xlabel("seconds")
     for axis in (top, middle, bottom):
-        for span in spans:
-            axis.axvspan(span.start, span.end, color=span.colour, alpha=span.alpha)
-        for at in marks:
-            axis.axvline(at, color="purple", linestyle="--", linewidth=1)
+        shade(axis, spans, marks)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -20,7 +20,7 @@ from harness.config.monitoring import LAB_TARGETS
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
-from harness.lab.topology import CSV_IMPORT, NODES, PROXY_LINKS
+from harness.lab.topology import ALERT_LOG, CSV_IMPORT, NODES, PROXY_LINKS
 from harness.stack.health import cluster_findings
 
 
@@ -132,6 +132,7 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
         SqlAnswers("PgBouncer answering", lab.dsn("pooler", connect_timeout=2), None),
         HttpOk("CSV import service answering", lab.url(CSV_IMPORT, "/health")),
         HttpOk("Alertmanager ready", lab.url("alertmanager", "/-/ready")),
+        HttpOk("Alert log ready", lab.url(ALERT_LOG, "/-/ready")),
         TargetsUp(PrometheusClient(lab.url("prometheus"), timeout=2)),
     ]
 

@@ -10,11 +10,14 @@ import httpx
 import pytest
 import yaml
 
+from harness.chaos.workload import LatencyFile
 from harness.config import promtool
 from harness.config.monitoring import (
     ALERT_NAMES,
     ALERTS,
+    LATENCY_FILE,
     RULES_FILE,
+    LatencyHistogram,
     alert_rules,
     alertmanager_config,
     backup_outcome,
@@ -123,3 +126,25 @@ def test_the_backup_outcome_is_a_metric_the_rule_reads(tool: promtool.Promtool) 
     assert 'gardenlab_backup_last_status{stanza="gardenlab",type="full"} 1\n' in text
     assert "gardenlab_backup_last_status" in rule_metrics()
     tool.check_metrics(text)
+
+
+def test_the_workloads_latency_histogram_is_the_series_the_latency_rule_reads(
+    tool: promtool.Promtool, tmp_path: Path
+) -> None:
+    histogram = LatencyHistogram("chaos")
+    for seconds in (0.003, 0.02, 0.4, 0.6, 30.0):
+        histogram.observe(seconds)
+    text = histogram.exposition()
+    assert 'gardenlab_query_duration_seconds_bucket{source="chaos",le="0.005"} 1\n' in text
+    assert 'gardenlab_query_duration_seconds_bucket{source="chaos",le="0.5"} 3\n' in text
+    assert 'gardenlab_query_duration_seconds_bucket{source="chaos",le="+Inf"} 5\n' in text
+    assert 'gardenlab_query_duration_seconds_count{source="chaos"} 5\n' in text
+    assert "gardenlab_query_duration_seconds_bucket" in rule_metrics()
+    tool.check_metrics(text)
+    published = LatencyFile(tmp_path)
+    published.histogram.observe(0.01)
+    published.publish()
+    assert (tmp_path / LATENCY_FILE).read_text() == published.histogram.exposition()
+    assert [p.name for p in tmp_path.iterdir()] == [LATENCY_FILE]  # no partial left behind
+    published.remove()
+    assert list(tmp_path.iterdir()) == []

@@ -36,6 +36,7 @@ def test_default_ports_follow_the_conventions() -> None:
         "proxied-pooler": 6442,
         "prometheus": 9090,
         "alertmanager": 9093,
+        "alert-log": 9095,
         "kong": 8000,
         "meta": 8080,
         "studio": 3000,
