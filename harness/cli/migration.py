@@ -449,12 +449,12 @@ def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -
     from harness.migration.slots import PatroniSlots
     from harness.provision.source import fresh_source
 
-    stack = app.stack()
-    move = the_move(app)
     if click.get_current_context().meta.get("migration.source"):
         raise click.UsageError(
             "the drill rehearses on the lab's own source (it recreates it); run it without --source"
         )
+    stack = app.stack()
+    move = the_move(app)
     directory = out_dir or app.lab.artifacts("migration-drill")
     try:
         result = run_drill(
