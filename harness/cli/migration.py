@@ -101,8 +101,10 @@ def check_command(app: App, reset: bool) -> None:
 def start_command(app: App, reset: bool, copy_timeout: float) -> None:
     """Preflight, then the initial copy with a progress bar, then streaming.
 
-    Ctrl-C stops following, not the copy: the subscription goes on copying and streaming;
-    `status` follows it, `finish` removes it.
+    Ctrl-C while preparing (before the subscription exists) undoes the preparation, so
+    `start` can simply be run again. Ctrl-C while following the copy stops following, not
+    the copy: the subscription goes on copying and streaming; `status` follows it, `finish`
+    removes it.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -115,9 +117,10 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
         report = start(move, lab_ddl_dumper(stack), reset=reset, say=err.print)
     except KeyboardInterrupt:
         err.print(
-            "interrupted while preparing: `harness migration status` shows whether the "
-            "subscription exists; `harness migration finish` drops what was made (tables the "
-            "cluster renamed for the window keep the legacy names until renamed back)",
+            "interrupted while preparing: undone (no subscription, publication or marks; the "
+            "cluster's tables back under their clean names; tables made for the move dropped). "
+            "Kept: rows --reset deleted and REPLICA IDENTITY FULL on the source. Run `harness "
+            "migration start` again to resume from the beginning",
             highlight=False,
         )
         sys.exit(130)

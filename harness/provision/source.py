@@ -112,12 +112,17 @@ def start_source(stack: Stack, scale: str = "small", say: Say = silent) -> Sourc
         ) from None
 
 
-def fresh_source(stack: Stack, scale: str = "small", say: Say = silent) -> SourceReport:
-    """A source as `harness up --source` first makes it: its container and volume removed,
-    then started and prepared again (a rehearsal leaves the source renamed and written to)."""
+def remove_source(stack: Stack) -> None:
+    """The source's container and data gone: the next start prepares it afresh."""
     doomed = [c.name for c in stack.containers() if c.service == SOURCE_SERVICE]
     if doomed:
         stack.runtime.act("stop", doomed)
         stack.runtime.remove(containers=doomed)
     stack.remove_volumes([SOURCE_SERVICE])
+
+
+def fresh_source(stack: Stack, scale: str = "small", say: Say = silent) -> SourceReport:
+    """A source as `harness up --source` first makes it (a rehearsal leaves the source
+    renamed and written to)."""
+    remove_source(stack)
     return start_source(stack, scale, say)

@@ -15,7 +15,7 @@ from harness.migration.drill import DrillResult, run_drill, summary, write_repor
 from harness.migration.endpoint import Endpoint
 from harness.migration.plan import Move
 from harness.migration.slots import PatroniSlots
-from harness.provision.source import fresh_source, start_source, write_endpoint
+from harness.provision.source import fresh_source, remove_source, start_source, write_endpoint
 from harness.stack.lifecycle import Stack
 from tests.integration.test_migration import put_cluster_back
 from tests.realstack import ready
@@ -33,6 +33,7 @@ def move(stack: Stack) -> Iterator[Move]:
         yield the_move
     finally:
         put_cluster_back(the_move, stack, ["auth.users", "public.lead_imports"])
+        remove_source(stack)  # renamed and written to: the next user prepares it afresh
 
 
 def test_the_drill_loses_nothing_through_two_failovers(move: Move, stack: Stack) -> None:
