@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos load-capacity \
-	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup gate render rehearse
+	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup migration-drill gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -112,6 +112,9 @@ bench-switchover: venv ## Figures: a switchover's client errors and largest gap,
 
 bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
 	$(BIN)/python -m benchmarks.backup
+
+migration-drill: venv ## The move rehearsed on the lab (SOURCE=1 up): writers, failovers, cutover, rollback; exit 1 on a failed check
+	$(HARNESS) migration drill
 
 bench-migration: venv ## Figures: initial copy vs dump/restore, cutover and rollback write gaps (RUNS=5)
 	$(BIN)/python -m benchmarks.migration --runs $(or $(RUNS),5)

@@ -101,8 +101,10 @@ def check_command(app: App, reset: bool) -> None:
 def start_command(app: App, reset: bool, copy_timeout: float) -> None:
     """Preflight, then the initial copy with a progress bar, then streaming.
 
-    Ctrl-C stops following, not the copy: the subscription goes on copying and streaming;
-    `status` follows it, `finish` removes it.
+    Ctrl-C while preparing (before the subscription exists) undoes the preparation, so
+    `start` can simply be run again. Ctrl-C while following the copy stops following, not
+    the copy: the subscription goes on copying and streaming; `status` follows it, `finish`
+    removes it.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -115,9 +117,10 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
         report = start(move, lab_ddl_dumper(stack), reset=reset, say=err.print)
     except KeyboardInterrupt:
         err.print(
-            "interrupted while preparing: `harness migration status` shows whether the "
-            "subscription exists; `harness migration finish` drops what was made (tables the "
-            "cluster renamed for the window keep the legacy names until renamed back)",
+            "interrupted while preparing: undone (no subscription, publication or marks; the "
+            "cluster's tables back under their clean names; tables made for the move dropped). "
+            "Kept: rows --reset deleted and REPLICA IDENTITY FULL on the source. Run `harness "
+            "migration start` again to resume from the beginning",
             highlight=False,
         )
         sys.exit(130)
@@ -413,3 +416,69 @@ def finish_command(app: App) -> None:
     for left in report.left:
         err.print(f"[yellow]left:[/] {left}", highlight=False)
     sys.exit(1 if report.left else 0)
+
+
+@migration.command("drill")
+@click.option(
+    "--writers", type=click.IntRange(1, 16), default=4, show_default=True, help="Writer threads."
+)
+@click.option(
+    "--window",
+    type=Duration(),
+    default="5s",
+    show_default=True,
+    help="Writes on the cluster before and after the failover in the rollback window.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where drill.json, summary.txt and timeline.png go [artifacts/migration-drill-TIME].",
+)
+@pass_app
+def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -> None:
+    """The whole move rehearsed on the lab, the application writing all along.
+
+    A fresh source (small scale: the lab's source is recreated), writers through the
+    application endpoint the whole time (every attempt ack / fail / unknown), start, a
+    Patroni failover while streaming, cutover, writes on the cluster, a failover in the
+    rollback window, rollback, verify both ways, finish. Lab only: it empties the cluster's
+    CRM tables (`start --reset`). Exit 1 unless every check holds: no acknowledged write
+    lost forward or back, verify equal both ways, the way back alive after the failover,
+    nothing left that holds WAL.
+    """
+    from harness.cli.output import err, out
+    from harness.migration.drill import DrillOptions, run_drill, write_report
+    from harness.migration.slots import PatroniSlots
+    from harness.provision.source import fresh_source
+
+    if click.get_current_context().meta.get("migration.source"):
+        raise click.UsageError(
+            "the drill rehearses on the lab's own source (it recreates it); run it without --source"
+        )
+    stack = app.stack()
+    move = the_move(app)
+    directory = out_dir or app.lab.artifacts("migration-drill")
+    try:
+        result = run_drill(
+            stack,
+            move,
+            lab_endpoint(app, move),
+            PatroniSlots(stack),
+            lab_ddl_dumper(stack),
+            lambda: fresh_source(stack, "small", err.print),
+            DrillOptions(writers=writers, window_seconds=window),
+            say=err.print,
+        )
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the writers are stopped and the endpoint resumed where it points; "
+            "`harness migration status` shows the move, `harness migration finish` drops it, "
+            "and the next drill starts afresh",
+            highlight=False,
+        )
+        sys.exit(130)
+    paths = write_report(result, directory)
+    out.print(paths[1].read_text(), highlight=False, end="")
+    err.print(f"report: {', '.join(str(p) for p in paths)}", highlight=False)
+    sys.exit(0 if result.passed else 1)

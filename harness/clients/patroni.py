@@ -182,6 +182,11 @@ class PatroniClient:
             "POST", "/switchover", json={"leader": leader, "candidate": candidate}, timeout=60
         )
 
+    def failover(self, candidate: str) -> None:
+        """Manual failover to a candidate (the sync standby in synchronous mode); Patroni
+        answers once it has taken over."""
+        self._request("POST", "/failover", json={"candidate": candidate}, timeout=60)
+
     def patch_config(self, changes: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = self._request("PATCH", "/config", json=changes)
         return result

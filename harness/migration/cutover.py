@@ -24,7 +24,7 @@ for the application's old queries; drop them once it uses the clean names.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
@@ -48,8 +48,11 @@ from harness.migration.plan import (
 )
 from harness.migration.slots import SlotKeeper
 from harness.migration.sync import status
+from harness.migration.verify import Side
 
 VIEW_ROLES = ("crm_app", "authenticated", "service_role")
+Step = Callable[[Conn, Conn, list[str], "CutoverReport"], None]  # source, cluster, tables
+Undo = Callable[[Conn, Conn, "CutoverReport"], None]
 
 
 @dataclass
@@ -144,7 +147,8 @@ def rename(conn: Conn, tables: list[str]) -> list[tuple[str, str]]:
 
 def undo_cutover(source: Conn, cluster: Conn, report: CutoverReport) -> None:
     """A cutover stopped before the repoint leaves things as they were (sequences aside,
-    which only moved forward): legacy names back, no way back, the subscription applying."""
+    which only moved forward): legacy names back, no way back (the switch then lets the
+    subscription apply again)."""
     cluster.execute(f"DROP PUBLICATION IF EXISTS {REVERSE}")
     cluster.execute(
         "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
@@ -164,7 +168,6 @@ def undo_cutover(source: Conn, cluster: Conn, report: CutoverReport) -> None:
                             sql.Identifier(legacy.rpartition(".")[2]),
                         )
                     )
-    cluster.execute(f"ALTER SUBSCRIPTION {NAME} ENABLE")
     report.renamed = []
 
 
@@ -242,6 +245,68 @@ def subscribe_back(source: Conn, move: Move) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Switch:
+    """What sets a cutover apart from a rollback; the rest (pause, catch up, sequences,
+    stop applying, repoint, resume always, foreign keys) is one procedure, `switch`."""
+
+    to: Side  # the side the endpoint goes to
+    subscription: str  # the one applying `to`'s changes from the other side, stopped
+    upstream: tuple[str, int]  # the endpoint's target
+    under_pause: Step = lambda source, cluster, tables, report: None  # before the repoint
+    undo: Undo = lambda source, cluster, report: None  # stopped before the repoint
+    after: Step = lambda source, cluster, tables, report: None  # once resumed
+
+
+def switch(
+    move: Move,
+    endpoint: Endpoint,
+    plan: Switch,
+    *,
+    pause_timeout: float,
+    catch_up_timeout: float,
+    say: Say,
+) -> CutoverReport:
+    """Under PAUSE: wait until `plan.to` applied everything, carry the sequences, stop its
+    apply, the plan's own steps, repoint; the endpoint is resumed whatever happens, and a
+    switch stopped before the repoint is undone (pointing where it was)."""
+    report = CutoverReport()
+    names = {"source": "the source", "cluster": "the cluster"}
+    other: Side = "cluster" if plan.to == "source" else "source"
+    with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
+        old, new = (source, cl) if plan.to == "cluster" else (cl, source)
+        tables = carried_tables(source)
+        paused_at = time.monotonic()
+        with report.step("pause"):
+            endpoint.pause(pause_timeout)
+        try:
+            with report.step("catch-up"):
+                wait_applied(old, new, catch_up_timeout)
+            with report.step("sequences"):
+                report.sequences = sync_sequences(old, new, tables)
+            with report.step("stop apply"):
+                new.execute(f"ALTER SUBSCRIPTION {plan.subscription} DISABLE")
+            plan.under_pause(source, cl, tables, report)
+            with report.step("repoint"):
+                endpoint.repoint(*plan.upstream)
+                report.repointed = True
+        except BaseException:
+            if not report.repointed:  # still paused on the old side: put both sides back
+                plan.undo(source, cl, report)
+                new.execute(f"ALTER SUBSCRIPTION {plan.subscription} ENABLE")
+            raise
+        finally:
+            with report.step("resume"):
+                endpoint.resume()
+            report.paused_seconds = time.monotonic() - paused_at
+            where = names[plan.to] if report.repointed else names[other]
+            say(f"endpoint resumed on {where} after {report.paused_seconds:.2f} s paused")
+        plan.after(source, cl, tables, report)
+        with report.step("foreign keys"):
+            report.orphans = orphans(new, tables)
+    return report
+
+
 def cutover(
     move: Move,
     endpoint: Endpoint,
@@ -255,43 +320,35 @@ def cutover(
     """Switch to the cluster, opening the rollback window: the source takes the clean names
     too (legacy names as views, as on the cluster) and follows the cluster from then on."""
     refuse_unless_ready(move, max_lag)
-    report = CutoverReport()
-    with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
-        tables = carried_tables(source)
-        paused_at = time.monotonic()
-        with report.step("pause"):
-            endpoint.pause(pause_timeout)
-        try:
-            with report.step("catch-up"):
-                wait_applied(source, cl, catch_up_timeout)
-            with report.step("sequences"):
-                report.sequences = sync_sequences(source, cl, tables)
-            with report.step("stop apply"):
-                cl.execute(f"ALTER SUBSCRIPTION {NAME} DISABLE")
-            with report.step("rename"):
-                report.renamed = rename(cl, tables)
-                rename(source, tables)
-            with report.step("reverse slot"):
-                open_reverse_slot(cl, tables, slots)
-            with report.step("repoint"):
-                endpoint.repoint(*move.cluster_upstream)
-                report.repointed = True
-        except BaseException:
-            if not report.repointed:  # still paused on the source: put both sides back
-                slots.forget(REVERSE)
-                undo_cutover(source, cl, report)
-            raise
-        finally:
-            with report.step("resume"):
-                endpoint.resume()
-            report.paused_seconds = time.monotonic() - paused_at
-            where = "the cluster" if report.repointed else "the source"
-            say(f"endpoint resumed on {where} after {report.paused_seconds:.2f} s paused")
+
+    def rename_and_open_the_way_back(
+        source: Conn, cluster: Conn, tables: list[str], report: CutoverReport
+    ) -> None:
+        with report.step("rename"):
+            report.renamed = rename(cluster, tables)
+            rename(source, tables)
+        with report.step("reverse slot"):
+            open_reverse_slot(cluster, tables, slots)
+
+    def undo(source: Conn, cluster: Conn, report: CutoverReport) -> None:
+        slots.forget(REVERSE)
+        undo_cutover(source, cluster, report)
+
+    def follow_back(source: Conn, cluster: Conn, tables: list[str], report: CutoverReport) -> None:
         with report.step("reverse subscription"):
             subscribe_back(source, move)
-        with report.step("foreign keys"):
-            report.orphans = orphans(cl, tables)
-    return report
+
+    plan = Switch(
+        "cluster", NAME, move.cluster_upstream, rename_and_open_the_way_back, undo, follow_back
+    )
+    return switch(
+        move,
+        endpoint,
+        plan,
+        pause_timeout=pause_timeout,
+        catch_up_timeout=catch_up_timeout,
+        say=say,
+    )
 
 
 def refuse_unless_window(move: Move, max_lag: int) -> None:
@@ -336,32 +393,12 @@ def rollback(
 ) -> CutoverReport:
     """The cutover in reverse, inside the window: nothing the cluster took is lost."""
     refuse_unless_window(move, max_lag)
-    report = CutoverReport()
-    with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
-        tables = carried_tables(source)  # the clean names, since the cutover
-        paused_at = time.monotonic()
-        with report.step("pause"):
-            endpoint.pause(pause_timeout)
-        try:
-            with report.step("catch-up"):
-                wait_applied(cl, source, catch_up_timeout)
-            with report.step("sequences"):
-                report.sequences = sync_sequences(cl, source, tables)
-            with report.step("stop apply"):
-                source.execute(f"ALTER SUBSCRIPTION {REVERSE} DISABLE")
-            with report.step("repoint"):
-                endpoint.repoint(*move.source_upstream)
-                report.repointed = True
-        except BaseException:
-            if not report.repointed:  # still on the cluster: the source keeps following it
-                source.execute(f"ALTER SUBSCRIPTION {REVERSE} ENABLE")
-            raise
-        finally:
-            with report.step("resume"):
-                endpoint.resume()
-            report.paused_seconds = time.monotonic() - paused_at
-            where = "the source" if report.repointed else "the cluster"
-            say(f"endpoint resumed on {where} after {report.paused_seconds:.2f} s paused")
-        with report.step("foreign keys"):
-            report.orphans = orphans(source, tables)
-    return report
+    plan = Switch("source", REVERSE, move.source_upstream)
+    return switch(
+        move,
+        endpoint,
+        plan,
+        pause_timeout=pause_timeout,
+        catch_up_timeout=catch_up_timeout,
+        say=say,
+    )

@@ -50,6 +50,7 @@ class StartReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # cluster: clean -> legacy
     created: list[str] = field(default_factory=list)  # carried as the source defines them
     identity_full: list[str] = field(default_factory=list)
+    made_uid: bool = False  # auth.uid() made on the cluster for the carried policies
     tables: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -60,11 +61,17 @@ def runnable_ddl(dump: str) -> str:
 
 
 def prepare_cluster(
-    source: Conn, cluster: Conn, tables: list[str], dump_ddl: DumpDdl, reset: bool
+    source: Conn,
+    cluster: Conn,
+    tables: list[str],
+    dump_ddl: DumpDdl,
+    reset: bool,
+    report: StartReport,
 ) -> StartReport:
     """Each carried table on the cluster under the source's name: the clean schema's table
-    renamed for the window, or the source's own definition."""
-    report = StartReport(tables=len(tables))
+    renamed for the window, or the source's own definition. `report` is filled as it goes,
+    so an interrupted preparation can be undone exactly."""
+    report.tables = len(tables)
     clean = existing(cluster, [clean_name(t) for t in tables])
     if reset and clean:
         cluster.execute(f"TRUNCATE {', '.join(sorted(clean))} RESTART IDENTITY CASCADE")
@@ -93,10 +100,12 @@ def prepare_cluster(
         )
         if lacks_uid and definition:
             cluster.execute("CREATE SCHEMA IF NOT EXISTS auth")
+            report.made_uid = True
             cluster.execute(definition)
-        cluster.execute(runnable_ddl(dump_ddl(missing)).encode())
+        ddl = runnable_ddl(dump_ddl(missing)).encode()
+        report.created = missing  # one script, one implicit transaction: all or none
+        cluster.execute(ddl)
         cluster.execute("RESET search_path")  # pg_dump's script empties it for the session
-        report.created = missing
     return report
 
 
@@ -111,9 +120,47 @@ def start(move: Move, dump_ddl: DumpDdl, *, reset: bool = False, say: Say = sile
             + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""),
             first.fix or "`harness migration check` lists every item",
         )
+    report = StartReport()
+    try:
+        prepare(move, dump_ddl, reset, report, say)
+    except BaseException:  # Ctrl-C or an error half-way: put both sides back
+        with (
+            connect(move.source_dsn, "source") as source,
+            connect(move.cluster_dsn, "cluster") as cl,
+        ):
+            undo_start(source, cl, report)
+        raise
+    return report
+
+
+def undo_start(source: Conn, cluster: Conn, report: StartReport) -> None:
+    """What a preparation that did not finish made, removed: the subscription (and its slot)
+    and the publication, the marks, the tables it created, the clean names given back. Kept:
+    rows a --reset deleted, REPLICA IDENTITY FULL (harmless), and an earlier rehearsal's
+    compatibility views (a cutover makes them again)."""
+    drop_subscription(cluster, NAME, "cluster", FinishReport(), detach=False)
+    source.execute(f"DROP PUBLICATION IF EXISTS {NAME}")
+    for side in (source, cluster):
+        side.execute(f"DROP SCHEMA IF EXISTS {NAME} CASCADE")
+    with cluster.transaction():
+        for table in reversed(report.created):
+            cluster.execute(
+                sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(*table.split(".")))
+            )
+        if report.made_uid:
+            cluster.execute(f"DROP FUNCTION IF EXISTS {AUTH_UID}")
+        for clean, legacy in report.renamed:
+            cluster.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(*legacy.split(".")), sql.Identifier(clean.rpartition(".")[2])
+                )
+            )
+
+
+def prepare(move: Move, dump_ddl: DumpDdl, reset: bool, report: StartReport, say: Say) -> None:
     with connect(move.source_dsn, "source") as source, connect(move.cluster_dsn, "cluster") as cl:
         tables = carried_tables(source)
-        report = prepare_cluster(source, cl, tables, dump_ddl, reset)
+        prepare_cluster(source, cl, tables, dump_ddl, reset, report)
         for table in without_identity(source, tables):
             source.execute(f"ALTER TABLE {quoted(table)} REPLICA IDENTITY FULL")
             report.identity_full.append(table)
@@ -132,7 +179,6 @@ def start(move: Move, dump_ddl: DumpDdl, *, reset: bool = False, say: Say = sile
             ).format(sql.Identifier(NAME), sql.Literal(move.source_conninfo), sql.Identifier(NAME))
         )
         say(f"subscription {NAME} on the cluster: initial copy started")
-    return report
 
 
 @dataclass(frozen=True)
@@ -285,11 +331,15 @@ class FinishReport:
     left: list[str] = field(default_factory=list)  # what could not be dropped, with the fix
 
 
-def drop_subscription(conn: Conn, name: str, side: str, report: FinishReport) -> None:
+def drop_subscription(
+    conn: Conn, name: str, side: str, report: FinishReport, *, detach: bool = True
+) -> None:
+    """`detach`: leave the slot to be dropped on its own side (its server may be gone);
+    without it, DROP SUBSCRIPTION drops the slot on the publisher too."""
     if scalar(conn, "select exists (select from pg_subscription where subname = %s)", (name,)):
-        # Detach the slot first: its server may be gone; the slot is dropped on its own side.
-        conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
-        conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+        if detach:
+            conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+            conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
         conn.execute(f"DROP SUBSCRIPTION {name}")
         report.dropped.append(f"subscription {name} ({side})")
 

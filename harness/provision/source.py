@@ -110,3 +110,19 @@ def start_source(stack: Stack, scale: str = "small", say: Say = silent) -> Sourc
             f"preparing the migration source failed: {first_line(exc)}",
             "start it afresh: `harness down --volumes`, then `harness up --source`",
         ) from None
+
+
+def remove_source(stack: Stack) -> None:
+    """The source's container and data gone: the next start prepares it afresh."""
+    doomed = [c.name for c in stack.containers() if c.service == SOURCE_SERVICE]
+    if doomed:
+        stack.runtime.act("stop", doomed)
+        stack.runtime.remove(containers=doomed)
+    stack.remove_volumes([SOURCE_SERVICE])
+
+
+def fresh_source(stack: Stack, scale: str = "small", say: Say = silent) -> SourceReport:
+    """A source as `harness up --source` first makes it (a rehearsal leaves the source
+    renamed and written to)."""
+    remove_source(stack)
+    return start_source(stack, scale, say)

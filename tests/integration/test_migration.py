@@ -77,6 +77,27 @@ def test_preflight_names_the_traps_and_passes_a_lab_source(move: Move) -> None:
     assert not [i for i in items.values() if i.verdict == "fail"], items
 
 
+def test_ctrl_c_while_preparing_undoes_the_preparation(move: Move) -> None:
+    def interrupted(tables: list[str]) -> str:
+        raise KeyboardInterrupt  # as Ctrl-C lands after the renames, before the DDL
+
+    with pytest.raises(KeyboardInterrupt):
+        start(move, interrupted, reset=True)
+    with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:
+        names = conn.execute(
+            "select to_regclass('public.leads') is not null, "
+            "to_regclass('public.leads_ins_info') is null, "
+            "not exists (select from pg_subscription), "
+            "to_regnamespace(%s) is null",
+            (NAME,),
+        ).fetchone()
+    assert names == (True, True, True, True)
+    with psycopg.connect(move.source_dsn, autocommit=True) as conn:
+        published = conn.execute("select count(*) from pg_publication where pubname = %s", (NAME,))
+        assert published.fetchone() == (0,)
+    assert not [i for i in check(move, reset=True) if i.verdict == "fail"]  # start can run again
+
+
 def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: Stack) -> None:
     writes = Writes()
     endpoint = Endpoint.at(
