@@ -10,6 +10,7 @@ SCOPE = "gardenlab"  # Patroni's cluster name
 NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
+BACKUP_VOLUME = "backups"  # pgBackRest's repository, mounted by every node (Compose's name)
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
 CSV_IMPORT_PORT = 8090
 SUPABASE = "supabase"  # the Compose profile of the Supabase services
