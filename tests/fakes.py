@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from harness.clients.docker import Container, ContainerAction, RunSpec, Volume
+from harness.clients.docker import Container, ContainerAction, Exposure, RunSpec, Volume
 from harness.core.errors import CommandError, ContainerGone
 
 Exec = Callable[[str, list[str]], str]  # (service, command) -> stdout; raise CommandError
@@ -129,6 +129,9 @@ class FakeRuntime:
 
     def memory_used(self, names: Sequence[str]) -> dict[str, int]:
         return dict.fromkeys(names, 0)
+
+    def exposure(self, container: str, log_lines: int = 2000) -> Exposure:
+        raise NotImplementedError("the security suite asks the real engine")
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         return ["exec", container, *command]
