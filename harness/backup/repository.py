@@ -7,10 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from harness.clients.pgbackrest import BACKUP_TYPES, BackupSet, BackupType, RepositoryInfo
+from harness.clients.pgbackrest import (
+    BACKUP_TYPES,
+    UNDECRYPTABLE,
+    BackupSet,
+    BackupType,
+    RepositoryInfo,
+    cipher_mismatch,
+)
 from harness.config.monitoring import BACKUP_OUTCOME_FILE, backup_outcome, write_textfile
 from harness.config.render import STANZA, TEXTFILE_DIR
 from harness.core.errors import BackupError, CommandError
+from harness.lab.topology import BACKUP_VOLUME
 from harness.stack.lifecycle import Stack
 
 
@@ -20,8 +28,23 @@ def pgbackrest(stack: Stack, *args: str, node: str | None = None) -> str:
     try:
         return stack.execute(target, ["pgbackrest", f"--stanza={STANZA}", *args], "postgres")
     except CommandError as exc:
+        if cipher_mismatch(exc.stderr):
+            raise undecryptable(stack) from None
         exc.hint = exc.hint or "pgBackRest's message above says what it refused"
         raise
+
+
+def undecryptable(stack: Stack) -> BackupError:
+    """A repository written before encryption (a dev lab's older `backups` volume) or with
+    another passphrase: pgBackRest can neither read nor archive into it."""
+    volume = f"{stack.lab.project}_{BACKUP_VOLUME}"
+    return BackupError(
+        f"the backup repository in volume {volume} {UNDECRYPTABLE}: "
+        "no backup and no WAL archiving until it is replaced",
+        f"`harness down`, `docker volume rm {volume}` (its old backups go, the data stays), "
+        "`harness up` (a new, encrypted repository); or restore the old PGBACKREST_CIPHER_PASS "
+        "in .env",
+    )
 
 
 def ensure_stanza(stack: Stack) -> None:

@@ -19,6 +19,7 @@ from harness.core.errors import CommandError, ContainerGone
 
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
+IMAGE_HISTORY = ("image", "history", "--no-trunc", "--format", "{{.CreatedBy}}")
 GONE_MARKERS = ("No such container", "No such object", "is not running")
 
 
@@ -45,6 +46,29 @@ class Container:
 class Volume:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A published port as the engine holds it, not as the configuration asked for it."""
+
+    host_ip: str  # "" or 0.0.0.0: every interface
+    host_port: int
+    container_port: str  # 5000/tcp
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What anyone who may ask the engine learns of a container: its published ports, its
+    environment, its image's configuration and build history, its logs."""
+
+    container: str
+    bindings: tuple[Binding, ...]
+    env: tuple[str, ...]  # KEY=VALUE
+    image: str
+    image_env: tuple[str, ...]
+    image_history: tuple[str, ...]  # each layer's command line, build arguments included
+    logs: str
 
 
 ContainerAction = Literal["kill", "stop", "pause", "unpause", "start", "restart"]
@@ -102,6 +126,8 @@ class ContainerRuntime(Protocol):
     def copy_to(self, source: Path, container: str, destination: str) -> None: ...
 
     def memory_used(self, names: Sequence[str]) -> dict[str, int]: ...
+
+    def exposure(self, container: str, log_lines: int = 2000) -> Exposure: ...
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         """The command line that runs `command` interactively in the container, passing the
@@ -254,6 +280,29 @@ class DockerRuntime:
         with docker_errors():
             stats = self.docker.stats(list(names)) if names else []
         return {s.container_name: int(s.memory_used) for s in stats}
+
+    def exposure(self, container: str, log_lines: int = 2000) -> Exposure:
+        from python_on_whales.utils import run as whales
+
+        with docker_errors():
+            found = self.docker.container.inspect(container)
+            image = self.docker.image.inspect(found.image)
+            history = whales([*self.docker.docker_cmd, *IMAGE_HISTORY, found.image])
+            logs = self.docker.container.logs(container, tail=log_lines)
+        ports = found.network_settings.ports or {}
+        return Exposure(
+            container=found.name,
+            bindings=tuple(
+                Binding(b.get("HostIp", ""), int(b["HostPort"]), inside)
+                for inside, bindings in ports.items()
+                for b in bindings or []
+            ),
+            env=tuple(found.config.env or ()),
+            image=found.config.image or found.image,
+            image_env=tuple(image.config.env or ()),
+            image_history=tuple(str(history or "").splitlines()),
+            logs=str(logs),
+        )
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         tty = ["-t"] if sys.stdin.isatty() and sys.stdout.isatty() else []

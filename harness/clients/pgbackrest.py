@@ -17,6 +17,16 @@ from harness.core.errors import BackupError
 BackupType = Literal["full", "diff", "incr"]
 BACKUP_TYPES: tuple[BackupType, ...] = ("full", "diff", "incr")
 
+# What pgBackRest 2.55 says when the repository's encryption is not the configuration's: a
+# plain repository read with a cipher, or an encrypted one read with another passphrase or
+# none (then it quotes the ciphertext, which no message should carry on).
+CIPHER_MISMATCH = ("cipher header invalid", "key/value found outside of section")
+UNDECRYPTABLE = "cannot be decrypted with the configured passphrase (or was never encrypted)"
+
+
+def cipher_mismatch(output: str) -> bool:
+    return any(sign in output for sign in CIPHER_MISMATCH)
+
 
 @dataclass(frozen=True)
 class BackupSet:
@@ -56,9 +66,12 @@ class RepositoryInfo:
             return cls(1, "no stanza", (), "", "")
         stanza = stanzas[0]
         archives = stanza.get("archive") or [{}]
+        message = str(stanza["status"]["message"])
+        if cipher_mismatch(json.dumps(stanza.get("repo", []))):
+            message = f"the repository {UNDECRYPTABLE}"
         return cls(
             int(stanza["status"]["code"]),
-            str(stanza["status"]["message"]),
+            message,
             tuple(BackupSet.from_info(b) for b in stanza.get("backup", [])),
             str(archives[-1].get("min") or ""),
             str(archives[-1].get("max") or ""),

@@ -28,6 +28,8 @@ from harness.config.monitoring import (
     prometheus_config,
 )
 from harness.config.render import (
+    REPO_CIPHER,
+    REPO_PATH,
     Site,
     haproxy_cfg,
     patroni_config,
@@ -121,6 +123,11 @@ PGBOUNCER_USERLIST = """\
 "postgres" "{{ postgres_password }}"
 "crm_app" "{{ crm_app_password }}"
 """
+# The repository's passphrase, on the host that holds the repository (pgBackRest reads
+# conf.d/ after pgbackrest.conf), so every pgBackRest command there can read it, not only
+# those started by Patroni.
+CIPHER_PASS_FILE = "etc/pgbackrest/conf.d/cipher.conf"
+CIPHER_PASS_TEMPLATE = "[global]\nrepo1-cipher-pass={{ pgbackrest_cipher_pass }}\n"
 NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_cluster = false\n"
 
 
@@ -135,7 +142,7 @@ def site_of(inventory: Inventory) -> Site:
             ("repo1-host-key-file", f"{TLS_DIR}/client.key"),
         )
         if backup
-        else (("repo1-path", "/var/lib/pgbackrest"),)
+        else (("repo1-path", REPO_PATH), *REPO_CIPHER)
     )
     return Site(
         etcd_hosts=tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd")),
@@ -177,8 +184,11 @@ def etcd_environment(inventory: Inventory, host: Host) -> str:
 
 
 def backup_server_conf(host: Host) -> str:
+    """The repository host's: the repository, encrypted here (the database nodes only reach
+    it over TLS), and its TLS server."""
+    cipher = "".join(f"{key}={value}\n" for key, value in REPO_CIPHER)
     return (
-        f"[global]\nrepo1-path=/var/lib/pgbackrest\nrepo1-retention-full=2\n"
+        f"[global]\nrepo1-path={REPO_PATH}\nrepo1-retention-full=2\n{cipher}"
         f"tls-server-address={host.address}\ntls-server-ca-file={TLS_DIR}/ca.crt\n"
         f"tls-server-cert-file={TLS_DIR}/server.crt\ntls-server-key-file={TLS_DIR}/server.key\n"
         "tls-server-auth=*=gardenlab\n"
@@ -226,7 +236,10 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
             "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
             "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
         },
-        {"etc/patroni/patroni.env": PATRONI_ENV},
+        {
+            "etc/patroni/patroni.env": PATRONI_ENV,
+            **({} if inv.with_role("backup") else {CIPHER_PASS_FILE: CIPHER_PASS_TEMPLATE}),
+        },
     ),
     "etcd": lambda inv, host: ({"etc/default/etcd": etcd_environment(inv, host)}, {}),
     "haproxy": lambda inv, host: (
@@ -250,7 +263,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
             "etc/pgbackrest/pgbackrest.conf": backup_server_conf(host),
             "etc/systemd/system/gardenlab-pgbackrest.service": PGBACKREST_UNIT,
         },
-        {},
+        {CIPHER_PASS_FILE: CIPHER_PASS_TEMPLATE},
     ),
 }
 

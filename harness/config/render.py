@@ -48,6 +48,11 @@ BIN_DIR = "/usr/lib/postgresql/17/bin"
 # pgBackRest: one stanza named after the cluster, its repository on the `backups` volume.
 STANZA = SCOPE
 REPO_PATH = "/var/lib/pgbackrest"
+# The repository is encrypted wherever it lives: lab volume, servers' repository host. The
+# passphrase is a secret, so never here: the lab passes it as PGBACKREST_REPO1_CIPHER_PASS
+# (pgBackRest's own variable, from .env), servers get CIPHER_PASS_TEMPLATE from Ansible.
+REPO_CIPHER = (("repo1-cipher-type", "aes-256-cbc"),)
+CIPHER_PASS_ENV = "PGBACKREST_REPO1_CIPHER_PASS"
 # Only the leader archives (archive_mode on), so archiving follows the leader through a
 # failover; archive_timeout bounds how old the newest archived WAL can be.
 ARCHIVE_PARAMETERS = {
@@ -122,7 +127,7 @@ COMPOSE_SITE = Site(
     servers=tuple((node, node) for node in MEMBERS),
     docker_dns=True,
     pgbouncer_upstream="haproxy",
-    repository=(("repo1-path", REPO_PATH),),
+    repository=(("repo1-path", REPO_PATH), *REPO_CIPHER),
 )
 
 

@@ -15,6 +15,7 @@ MEMBERS = (*NODES, *EXTRA_NODES)  # every member the lab can run, core nodes fir
 SCALE_PROFILE = "scale"
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
+BACKUP_VOLUME = "backups"  # pgBackRest's repository, mounted by every node (Compose's name)
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
 CSV_IMPORT_PORT = 8090
 SUPABASE = "supabase"  # the Compose profile of the Supabase services

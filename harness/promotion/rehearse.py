@@ -132,6 +132,7 @@ def rehearse(
                 "replication_password",
                 "patroni_restapi_password",
                 "crm_app_password",
+                "pgbackrest_cipher_pass",
             )
         }
         (Path(tmp) / "secrets.yml").write_text(yaml.safe_dump(secret_values))

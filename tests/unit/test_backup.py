@@ -3,6 +3,7 @@ is touched, and the bootstrap-from-backup configuration."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,10 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.backup.repository import pgbackrest
 from harness.clients.pgbackrest import RepositoryInfo, Verification
 from harness.config.render import DATA_DIR, RestoreTarget, patroni_config, render_files
-from harness.core.errors import BackupError
+from harness.core.errors import BackupError, CommandError
 from harness.lab.presets import get_preset
+from harness.lab.project import Lab
+from harness.lab.topology import NODES
+from harness.stack.lifecycle import Stack
+from tests.fakes import FakeRuntime
 
 INFO = (Path(__file__).parents[1] / "fixtures" / "pgbackrest_info.json").read_text()
 
@@ -98,3 +104,60 @@ def test_verify_output_is_read_per_backup_and_for_the_archive() -> None:
     assert found.problems("20261122-113011F") == ["archive 17-1: 1 of 9 WAL segments invalid"]
     assert found.problems("20261122-113001F")[0] == "backup 20261122-113001F is invalid"
     assert Verification.parse("").problems("x") == ["backup x is not verified"]
+
+
+# pgBackRest 2.55's answers when the repository's encryption is not the configuration's,
+# recorded from the lab's image (a plain repository read with a cipher; the ciphertext an
+# encrypted one quotes when read with another passphrase is shortened here).
+PLAIN_READ_ENCRYPTED = """\
+ERROR: [095]: unable to load info file '/var/lib/pgbackrest/archive/gardenlab/archive.info':
+       CryptoError: cipher header invalid
+       HINT: is or was the repo encrypted?
+"""
+INFO_OTHER_PASSPHRASE = json.dumps(
+    [
+        {
+            "name": "gardenlab",
+            "backup": [],
+            "archive": [],
+            "repo": [
+                {
+                    "cipher": "aes-256-cbc",
+                    "status": {
+                        "code": 99,
+                        "message": "[FormatError] unable to load info file\nFormatError: "
+                        "key/value found outside of section at line 1: Salted__\x8a\x03",
+                    },
+                }
+            ],
+            "status": {"code": 99, "message": "other"},
+        }
+    ]
+)
+
+
+def test_the_repository_is_encrypted_and_its_passphrase_is_in_no_rendered_file() -> None:
+    conf = render_files(get_preset("fast"))["pgbackrest.conf"]
+    assert "repo1-cipher-type=aes-256-cbc" in conf.splitlines()
+    assert "cipher-pass" not in conf
+
+
+def test_a_repository_encrypted_otherwise_is_one_line_with_what_to_do(tmp_path: Path) -> None:
+    def refuse(service: str, command: list[str]) -> str:
+        raise CommandError(command, 95, PLAIN_READ_ENCRYPTED)
+
+    runtime = FakeRuntime.with_services(*NODES, on_exec=refuse)
+    stack = Stack(Lab(root=tmp_path, settings={"GARDENLAB_PROJECT": "lab-x"}), runtime=runtime)
+    with pytest.raises(BackupError) as caught:
+        pgbackrest(stack, "stanza-create", node="pg1")
+    assert "\n" not in caught.value.message
+    assert "lab-x_backups" in caught.value.message and "decrypted" in caught.value.message
+    assert "docker volume rm lab-x_backups" in caught.value.hint
+
+
+def test_info_on_a_repository_encrypted_otherwise_says_so_without_the_ciphertext() -> None:
+    info = RepositoryInfo.parse(INFO_OTHER_PASSPHRASE)
+    assert info.status_code == 99
+    assert "decrypted" in info.status_message and "Salted" not in info.status_message
+    with pytest.raises(BackupError, match="decrypted"):
+        info.check_target(None)

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.config.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
+from harness.config.bundle import (
+    CIPHER_PASS_FILE,
+    PACKAGES,
+    node_patroni_config,
+    plan_bundle,
+    site_of,
+    write_bundle,
+)
 from harness.config.inventory import Inventory, InventoryError, load_inventory
 from harness.config.monitoring import alert_rules
 from harness.config.render import (
@@ -241,3 +248,20 @@ def test_a_gate_with_a_failed_check_is_no_go_and_skipped_checks_do_not_count() -
     assert not report.passed
     assert "| a synchronous standby | FAIL | none |" in markdown(report)
     assert markdown(report).startswith("# Cutover gate: NO-GO")
+
+
+def test_whichever_host_holds_the_repository_encrypts_it_as_the_lab_does(tmp_path: Path) -> None:
+    cipher = "repo1-cipher-type=aes-256-cbc"
+    assert cipher in pgbackrest_conf().splitlines()  # the lab's
+    with_host = {b.host.name: b for b in plan_bundle(example(), VERSIONS)}
+    assert cipher in with_host["bk1"].files["etc/pgbackrest/pgbackrest.conf"].splitlines()
+    assert cipher not in with_host["db1"].files["etc/pgbackrest/pgbackrest.conf"]
+    assert CIPHER_PASS_FILE in with_host["bk1"].templates
+    assert CIPHER_PASS_FILE not in with_host["db1"].templates
+    path = tmp_path / "inventory.yml"
+    path.write_text(GOOD)
+    local = {b.host.name: b for b in plan_bundle(load_inventory(path), VERSIONS)}
+    assert cipher in local["db1"].files["etc/pgbackrest/pgbackrest.conf"].splitlines()
+    assert local["db1"].templates[CIPHER_PASS_FILE] == (
+        "[global]\nrepo1-cipher-pass={{ pgbackrest_cipher_pass }}\n"
+    )
