@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from harness.clients.docker import Container, ContainerAction, RunSpec, Volume
+from harness.clients.docker import Container, ContainerAction, Exposure, RunSpec, Volume
 from harness.core.errors import CommandError, ContainerGone
 
 Exec = Callable[[str, list[str]], str]  # (service, command) -> stdout; raise CommandError
@@ -129,6 +130,9 @@ class FakeRuntime:
 
     def memory_used(self, names: Sequence[str]) -> dict[str, int]:
         return dict.fromkeys(names, 0)
+
+    def exposure(self, container: str, log_lines: int = 2000) -> Exposure:
+        raise NotImplementedError("the security suite asks the real engine")
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         return ["exec", container, *command]
@@ -370,3 +374,19 @@ class FakePooler:
     def resume(self) -> None:
         self.calls.append("resume")
         self.is_paused = False
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports nothing listens on, distinct, and below the kernel's ephemeral range, so
+    an outgoing connection of another program cannot take one between the pick and the use."""
+    chosen: list[int] = []
+    for port in range(31000, 32768):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"fewer than {count} free loopback ports in 31000-32767")

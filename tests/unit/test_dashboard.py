@@ -4,7 +4,6 @@ answer stops with a message before any file is written."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from harness.clients.monitoring import PrometheusClient
 from harness.core.errors import HarnessError
 from harness.lab.project import Lab
 from harness.stack.dashboard import ALERTS_QUERY, PANELS, Window, draw, fetch_alerts, step_for
+from tests.fakes import free_ports
 
 START = 1_000_000.0
 
@@ -80,14 +80,8 @@ def test_a_query_prometheus_refuses_is_named() -> None:
         client.query_range("up(", 0, 1, 5)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_unreachable_prometheus_stops_before_anything_is_written(tmp_path: Path) -> None:
-    lab = Lab(root=tmp_path, settings={"GARDENLAB_PROMETHEUS_PORT": str(free_port())})
+    lab = Lab(root=tmp_path, settings={"GARDENLAB_PROMETHEUS_PORT": str(free_ports(1)[0])})
     out = tmp_path / "out"
     result = CliRunner().invoke(
         cli.cli, ["dashboard", "--out", str(out)], obj=App(lab_factory=lambda: lab)

@@ -20,7 +20,7 @@ from harness.lab.project import PUBLISHED_PORTS, Lab
 from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
 from harness.lab.topology import SUPABASE
 from harness.stack.lifecycle import SECRETS_LABEL, Stack, StackStatus, stop_order
-from tests.fakes import FakeRuntime, container
+from tests.fakes import FakeRuntime, container, free_ports
 
 
 def volume(name: str, secrets_id: str) -> Volume:
@@ -35,12 +35,6 @@ def quiet_stack(
     return Stack(Lab(root=tmp_path, settings=settings), say=lambda _: None, runtime=runtime)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def held_port() -> Iterator[int]:
     """A loopback port some other program listens on."""
@@ -52,7 +46,8 @@ def held_port() -> Iterator[int]:
 
 def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -> None:
     with held_port() as port:
-        free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "stats"}
+        others = [p for p in PUBLISHED_PORTS if p.name != "stats"]
+        free = {p.env_var: str(n) for p, n in zip(others, free_ports(len(others)), strict=True)}
         stack = quiet_stack(tmp_path, {**free, "GARDENLAB_STATS_PORT": str(port)})
         with pytest.raises(PortInUseError) as info:
             stack.check_ports()
@@ -62,7 +57,8 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -
 
 def test_a_profile_port_is_checked_only_when_the_profile_starts(tmp_path: Path) -> None:
     with held_port() as port:
-        free = {p.env_var: str(free_port()) for p in PUBLISHED_PORTS if p.name != "meta"}
+        others = [p for p in PUBLISHED_PORTS if p.name != "meta"]
+        free = {p.env_var: str(n) for p, n in zip(others, free_ports(len(others)), strict=True)}
         stack = quiet_stack(tmp_path, {**free, "GARDENLAB_META_PORT": str(port)})
         stack.check_ports()
         with pytest.raises(PortInUseError, match="meta"):
