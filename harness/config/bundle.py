@@ -146,6 +146,7 @@ def site_of(inventory: Inventory) -> Site:
         repository=repository,
         resources=tuple(inventory.resources.items()),
         size=inventory.size,
+        tls=inventory.tls,
     )
 
 

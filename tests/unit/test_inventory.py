@@ -241,3 +241,25 @@ def test_a_gate_with_a_failed_check_is_no_go_and_skipped_checks_do_not_count() -
     assert not report.passed
     assert "| a synchronous standby | FAIL | none |" in markdown(report)
     assert markdown(report).startswith("# Cutover gate: NO-GO")
+
+
+def test_the_servers_get_the_labs_tls_settings_with_the_inventorys_paths(tmp_path: Path) -> None:
+    paths = "{ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}"
+    inventory = load_inventory(write(tmp_path, GOOD + f"tls: {paths}\n"))
+    config = node_patroni_config(inventory, inventory.host("db1"))["postgresql"]
+    assert config["parameters"]["ssl_cert_file"] == "/srv/db.pem"
+    assert config["parameters"]["ssl_min_protocol_version"] == "TLSv1.3"
+    assert config["authentication"]["replication"]["sslrootcert"] == "/srv/ca.pem"
+    ini = pgbouncer_ini(site_of(inventory))
+    assert "client_tls_key_file = /srv/db.key" in ini and "server_tls_ca_file = /srv/ca.pem" in ini
+    assert inventory.client_ca_file is None
+
+
+def test_an_inventory_without_tls_renders_none_and_a_relative_path_is_refused(
+    tmp_path: Path,
+) -> None:
+    plain = load_inventory(write(tmp_path, GOOD))
+    assert "ssl" not in node_patroni_config(plain, plain.host("db1"))["postgresql"]["parameters"]
+    bad = "tls: {ca_file: ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+    with pytest.raises(InventoryError, match=r"inventory.yml:8: tls: ca_file 'ca.pem' is not"):
+        load_inventory(write(tmp_path, GOOD + bad))
