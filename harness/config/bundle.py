@@ -31,6 +31,7 @@ from harness.config.render import (
     Site,
     haproxy_cfg,
     patroni_config,
+    patroni_tls_environment,
     patroni_yml,
     pgbackrest_conf,
     pgbouncer_ini,
@@ -121,6 +122,14 @@ PGBOUNCER_USERLIST = """\
 "postgres" "{{ postgres_password }}"
 "crm_app" "{{ crm_app_password }}"
 """
+
+
+def tls_environment(inventory: Inventory) -> str:
+    """The lab's Patroni TLS environment with the inventory's CA path."""
+    settings = patroni_tls_environment(inventory.tls)
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
 NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_cluster = false\n"
 
 
@@ -227,7 +236,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
             "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
             "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
         },
-        {"etc/patroni/patroni.env": PATRONI_ENV},
+        {"etc/patroni/patroni.env": PATRONI_ENV + tls_environment(inv)},
     ),
     "etcd": lambda inv, host: ({"etc/default/etcd": etcd_environment(inv, host)}, {}),
     "haproxy": lambda inv, host: (

@@ -108,13 +108,18 @@ def ssl_parameters(tls: TlsPaths | None) -> dict[str, str]:
     }
 
 
-def patroni_authentication(tls: TlsPaths | None) -> dict[str, Any]:
+def patroni_tls_environment(tls: TlsPaths | None) -> dict[str, str]:
     """How Patroni's own connections to peers (replication, basebackup, pg_rewind) verify the
-    server; the usernames and passwords come from the environment (PATRONI_*), merged in."""
+    server: environment beside the users' names and passwords (PATRONI_*), in Compose's file
+    for the lab and patroni.env on a server. A file's `authentication` section would replace
+    the environment's users rather than merge with them."""
     if tls is None:
         return {}
-    client = {"sslmode": "verify-full", "sslrootcert": tls.ca_file}
-    return {"authentication": {"superuser": client, "replication": client}}
+    return {
+        f"PATRONI_{user}_{key}": value
+        for user in ("SUPERUSER", "REPLICATION")
+        for key, value in (("SSLMODE", "verify-full"), ("SSLROOTCERT", tls.ca_file))
+    }
 
 
 @dataclass(frozen=True)
@@ -293,7 +298,6 @@ def patroni_config(
             # is outside the cluster network pg_hba admits (found by the rehearsal).
             "use_unix_socket": True,
             "pg_hba": pg_hba(site.network),
-            **patroni_authentication(site.tls),
             "parameters": {
                 "unix_socket_directories": "/var/run/postgresql",
                 **ssl_parameters(site.tls),

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.config.bundle import PACKAGES, node_patroni_config, plan_bundle, site_of, write_bundle
+from harness.config.bundle import (
+    PACKAGES,
+    node_patroni_config,
+    plan_bundle,
+    site_of,
+    tls_environment,
+    write_bundle,
+)
 from harness.config.inventory import Inventory, InventoryError, load_inventory
 from harness.config.monitoring import alert_rules
 from harness.config.render import (
@@ -249,7 +256,7 @@ def test_the_servers_get_the_labs_tls_settings_with_the_inventorys_paths(tmp_pat
     config = node_patroni_config(inventory, inventory.host("db1"))["postgresql"]
     assert config["parameters"]["ssl_cert_file"] == "/srv/db.pem"
     assert config["parameters"]["ssl_min_protocol_version"] == "TLSv1.3"
-    assert config["authentication"]["replication"]["sslrootcert"] == "/srv/ca.pem"
+    assert "PATRONI_REPLICATION_SSLROOTCERT=/srv/ca.pem\n" in tls_environment(inventory)
     ini = pgbouncer_ini(site_of(inventory))
     assert "client_tls_key_file = /srv/db.key" in ini and "server_tls_ca_file = /srv/ca.pem" in ini
     assert inventory.client_ca_file is None

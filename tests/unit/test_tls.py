@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from harness import cli
 from harness.cli.app import App
 from harness.clients.addresses import conninfo, sqlalchemy_url
-from harness.config.render import COMPOSE_SITE, patroni_config, pgbouncer_ini
+from harness.config.render import (
+    COMPOSE_SITE,
+    patroni_config,
+    patroni_tls_environment,
+    pgbouncer_ini,
+)
 from harness.core.errors import ConfigError
 from harness.core.progress import Say
 from harness.lab.presets import get_preset
@@ -134,11 +139,12 @@ def test_patroni_renders_tls_13_and_verifies_its_peers() -> None:
     assert config["parameters"]["ssl"] == "on"
     assert config["parameters"]["ssl_min_protocol_version"] == "TLSv1.3"
     assert config["parameters"]["ssl_cert_file"] == LAB_PATHS.cert_file
-    for user in ("superuser", "replication"):
-        assert config["authentication"][user] == {
-            "sslmode": "verify-full",
-            "sslrootcert": LAB_PATHS.ca_file,
-        }
+    # the peers' verification is Patroni's environment: the compose file carries the rendering's
+    compose = (Path(__file__).parents[2] / "compose" / "docker-compose.yml").read_text()
+    environment = patroni_tls_environment(LAB_PATHS)
+    assert environment["PATRONI_REPLICATION_SSLMODE"] == "verify-full"
+    for key, value in environment.items():
+        assert f"  {key}: {value}\n" in compose
 
 
 def test_pgbouncer_speaks_tls_to_clients_and_verifies_the_servers() -> None:
@@ -151,7 +157,7 @@ def test_pgbouncer_speaks_tls_to_clients_and_verifies_the_servers() -> None:
 def test_a_site_without_tls_renders_none() -> None:
     site = replace(COMPOSE_SITE, tls=None)
     config = patroni_config(get_preset("fast"), site=site)["postgresql"]
-    assert "ssl" not in config["parameters"] and "authentication" not in config
+    assert "ssl" not in config["parameters"] and patroni_tls_environment(None) == {}
     assert "tls" not in pgbouncer_ini(site)
 
 
