@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos \
-	bench-startup bench-seed bench-import bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup gate render rehearse
+	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,8 @@ chaos: venv ## The whole scenario catalog on a real stack (RUNS=10 repeats it)
 LOAD_ARGS = --users $(or $(USERS),100) --via $(or $(VIA),haproxy) --processes $(or $(PROCESSES),1) \
 	$(foreach t,$(THRESHOLDS),--threshold $(t))
 
-load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms (all or any request type) or > 0.1 % errors
-	$(HARNESS) load $(LOAD_ARGS) --duration $(or $(DURATION),3m)
+load: venv ## Locust on the seeded CRM: 100 users, 3 min; exit 1 on p95 >= 100 ms (all or any request type) or > 0.1 % errors; IMPORT=100000 adds a CSV import
+	$(HARNESS) load $(LOAD_ARGS) $(if $(IMPORT),--with-import $(IMPORT),--duration $(or $(DURATION),3m))
 
 load-chaos: venv ## The same load while a scenario runs (SCENARIO=leader-kill); fault window apart
 	$(HARNESS) load $(LOAD_ARGS) --scenario $(or $(SCENARIO),leader-kill)
@@ -95,6 +95,9 @@ bench-seed: venv ## Figures: seeding end to end vs COPY of ready rows vs pgbench
 
 bench-import: venv ## Figures: CSV import rows/s vs harness seed's COPY rate, service memory (ROWS=100000)
 	$(BIN)/python -m benchmarks.csv_import $(foreach r,$(or $(ROWS),100000),--rows $(r))
+
+bench-import-chaos: venv ## Figures: the exactly-once import scenarios over RUNS runs (default 5): pass rate, run and import times
+	$(BIN)/python -m benchmarks.import_chaos --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 
 bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) on the dev lab
 	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,17 @@ def cluster_json(leader: str = "pg1", sync: str = "pg2", replica: str = "pg3") -
     }
 
 
+def merge(into: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Patroni's PATCH /config: nested keys merged, null removes a key."""
+    for key, value in changes.items():
+        if value is None:
+            into.pop(key, None)
+        elif isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
 class FakePatroni:
     """Patroni's REST API over a cluster it changes as Patroni would: a switchover swaps the
     leader and the candidate, a restart clears a member's pending flag, a reinitialize gives
@@ -251,10 +262,11 @@ class FakePatroni:
 
     def __init__(self, cluster: dict[str, Any], config: dict[str, Any] | None = None) -> None:
         self.cluster = cluster
-        self.config = config if config is not None else {"synchronous_mode": True}
+        self.config: dict[str, Any] = config if config is not None else {"synchronous_mode": True}
         self.requests: list[tuple[str, str]] = []
         self.started: dict[str, int] = {}  # member -> postmaster start count
         self.refuse_switchover = ""  # when set: Patroni's 412 text
+        self.patches: list[dict[str, Any]] = []  # PATCH /config bodies, in order
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -272,6 +284,13 @@ class FakePatroni:
         body = json.loads(request.content) if request.content else {}
         if path == "/cluster":
             return httpx.Response(200, json=self.cluster)
+        if path == "/config" and method == "PATCH":
+            merge(self.config, body)
+            self.patches.append(body)
+            if body.get("postgresql", {}).get("parameters"):  # as for a setting read at start
+                for member in self.cluster["members"]:
+                    member["pending_restart"] = True
+            return httpx.Response(200, json=self.config)
         if path == "/config":
             return httpx.Response(200, json=self.config)
         if path == "/switchover" and method == "POST":
@@ -302,6 +321,33 @@ class FakePatroni:
                 },
             )
         return httpx.Response(404, text="not found")
+
+
+@dataclass
+class FakeCompose:
+    """A Compose project: `up` of named services is recorded and handed to `on_up`, which
+    plays what the started containers do."""
+
+    profiles: tuple[str, ...] = ()
+    ups: list[tuple[tuple[str, ...], list[str]]] = field(default_factory=list)
+    on_up: Callable[[list[str]], None] | None = None
+
+    def build(self, services: Sequence[str], on_line: Callable[[str], None]) -> None:
+        pass
+
+    def up(self, services: Sequence[str] = (), *, dependencies: bool = True) -> None:
+        self.ups.append((self.profiles, list(services)))
+        if self.on_up:
+            self.on_up(list(services))
+
+    def config(self) -> dict[str, Any]:
+        return {}
+
+    def logs(self, services: Sequence[str] = (), tail: str = "100") -> str:
+        return ""
+
+    def follow(self, services: Sequence[str], tail: str) -> Iterator[bytes]:
+        return iter(())
 
 
 @dataclass

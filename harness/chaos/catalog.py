@@ -1,8 +1,8 @@
 """Each scenario reads: steady load, then the fault, held for a while, then healed, then
 checked: no acknowledged write lost, no unexpected row, no split brain, nodes converged,
 and the write outage within its budget. Scenarios with an import add: every valid row of a
-200k-row CSV import running through the fault in leads exactly once, every invalid row
-rejected with its line.
+CSV import running through the fault in leads exactly once, every invalid row rejected with
+its line, and the fault did meet the import.
 
 Budgets are for the `fast` preset (ttl 20 s): a hard failure of the leader can only be
 detected when its leader lock expires, so ttl bounds it.
@@ -11,13 +11,21 @@ detected when its leader lock expires, so ttl bounds it.
 from __future__ import annotations
 
 from harness.chaos.alerts import NEVER_FIRE, AlertExpectation
+from harness.chaos.imports import ImportPlan
 from harness.chaos.runner import Expectation, Scenario
 from harness.core.errors import ConfigError
+from harness.faults.model import STREAMS
 from harness.lab.presets import get_preset
-from harness.maintenance.planned import planned_reinit, planned_switchover
+from harness.maintenance.planned import (
+    planned_reinit,
+    planned_rolling_restart,
+    planned_switchover,
+)
+from harness.maintenance.scale import planned_scale_out_in
 
 TTL = get_preset("fast").ttl
 IMPORT_ROWS = 200_000
+SHORT_IMPORT_ROWS = 50_000  # its merge lasts a few seconds: long enough to be cut, short for CI
 # From a promotion to Alertmanager: a scrape (5 s), an evaluation (5 s), group_wait (1 s).
 ALERT_DELAY = 12
 # Failovers that must stay quiet: a switchover is over before any `for` has run out.
@@ -187,7 +195,7 @@ CATALOG: dict[str, Scenario] = {
             fault=lambda f: f.container_fault("kill", "leader"),
             hold=TTL + 10,
             expect=Expectation(failover=True, max_write_gap=TTL + 2),
-            import_rows=IMPORT_ROWS,
+            imports=ImportPlan(IMPORT_ROWS),
         ),
         Scenario(
             name="import-service-restart",
@@ -196,7 +204,43 @@ CATALOG: dict[str, Scenario] = {
             fault=lambda f: f.container_fault("kill", "csv-import"),
             hold=5,
             expect=Expectation(failover=False, max_write_gap=1),
-            import_rows=IMPORT_ROWS,
+            imports=ImportPlan(IMPORT_ROWS),
+        ),
+        Scenario(
+            name="import-link-cut",
+            ci=True,
+            story="The import service's database link goes down for 5 s (the fault proxy "
+            "closes its connections and refuses new ones) while a 50k-row import merges. The "
+            "merge in flight loses its connection and rolls back; the worker retries until "
+            "the link is back and merges once. The cluster's other clients see nothing.",
+            fault=lambda f: f.link_down("csv-import"),
+            hold=5,
+            expect=Expectation(failover=False, max_write_gap=1),
+            imports=ImportPlan(SHORT_IMPORT_ROWS, fault_in="merging", cut=True),
+        ),
+        Scenario(
+            name="import-link-reset",
+            story="Every connection of the import service to the database is reset on its "
+            "next write (reset_peer on its link, upstream) for 10 s while a 200k-row import "
+            "stages: the COPY in flight is cut, and each reconnect too, until the heal; the "
+            "ledger says which batches committed.",
+            fault=lambda f: f.toxic("csv-import", "reset_peer", {"timeout": 0}, "upstream"),
+            hold=10,
+            expect=Expectation(failover=False, max_write_gap=1),
+            imports=ImportPlan(IMPORT_ROWS, fault_in="staging", cut=True),
+        ),
+        Scenario(
+            name="import-link-hang",
+            story="The import service's link stops carrying data both ways (timeout toxics "
+            "that hold connections open) for 15 s while a 200k-row import merges: the merge's "
+            "answer never comes and reconnects time out. Healed, the proxy ends the held "
+            "connections, the old session rolls back, and the worker merges once.",
+            fault=lambda f: f.together(
+                *(f.toxic("csv-import", "timeout", {"timeout": 0}, s) for s in STREAMS)
+            ),
+            hold=15,
+            expect=Expectation(failover=False, max_write_gap=1),
+            imports=ImportPlan(IMPORT_ROWS, fault_in="merging", cut=True),
         ),
         Scenario(
             name="planned-switchover-pooler",
@@ -235,6 +279,32 @@ CATALOG: dict[str, Scenario] = {
             hold=2,
             endpoint="pooler",
             expect=Expectation(failover=False, max_write_gap=1, max_client_errors=0),
+            never=FAILOVER_SILENT,
+        ),
+        Scenario(
+            name="planned-scale-out-in",
+            group="planned",
+            story="`harness scale` under clients of PgBouncer: pg4 and pg5 are cloned from the "
+            "leader and join HAProxy's ro pool, serve it for the hold, then leave (key, slot, "
+            "container and volume removed). The leader stays; writes carry on untouched.",
+            fault=planned_scale_out_in,
+            hold=3,
+            endpoint="pooler",
+            expect=Expectation(failover=False, max_write_gap=2, max_client_errors=0),
+            never=FAILOVER_SILENT,
+        ),
+        Scenario(
+            name="planned-rolling-restart",
+            group="planned",
+            story="`harness restart --rolling` under clients of PgBouncer, for shared_buffers "
+            "16 MB up: replicas restart first, the leader moves with PgBouncer paused, the old "
+            "leader last; then the old value is rolled out the same way. Clients wait twice; "
+            "none gets an error.",
+            fault=planned_rolling_restart,
+            hold=2,
+            endpoint="pooler",
+            # each roll-out holds PgBouncer for one switchover (see planned-switchover-pooler)
+            expect=Expectation(failover=True, max_write_gap=8, max_client_errors=0),
             never=FAILOVER_SILENT,
         ),
     )

@@ -22,7 +22,7 @@ from harness.chaos.alerts import (
     alert_failures,
     lab_firing,
 )
-from harness.chaos.imports import ImportAlongside
+from harness.chaos.imports import ImportAlongside, ImportPlan
 from harness.chaos.invariants import Verdict, client_errors, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
 from harness.core.progress import Say
@@ -60,7 +60,7 @@ class Scenario:
     recover: float = 8.0  # seconds of load once the cluster is ready again
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
-    import_rows: int = 0  # a CSV import of this many rows runs through the fault (needs a seed)
+    imports: ImportPlan | None = None  # a CSV import runs through the fault (needs a seed)
     group: ScenarioGroup = "failure"
     alerts: tuple[AlertExpectation, ...] = ()  # must fire (and resolve) within budgets
     never: tuple[str, ...] = NEVER_FIRE  # alerts that must not fire at all
@@ -142,7 +142,7 @@ def run(
     stack.wait_ready(RECOVERY_TIMEOUT)
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
-    alongside = ImportAlongside(stack, scenario.import_rows, say) if scenario.import_rows else None
+    alongside = ImportAlongside(stack, scenario.imports, say) if scenario.imports else None
     watch = AlertWatch(firing or lab_firing(stack.lab.url("alertmanager")))
     with watch:
         try:
@@ -154,10 +154,14 @@ def run(
                 fault = scenario.fault(faults)
                 description = fault.description
                 say(f"{scenario.name}: {description}, held {scenario.hold:.0f} s")
+                if alongside:
+                    alongside.mark("fault")
                 load.mark("fault")
                 watch.mark("fault")
                 with fault:
                     time.sleep(scenario.hold)
+                    if alongside:
+                        alongside.mark("heal")
                     load.mark("heal")
                     watch.mark("heal")
                 say(f"{scenario.name}: healed; waiting for the cluster")

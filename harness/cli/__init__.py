@@ -38,6 +38,7 @@ COMMANDS = {
     "switchover": "maintenance:switchover",
     "restart": "maintenance:restart",
     "reinit": "maintenance:reinit",
+    "scale": "maintenance:scale",
     "tls": "tls:tls",
 }
 

@@ -85,6 +85,16 @@ def limits_from(thresholds: tuple[Limit, ...]) -> tuple[Limit, ...]:
     help="Run this chaos scenario under the load (`harness chaos list`).",
 )
 @click.option(
+    "--with-import",
+    "import_rows",
+    type=click.IntRange(min=1000),
+    default=None,
+    metavar="ROWS",
+    help="Run a CSV import of ROWS rows (at least 1000) through the csv-import service once "
+    "the load is steady; the report shows the p95 without it, while it runs, and after. "
+    "Ignores --duration: ramp + 20 s + the import + 15 s.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(),
@@ -103,6 +113,7 @@ def load_command(
     wait: tuple[float, float],
     thresholds: tuple[Limit, ...],
     scenario: str | None,
+    import_rows: int | None,
     out_dir: str | None,
 ) -> None:
     """Locust load on the seeded CRM: 100 users, a ramp, headless, bounded in time.
@@ -111,8 +122,10 @@ def load_command(
     dashboard and agent-memory search on the ro port; new leads, bookings (read back on the
     primary) and messages on the primary. Each user works for one agency under RLS.
     Prints percentiles per request type for the steady state (the ramp excluded) and, with
-    --scenario, for the fault window and the recovery too. Exit 1 when a threshold is
-    breached or the scenario fails; reports, CSV, HTML and a timeline go to --out.
+    --scenario, for the fault window and the recovery too; with --with-import, for the
+    window while the import runs and the one after it (thresholds on the steady window
+    before it). Exit 1 when a threshold is breached, the scenario fails or the import's
+    rows are not each there once; reports, CSV, HTML and a timeline go to --out.
     """
     from pathlib import Path
 
@@ -120,9 +133,11 @@ def load_command(
     from harness.chaos.report import summary
     from harness.cli.output import err, out
     from harness.load.plan import LoadPlan
-    from harness.load.run import run_load, run_load_chaos
+    from harness.load.run import run_load, run_load_chaos, run_load_import
     from harness.load.run import summary as load_summary
 
+    if scenario is not None and import_rows is not None:
+        raise click.UsageError("--with-import and --scenario cannot be combined")
     chosen = scenario_named(scenario) if scenario is not None else None
     plan = LoadPlan(
         users=users,
@@ -135,17 +150,19 @@ def load_command(
         limits=limits_from(thresholds),
     )
     stack = app.stack()
-    label = scenario or f"{users}u-{via}"
+    label = scenario or f"{users}u-{via}" + (f"-import{import_rows}" if import_rows else "")
     directory = Path(out_dir) if out_dir else app.lab.artifacts("load", label)
     try:
-        if chosen is None:
+        if import_rows is not None:
+            result = run_load_import(stack, plan, import_rows, directory, say=err.print)
+        elif chosen is None:
             result = run_load(stack, plan, directory, say=err.print)
         else:
             result = run_load_chaos(stack, plan, chosen, directory, say=err.print)
     except KeyboardInterrupt:
         err.print(
             f"interrupted: Locust stopped (its reports so far are in {directory}); "
-            "any fault was healed"
+            "any fault was healed" + ("; the import goes on in the service" if import_rows else "")
         )
         sys.exit(130)
     if result.chaos is not None:

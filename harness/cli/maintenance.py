@@ -1,4 +1,5 @@
-"""Planned maintenance on the running lab: switchover, rolling restart, replica rebuild."""
+"""Planned maintenance on the running lab: switchover, rolling restart, replica rebuild,
+members added and removed."""
 
 from __future__ import annotations
 
@@ -102,3 +103,37 @@ def reinit(app: App, member: str, timeout: float) -> None:
     with planned(app) as work:
         seconds = work.reinit(member, timeout)
     err.print(f"[green]rebuilt[/] {member} in {seconds:.1f} s; it streams from the leader")
+
+
+@click.command()
+@click.option(
+    "--replicas",
+    "total",
+    type=int,
+    required=True,
+    metavar="N",
+    help="Members the cluster should have, the leader included: 3 to 5.",
+)
+@timeout_option(300.0)
+@pass_app
+def scale(app: App, total: int, timeout: float) -> None:
+    """Add or remove members (pg4, pg5) so the cluster has N, for read load.
+
+    A joining member is cloned from the leader and enters HAProxy's ro pool (5001) once it
+    streams. A leaving member (pg5 before pg4) is stopped, its member key deleted from etcd,
+    its replication slot dropped on the leader, and its container and volume removed.
+    Refused, with nothing changed, below 3 or above 5 members, while other planned work is
+    under way (a switchover, PgBouncer paused), or when a leaving member leads.
+    """
+    from harness.cli.output import err
+    from harness.maintenance.scale import Scale
+
+    with planned(app) as work:
+        result = Scale(work).scale(total, timeout)
+    if not result.changed:
+        err.print(f"the cluster has {len(result.after)} members already: nothing to do")
+        return
+    err.print(
+        f"[green]scaled[/] {len(result.before)} -> {len(result.after)} members: "
+        f"{', '.join(result.after)}"
+    )

@@ -13,7 +13,7 @@ from rich.status import Status
 from rich.table import Table
 
 from harness.core.errors import HarnessError
-from harness.lab.topology import NODES
+from harness.lab.topology import MEMBERS, NODES
 
 if TYPE_CHECKING:
     from harness.stack.lifecycle import StackStatus
@@ -83,7 +83,12 @@ def status_table(status: StackStatus) -> Table:
     table = Table(title=f"gardenlab: {health}  leader: {leader}", title_justify="left")
     for column in ("member", "role", "state", "TL", "lag (bytes)", "rw", "ro", "container"):
         table.add_column(column)
-    for node in NODES:
+    shown = [
+        n
+        for n in MEMBERS
+        if n in NODES or (cluster and cluster.member(n)) or n in status.containers
+    ]
+    for node in shown:
         m = cluster.member(node) if cluster else None
         table.add_row(
             node,

@@ -32,7 +32,7 @@ from harness.lab.topology import (
     ETCD_CLIENT_PORT,
     ETCD_MEMBERS,
     HAPROXY_METRICS_PORT,
-    NODES,
+    MEMBERS,
     PG_PORT,
     PGBOUNCER_PORT,
     PROXY_LINKS,
@@ -147,7 +147,9 @@ class Site:
 COMPOSE_SITE = Site(
     etcd_hosts=tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS),
     network="samenet",
-    servers=tuple((node, node) for node in NODES),
+    # pg4 and pg5 too: absent, their names do not resolve and HAProxy holds them in
+    # maintenance (init-addr none) until `harness scale` starts them and Docker's DNS answers.
+    servers=tuple((node, node) for node in MEMBERS),
     docker_dns=True,
     pgbouncer_upstream="haproxy",
     repository=(("repo1-path", REPO_PATH),),
@@ -302,6 +304,10 @@ def patroni_config(
                 "unix_socket_directories": "/var/run/postgresql",
                 **ssl_parameters(site.tls),
             },
+            # A replica cloned (a member joining, a reinit) asks the leader for an immediate
+            # checkpoint: pg_basebackup's default spread one waited out a running timed
+            # checkpoint, 61 s before a fourth member could stream.
+            "basebackup": {"checkpoint": "fast"},
         },
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
     }

@@ -7,7 +7,8 @@ How each link is faulted:
 - isolation, cuts and partitions: iptables rules in the database nodes' own chains
   (GARDENLAB_IN / GARDENLAB_OUT), the only containers with NET_ADMIN;
 - latency, jitter, bandwidth, timeouts, resets, a link down: toxics on the fault proxy,
-  which carries replication to each node (repl-pgN) and the proxied client ports.
+  which carries replication to each node (repl-pgN), the proxied client ports, and the
+  import service's database link (import-rw).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from harness.faults.model import (
     ToxicFault,
 )
 from harness.lab.topology import (
+    APP_LINKS,
     CSV_IMPORT,
     ENDPOINTS,
     ETCD_MEMBERS,
@@ -116,9 +118,12 @@ class Faults:
         return service
 
     def resolve_link(self, target: str) -> str:
-        """A proxy link: rw/ro/pooler client paths, or a node's (or role's) replication link."""
+        """A proxy link: rw/ro/pooler client paths, an application service's database link,
+        or a node's (or role's) replication link."""
         if target in ENDPOINTS:
             return ENDPOINTS[target].link
+        if target in APP_LINKS:
+            return APP_LINKS[target].name
         return f"repl-{self.resolve_node(target)}"
 
     def address(self, service: str) -> str:

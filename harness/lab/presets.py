@@ -26,6 +26,9 @@ class TimingPreset:
     check_fall: int  # failed checks before a backend is marked down
     check_rise: int  # passed checks before a backend is marked up
     connect_timeout_ms: int  # HAProxy's connect timeout to a node
+    # HAProxy's interval for checks on a server that is down (a replica on rw): how soon a
+    # new leader is found; None checks it every check_inter_ms like the others
+    check_downinter_ms: int | None = None
 
     def __post_init__(self) -> None:
         if self.ttl < PATRONI_MIN_TTL:

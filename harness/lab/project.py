@@ -13,7 +13,17 @@ from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
 from harness.lab.tls import LabTls
-from harness.lab.topology import CSV_IMPORT, CSV_IMPORT_PORT, ENDPOINTS, NODES, SOURCE, SUPABASE
+from harness.lab.topology import (
+    CSV_IMPORT,
+    CSV_IMPORT_PORT,
+    ENDPOINTS,
+    EXTRA_NODES,
+    MEMBERS,
+    NODES,
+    SCALE_PROFILE,
+    SOURCE,
+    SUPABASE,
+)
 
 DEFAULT_PROJECT = "gardenlab"
 LOOPBACK = "127.0.0.1"
@@ -34,6 +44,10 @@ PUBLISHED_PORTS = (
     ),
     PublishedPort("stats", "GARDENLAB_STATS_PORT", 7000),
     *(PublishedPort(n, f"GARDENLAB_{n.upper()}_REST_PORT", 8008 + i) for i, n in enumerate(NODES)),
+    *(
+        PublishedPort(n, f"GARDENLAB_{n.upper()}_REST_PORT", 8011 + i, SCALE_PROFILE)
+        for i, n in enumerate(EXTRA_NODES)
+    ),
     PublishedPort("faultproxy", "GARDENLAB_FAULTPROXY_PORT", 8474),
     PublishedPort(CSV_IMPORT, "GARDENLAB_CSV_IMPORT_PORT", CSV_IMPORT_PORT),
     PublishedPort("proxied-rw", "GARDENLAB_PROXIED_RW_PORT", 5010),
@@ -197,3 +211,7 @@ class Lab:
 
     def rest_urls(self) -> list[str]:
         return [self.url(node) for node in NODES]
+
+    def member_urls(self) -> dict[str, str]:
+        """Each member's own REST API, pg4's and pg5's too (published while they run)."""
+        return {node: self.url(node) for node in MEMBERS}

@@ -8,6 +8,11 @@ from typing import Literal
 
 SCOPE = "gardenlab"  # Patroni's cluster name
 NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member names
+# Members `harness scale` adds and removes (Compose profile SCALE_PROFILE), in that order: the
+# same image and configuration as the core nodes, each with its own volume and proxy link.
+EXTRA_NODES = ("pg4", "pg5")
+MEMBERS = (*NODES, *EXTRA_NODES)  # every member the lab can run, core nodes first
+SCALE_PROFILE = "scale"
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
@@ -84,6 +89,16 @@ class ProxyLink:
 
 
 REPLICATION_PORT_BASE = 25430  # repl-pgN listens on 25430 + N: that node's connect_address
+# The application's own services reach the rw endpoint through a link of their own, so a lost
+# connection (reset, hang, link down) can be staged for one service and no other client.
+APP_LINKS = {
+    CSV_IMPORT: ProxyLink(
+        "import-rw",
+        25090,
+        f"{HAPROXY}:{ENDPOINTS['rw'].port}",
+        "the CSV import service to HAProxy rw",
+    ),
+}
 PROXY_LINKS = (
     *(
         ProxyLink(e.link, e.link_port, f"{e.service}:{e.port}", f"clients to {e.service} {e.name}")
@@ -96,8 +111,9 @@ PROXY_LINKS = (
             f"{node}:{PG_PORT}",
             f"peers to {node}'s PostgreSQL: replication, basebackup, rewind",
         )
-        for i, node in enumerate(NODES, start=1)
+        for i, node in enumerate(MEMBERS, start=1)
     ),
+    *APP_LINKS.values(),
 )
 
 # Monitoring: Prometheus and Alertmanager, and the exporters Prometheus scrapes (ports inside
@@ -118,7 +134,7 @@ HAPROXY_METRICS_PORT = 8405
 # HAProxy passes TLS through, so a node's certificate must also answer to `haproxy`; peers
 # and the proxied client ports reach nodes and the pooler through the fault proxy.
 TLS_NAMES: dict[str, tuple[str, ...]] = {
-    **{node: (node, "haproxy", FAULTPROXY) for node in NODES},
+    **{node: (node, "haproxy", FAULTPROXY) for node in MEMBERS},
     "pgbouncer": ("pgbouncer", FAULTPROXY),
     SOURCE_SERVICE: (SOURCE_SERVICE,),
     APP_ENDPOINT: (APP_ENDPOINT,),

@@ -60,7 +60,7 @@ def read_request_logs(directory: Path) -> list[RequestRecord]:
 
 @dataclass(frozen=True)
 class Window:
-    name: str  # ramp, steady, fault, recovery
+    name: str  # ramp, steady, then fault, recovery or import, after
     start: float  # epoch seconds
     end: float
 
@@ -236,7 +236,7 @@ def stats_json(stats: Sequence[Stats]) -> list[dict[str, Any]]:
     return [{**asdict(s), "error_ratio": s.error_ratio} for s in stats]
 
 
-WINDOW_COLOURS = {"ramp": "grey", "fault": "orange", "recovery": "tab:green"}
+WINDOW_COLOURS = {"ramp": "grey", "fault": "orange", "recovery": "tab:green", "import": "tab:blue"}
 
 
 def plot_timeline(

@@ -6,6 +6,11 @@ in one directory: Locust's CSV and HTML reports, its log, and a CSV of every req
 load process, from which the harness cuts windows (ramp, steady, fault, recovery), checks
 the thresholds and draws the timeline. Before any load starts, the plan, the stack and
 the data are checked, so a bad run fails in a second, not after minutes.
+
+With a CSV import, one run holds both sides of the comparison: the steady window before the
+import is submitted, the window while it runs, and the window after it, under the same
+users, data and machine (two runs minutes apart on a shared machine differ by more than
+what is measured).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from harness.chaos.imports import FINISHED_TIMEOUT, STARTED_TIMEOUT, ImportAlongside, ImportPlan
 from harness.chaos.report import write_report as write_chaos_report
 from harness.chaos.runner import RECOVERY_TIMEOUT, Result, Scenario
 from harness.chaos.runner import run as run_scenario
@@ -111,6 +117,7 @@ class LoadResult:
     chaos: Result | None = None
     errors_after_fault: ErrorSpan | None = None
     servers: ServerUse | None = None  # the lab's: a gate's target has no containers to read
+    imported: dict[str, Any] | None = None  # the import's summary and its seconds under load
 
     @property
     def requests(self) -> int:
@@ -144,6 +151,7 @@ class LoadResult:
             if self.errors_after_fault
             else None,
             "servers": self.servers.to_json() if self.servers else None,
+            "import": self.imported,
         }
 
 
@@ -154,6 +162,7 @@ def analyse(
     marks: dict[str, float],  # extra window boundaries as epoch seconds: fault, ready
     chaos: tuple[Scenario, Result] | None = None,
     servers: ServerUse | None = None,
+    imported: dict[str, Any] | None = None,
 ) -> LoadResult:
     records = read_request_logs(directory)
     if not records:
@@ -169,6 +178,12 @@ def analyse(
             Window("steady", ramp_end, marks["fault"]),
             Window("fault", marks["fault"], marks["ready"]),
             Window("recovery", marks["ready"], end),
+        ]
+    elif "import" in marks:
+        windows += [
+            Window("steady", ramp_end, marks["import"]),
+            Window("import", marks["import"], marks["imported"]),
+            Window("after", marks["imported"], end),
         ]
     else:
         windows.append(Window("steady", ramp_end, end))
@@ -188,6 +203,7 @@ def analyse(
         locust.returncode,
         warnings,
         servers=servers,
+        imported=imported,
     )
     if locust.returncode not in (0, None):
         result.failures.append(f"Locust exited with {locust.returncode}: see {locust.log_path}")
@@ -197,9 +213,13 @@ def analyse(
         result.scenario, result.chaos = scenario, outcome
         result.errors_after_fault = error_span(records, marks["fault"])
         result.failures += [f"scenario {outcome.scenario}: {f}" for f in outcome.failures]
+    if imported:
+        result.failures += [f"import: {f}" for f in imported["failures"]]
     title = f"{plan.users} users via {plan.via}" + (
         f" during {chaos[1].scenario}: {chaos[1].fault}" if chaos else ""
     )
+    if imported:
+        title += f" with an import of {imported['rows']:,} rows"
     plot_timeline(records, windows, directory / "timeline.png", title)
     (directory / "summary.json").write_text(json.dumps(result.to_json(), indent=1, default=str))
     return result
@@ -281,6 +301,75 @@ def run_load_chaos(
     return analyse(plan, directory, locust, marks, (scenario, outcome), watch.finish())
 
 
+def run_load_import(
+    stack: Stack, plan: LoadPlan, rows: int, directory: Path, say: Say = print
+) -> LoadResult:
+    """The same load while a CSV import of `rows` rows runs: ramp, warm-up (the steady
+    window, without the import), the import (submitted, then followed to its end), a tail.
+
+    The import is checked as the chaos scenarios check it: each valid row once. Locust is
+    stopped whatever happens; an import cut short goes on in the service."""
+    preflight(stack, plan)
+    prepare_directory(directory)
+    bound = plan.ramp + WARMUP + STARTED_TIMEOUT + FINISHED_TIMEOUT + TAIL + 60
+    command = locust_command(plan, directory, min(bound, MAX_SECONDS))
+    env = locust_environment(LoadTarget.of_lab(stack.lab, plan.via), plan, directory)
+    watch = ServerWatch(stack)
+    watch.start()
+    alongside = ImportAlongside(stack, ImportPlan(rows), say)
+    alongside.prepare(seed=int(time.time()))
+    say(
+        f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, {WARMUP:.0f} s "
+        f"without an import, then an import of {rows:,} rows; reports in {directory}"
+    )
+    try:
+        with LocustProcess(command, env, directory / "locust.log") as locust:
+            wait_with_progress(locust, locust.started + plan.ramp + WARMUP, directory, say)
+            if not locust.running:
+                raise HarnessError(
+                    f"Locust stopped before the import:\n{locust.log_tail()}",
+                    f"its log: {locust.log_path}",
+                )
+            marks = {"import": time.time()}
+            alongside.start(seed=0)  # the file is written already
+            done = alongside.finish()
+            marks["imported"] = time.time()
+            wait_with_progress(locust, time.time() + TAIL, directory, say)
+        seconds = marks["imported"] - marks["import"]
+        imported = {
+            "rows": rows,
+            "id": done["id"],
+            "state": done["state"],
+            "imported": done["imported"],
+            "rejected": done["rejected"],
+            "seconds": seconds,
+            "rows_per_second": rows / seconds if seconds else 0.0,
+            "failures": alongside.check(done),
+        }
+    finally:
+        alongside.folder.cleanup()
+    return analyse(plan, directory, locust, marks, servers=watch.finish(), imported=imported)
+
+
+def import_lines(result: LoadResult) -> list[str]:
+    """What the import cost the interactive requests: p95 before, during and after it."""
+    done = result.imported
+    if not done:
+        return []
+    p95 = {
+        name: next((s.p95 for s in rows if s.name == ALL), 0.0)
+        for name, rows in result.stats.items()
+    }
+    before, during = p95.get("steady", 0.0), p95.get("import", 0.0)
+    return [
+        f"import {done['id']}: {done['rows']:,} rows in {done['seconds']:.1f} s under load "
+        f"({done['rows_per_second']:,.0f} rows/s), {done['state']}, {done['imported']:,} "
+        f"imported, {done['rejected']:,} rejected",
+        f"p95 of all requests: {before:.1f} ms without the import, {during:.1f} ms while it "
+        f"ran ({during - before:+.1f} ms), {p95.get('after', 0.0):.1f} ms after it",
+    ]
+
+
 def summary(result: LoadResult) -> str:
     """Per window, one line per request type; then the gate's verdict and the generator."""
     plan = result.plan
@@ -319,6 +408,7 @@ def summary(result: LoadResult) -> str:
         f"({result.generator_cores:.2f} cores, {plan.processes} process(es))"
         + (f"; WARNING: {'; '.join(result.locust_warnings)}" if result.locust_warnings else "")
     )
+    lines += import_lines(result)
     if result.servers is not None:
         lines += summary_lines(result.servers, result.requests)
     lines.append("PASSED" if result.passed else "FAILED")

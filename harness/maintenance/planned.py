@@ -27,7 +27,7 @@ from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.core.progress import Say, silent
 from harness.faults.controller import Faults
 from harness.faults.model import Fault
-from harness.lab.topology import NODES, EndpointName
+from harness.lab.topology import EndpointName
 from harness.stack.lifecycle import Stack
 
 PAUSE_TIMEOUT = 10.0  # s a transaction may keep PgBouncer from pausing before we give up
@@ -179,7 +179,7 @@ class Planned:
         self.writable = writable or self._writable
         self.clock = clock
         self.say = say
-        self.urls = dict(zip(NODES, stack.lab.rest_urls(), strict=True))
+        self.urls = stack.lab.member_urls()
 
     # -- what is observed --------------------------------------------------------------------
 
@@ -204,7 +204,7 @@ class Planned:
         with self.stack.patroni() as patroni:
             return patroni.cluster(), bool(patroni.config().get("synchronous_mode"))
 
-    def _wait(
+    def wait(
         self, what: str, check: Callable[[], bool], timeout: float, last: Callable[[], str]
     ) -> float:
         polled = poll(check, bool, timeout=timeout, interval=0.1, clock=self.clock)
@@ -243,7 +243,7 @@ class Planned:
                 request.raise_if_failed()  # Patroni refused: no point waiting
                 return self.routing() == [candidate] and self.writable("rw")
 
-            self._wait(
+            self.wait(
                 f"HAProxy to route rw to {candidate}",
                 routed_to_candidate,
                 timeout,
@@ -254,7 +254,7 @@ class Planned:
             self.pooler.resume()
         resumed = self.clock.now()
         answered = request.result(timeout)
-        self._wait(
+        self.wait(
             "PgBouncer to reach the new leader",
             lambda: self.writable("pooler"),
             timeout,
@@ -280,7 +280,7 @@ class Planned:
                     and not member.pending_restart
                 )
 
-            self._wait(f"{name} to come back", settled, timeout, patroni.cluster().describe)
+            self.wait(f"{name} to come back", settled, timeout, patroni.cluster().describe)
 
     def rolling_restart(self, timeout: float = 120.0) -> RestartResult:
         """Members whose settings wait for a restart: replicas one by one, then a switchover
@@ -307,7 +307,7 @@ class Planned:
         if leader.name in pending:
             old, candidate = self._candidate_when_settled(timeout)
             moved = self._switch(old, candidate, timeout)
-            self._wait(
+            self.wait(
                 f"{old} to rejoin as a replica",
                 lambda: self._state(old) == "streaming",
                 timeout,
@@ -317,6 +317,20 @@ class Planned:
                 self._restart_member(old, timeout)
             restarted.append(old)
         return RestartResult(restarted, moved)
+
+    def set_pending(self, parameter: str, value: object, timeout: float = 30.0) -> object:
+        """Change a setting PostgreSQL reads only at start in Patroni's configuration and wait
+        until every member reports a restart pending; returns the value it had (None: unset)."""
+        with self.stack.patroni() as patroni:
+            before = patroni.config().get("postgresql", {}).get("parameters", {}).get(parameter)
+            patroni.patch_config({"postgresql": {"parameters": {parameter: value}}})
+            self.wait(
+                f"every member to report {parameter} pending a restart",
+                lambda: all(m.pending_restart for m in patroni.cluster().members),
+                timeout,
+                lambda: patroni.cluster().describe(),
+            )
+        return before
 
     def _candidate_when_settled(self, timeout: float) -> tuple[str, str]:
         """A restarted synchronous standby leaves the cluster without one for a moment, until
@@ -331,7 +345,7 @@ class Planned:
                 return False
             return True
 
-        self._wait("a replica that can take over", candidate, timeout, lambda: "none yet")
+        self.wait("a replica that can take over", candidate, timeout, lambda: "none yet")
         return chosen[0]
 
     def _pending(self, name: str) -> bool:
@@ -379,7 +393,7 @@ class Planned:
                     and self._state(name) == "streaming"
                 )
 
-            self._wait(f"{name} to be rebuilt and streaming", rebuilt, timeout, cluster.describe)
+            self.wait(f"{name} to be rebuilt and streaming", rebuilt, timeout, cluster.describe)
         return self.clock.now() - start
 
 
@@ -396,6 +410,47 @@ class PlannedWork(Fault):
 
     def heal(self) -> None:
         pass
+
+
+@dataclass
+class RollingRestartWork(Fault):
+    """A setting that needs a restart changed and rolled out; healed by rolling the old value
+    out the same way, so the scenario leaves the cluster's settings as it found them."""
+
+    planned: Planned
+    parameter: str
+    value: str
+    description: str = ""
+    before: object = None
+    changed: bool = False
+
+    def inject(self) -> None:
+        self.before = self.planned.set_pending(self.parameter, self.value)
+        self.changed = True
+        self.planned.rolling_restart()
+
+    def heal(self) -> None:
+        if not self.changed:
+            return
+        self.planned.set_pending(self.parameter, self.before)
+        self.changed = False
+        self.planned.rolling_restart()
+
+
+def planned_rolling_restart(faults: Faults) -> RollingRestartWork:
+    """shared_buffers 16 MB up (a restart on every member), then back."""
+    leader = faults.resolve_node("leader")
+    current = faults.stack.node_sql(
+        leader, "SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'"
+    )
+    value = f"{int(current) + 16}MB"
+    planned = Planned(faults.stack, faults=faults)
+    return RollingRestartWork(
+        planned,
+        "shared_buffers",
+        value,
+        f"rolling restart for shared_buffers {current}MB -> {value}",
+    )
 
 
 def planned_switchover(faults: Faults) -> PlannedWork:

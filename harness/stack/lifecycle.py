@@ -40,6 +40,7 @@ from harness.lab.topology import (
     ENDPOINTS,
     ETCD_MEMBERS,
     FAULTPROXY,
+    MEMBERS,
     NODES,
     SOURCE_SERVICE,
     TLS_NAMES,
@@ -415,7 +416,7 @@ class Stack:
             if service not in running:
                 continue
             name = self.container(service).name
-            if service in (*NODES, SOURCE_SERVICE):
+            if service in (*MEMBERS, SOURCE_SERVICE):
                 self.runtime.execute(name, ["pg_ctl", "reload", "-s", "-D", DATA_DIR], "postgres")
             elif service in ("pgbouncer", APP_ENDPOINT):
                 # dumb-init, PID 1, passes the signal on to PgBouncer

@@ -52,7 +52,7 @@ def save_evidence(stack: Stack, directory: Path) -> None:
 @pytest.mark.timeout(600)
 def test_scenario(stack: Stack, scenario_name: str, run_index: int) -> None:
     scenario = CATALOG[scenario_name]
-    if scenario.import_rows:
+    if scenario.imports:
         seed_small(stack, reset=False)  # the import's agency
     result = run(stack, scenario, say=print)
     directory = stack.lab.root / "artifacts" / "chaos" / f"{scenario_name}-{run_index}"

@@ -123,6 +123,7 @@ def test_the_workload_goes_where_the_scenario_says(tmp_path: Path) -> None:
 def test_the_ci_subset_is_tagged_on_the_scenarios() -> None:
     subset = {name for name, s in CATALOG.items() if s.ci}
     assert subset == {
+        "import-link-cut",
         "leader-kill",
         "switchover",
         "etcd-quorum-loss",

@@ -50,6 +50,8 @@ def test_harness_errors_print_message_and_hint_and_exit_non_zero(
         (["--threshold", "p95<100"], "is not [REQUEST:]METRIC=VALUE"),
         (["--users", "0"], "--users must be at least 1"),
         (["--duration", "soon"], "duration 'soon' is not a number"),
+        (["--with-import", "10"], "10 is not in the range x>=1000"),
+        (["--with-import", "5000", "--scenario", "leader-kill"], "cannot be combined"),
     ],
 )
 def test_load_refuses_bad_input_before_touching_the_lab(args: list[str], says: str) -> None:

@@ -100,6 +100,18 @@ def test_a_toxic_goes_on_the_role_s_replication_link_and_comes_off(rig: Rig) -> 
     assert link == "client-ro"
 
 
+def test_the_import_service_s_database_link_is_its_own(rig: Rig) -> None:
+    with rig.faults.link_down("csv-import"):
+        assert not rig.api.proxies["import-rw"]["enabled"]
+        assert all(p["enabled"] for n, p in rig.api.proxies.items() if n != "import-rw")
+    assert rig.api.proxies["import-rw"]["enabled"]
+    reset = rig.faults.toxic("csv-import", "reset_peer", {"timeout": 0}, "upstream")
+    with reset:
+        toxics = rig.api.proxies["import-rw"]["toxics"]
+        assert [t["name"] for t in toxics] == ["gardenlab-reset_peer-upstream"]
+    assert reset.description == "reset_peer on import-rw (upstream: timeout=0)"
+
+
 def test_a_container_fault_heals_to_running_whatever_it_did(rig: Rig) -> None:
     for action in ("kill", "pause", "stop"):
         with rig.faults.container_fault(action, "sync-standby"):

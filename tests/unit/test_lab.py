@@ -27,6 +27,8 @@ def test_default_ports_follow_the_conventions() -> None:
         "pg1": 8008,
         "pg2": 8009,
         "pg3": 8010,
+        "pg4": 8011,
+        "pg5": 8012,
         "faultproxy": 8474,
         "csv-import": 8090,
         "proxied-rw": 5010,

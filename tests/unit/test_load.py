@@ -197,3 +197,54 @@ def test_the_mix_writes_to_the_primary_and_reads_stale_tolerant_from_replicas() 
     primary = {r.name for r in MIX if r.primary}
     assert primary == {"create_lead", "book_appointment", "add_messages"}
     assert len(set(REQUEST_NAMES)) == len(MIX)
+
+
+class FinishedLocust:
+    """What analyse reads of a Locust run that ended well."""
+
+    def __init__(self, directory: Path) -> None:
+        self.returncode = 0
+        self.cpu_seconds = 1.0
+        self.log_path = directory / "locust.log"
+        self.log_path.write_text("")
+
+
+def test_a_load_with_an_import_compares_the_windows_before_during_and_after(
+    tmp_path: Path,
+) -> None:
+    from harness.load.run import analyse, import_lines
+
+    header = "timestamp,request_type,name,response_time_ms,response_length,status_code,exception\n"
+    rows = [
+        f"{t / 10:.1f},ro,dashboard,{5.0 if t < 200 or t >= 400 else 50.0},1,0,\n"
+        for t in range(0, 500)
+    ]
+    (tmp_path / "requests-1.csv").write_text(header + "".join(rows))
+    plan = LoadPlan(users=10, spawn_rate=10, duration=60, limits=DEFAULT_LIMITS)
+    imported = {
+        "rows": 100_000,
+        "id": 3,
+        "state": "done",
+        "imported": 99_500,
+        "rejected": 500,
+        "seconds": 20.0,
+        "rows_per_second": 5000.0,
+        "failures": ["import 3: 1 lines in leads more than once (first: [7])"],
+    }
+    result = analyse(
+        plan,
+        tmp_path,
+        FinishedLocust(tmp_path),  # type: ignore[arg-type]
+        {"import": 20.0, "imported": 40.0},
+        imported=imported,
+    )
+    assert [w.name for w in result.windows] == ["ramp", "steady", "import", "after"]
+    assert result.gate == "steady"
+    assert result.failures == ["import: import 3: 1 lines in leads more than once (first: [7])"]
+    lines = import_lines(result)
+    assert "100,000 rows in 20.0 s under load (5,000 rows/s)" in lines[0]
+    assert lines[1] == (
+        "p95 of all requests: 5.0 ms without the import, 50.0 ms while it ran (+45.0 ms), "
+        "5.0 ms after it"
+    )
+    assert (tmp_path / "timeline.png").exists()

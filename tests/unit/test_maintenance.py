@@ -18,7 +18,7 @@ from harness.core.progress import Say
 from harness.faults.controller import Faults
 from harness.lab.project import Lab
 from harness.lab.topology import ETCD_MEMBERS, NODES, EndpointName
-from harness.maintenance.planned import Planned
+from harness.maintenance.planned import Planned, RollingRestartWork
 from harness.stack.lifecycle import Stack
 from tests.fakes import FakePatroni, FakePooler, FakeProxyApi, FakeRuntime, cluster_json
 
@@ -215,3 +215,23 @@ def test_the_cli_refuses_a_bad_target_in_one_message_with_a_hint(rig: Rig) -> No
 def test_restart_without_rolling_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli.cli, ["restart"])
     assert result.exit_code == 2 and "--rolling" in result.output
+
+
+def test_the_rolling_restart_scenario_rolls_a_setting_out_and_back(rig: Rig) -> None:
+    rig.patroni.config["postgresql"] = {"parameters": {"shared_buffers": "64MB"}}
+    work = RollingRestartWork(rig.planned, "shared_buffers", "80MB")
+    work.inject()
+    assert rig.patroni.config["postgresql"]["parameters"]["shared_buffers"] == "80MB"
+    assert not any(m.get("pending_restart") for m in rig.members())
+    assert rig.pooler.calls == ["pause", "resume"]  # the leader moved once
+    work.heal()
+    assert rig.patroni.config["postgresql"]["parameters"]["shared_buffers"] == "64MB"
+    assert not any(m.get("pending_restart") for m in rig.members())
+    assert rig.pooler.calls == ["pause", "resume"] * 2
+    work.heal()  # healed already: nothing more
+    assert len(rig.patroni.patches) == 2
+
+
+def test_a_rolling_restart_scenario_that_never_changed_anything_heals_nothing(rig: Rig) -> None:
+    RollingRestartWork(rig.planned, "shared_buffers", "80MB").heal()
+    assert rig.changes() == []

@@ -74,6 +74,11 @@ def test_every_node_is_reached_by_peers_through_its_replication_proxy() -> None:
         assert proxies[f"repl-{node}"]["upstream"] == f"{node}:5432"
         assert proxies[f"repl-{node}"]["listen"] == f"0.0.0.0:2543{i}"
     assert proxies["client-rw"]["upstream"] == "haproxy:5000"
+    assert proxies["import-rw"] == {
+        "name": "import-rw",
+        "listen": "0.0.0.0:25090",  # the csv-import service's PGPORT in the compose file
+        "upstream": "haproxy:5000",
+    }
     assert json.loads(render_files(get_preset("fast"))["faultproxy.json"]) == list(proxies.values())
 
 
