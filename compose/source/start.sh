@@ -23,4 +23,8 @@ exec postgres -D "$PGDATA" \
   -c max_wal_senders=10 \
   -c max_slot_wal_keep_size=1GB \
   -c shared_buffers=64MB \
-  -c password_encryption=scram-sha-256
+  -c password_encryption=scram-sha-256 \
+  -c ssl=on \
+  -c ssl_cert_file=/etc/gardenlab/tls/tls.crt \
+  -c ssl_key_file=/etc/gardenlab/tls/tls.key \
+  -c ssl_min_protocol_version=TLSv1.3

@@ -40,6 +40,7 @@ COMMANDS = {
     "reinit": "maintenance:reinit",
     "dashboard": "dashboard:dashboard_command",
     "scale": "maintenance:scale",
+    "tls": "tls:tls",
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 APPLICATION_NAME = "gardenlab-harness"
 # A dead connection turns into an error within ~5 s instead of hanging a writer.
@@ -31,8 +31,12 @@ def conninfo(
     connect_timeout: int = 3,
     keepalives: bool = False,
     application_name: str = APPLICATION_NAME,
+    sslrootcert: str | None = None,
 ) -> str:
-    """The libpq connection string every gardenlab client uses, the lab's or a server's."""
+    """The libpq connection string every gardenlab client uses, the lab's or a server's.
+
+    With `sslrootcert` (the CA's file), TLS is required and the server's certificate must be
+    the CA's and name `host`: a plaintext or impostor server is refused before the password."""
     params = {
         "host": host,
         "port": str(port),
@@ -42,15 +46,29 @@ def conninfo(
         "connect_timeout": str(connect_timeout),
         "application_name": application_name,
         **(KEEPALIVES if keepalives else {}),
+        **tls_params(sslrootcert),
     }
     return " ".join(f"{key}={libpq_value(value)}" for key, value in params.items())
 
 
-def sqlalchemy_url(host: str, port: int | str, role: str, password: str, dbname: str) -> str:
+def tls_params(sslrootcert: str | None) -> dict[str, str]:
+    """libpq's TLS settings: verify-full against the CA, or none (libpq's default)."""
+    return {"sslmode": "verify-full", "sslrootcert": sslrootcert} if sslrootcert else {}
+
+
+def sqlalchemy_url(
+    host: str,
+    port: int | str,
+    role: str,
+    password: str,
+    dbname: str,
+    sslrootcert: str | None = None,
+) -> str:
     """The URL form (yoyo-migrations takes one), every part quoted."""
+    query = urlencode(tls_params(sslrootcert))
     return (
         f"postgresql+psycopg://{quote(role, safe='')}:{quote(password, safe='')}"
-        f"@{host}:{port}/{quote(dbname, safe='')}"
+        f"@{host}:{port}/{quote(dbname, safe='')}" + (f"?{query}" if query else "")
     )
 
 

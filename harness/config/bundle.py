@@ -33,6 +33,7 @@ from harness.config.render import (
     Site,
     haproxy_cfg,
     patroni_config,
+    patroni_tls_environment,
     patroni_yml,
     pgbackrest_conf,
     pgbouncer_ini,
@@ -128,6 +129,14 @@ PGBOUNCER_USERLIST = """\
 # those started by Patroni.
 CIPHER_PASS_FILE = "etc/pgbackrest/conf.d/cipher.conf"
 CIPHER_PASS_TEMPLATE = "[global]\nrepo1-cipher-pass={{ pgbackrest_cipher_pass }}\n"
+
+
+def tls_environment(inventory: Inventory) -> str:
+    """The lab's Patroni TLS environment with the inventory's CA path."""
+    settings = patroni_tls_environment(inventory.tls)
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
 NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_cluster = false\n"
 
 
@@ -153,6 +162,7 @@ def site_of(inventory: Inventory) -> Site:
         repository=repository,
         resources=tuple(inventory.resources.items()),
         size=inventory.size,
+        tls=inventory.tls,
     )
 
 
@@ -237,7 +247,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
             "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
         },
         {
-            "etc/patroni/patroni.env": PATRONI_ENV,
+            "etc/patroni/patroni.env": PATRONI_ENV + tls_environment(inv),
             **({} if inv.with_role("backup") else {CIPHER_PASS_FILE: CIPHER_PASS_TEMPLATE}),
         },
     ),

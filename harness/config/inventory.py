@@ -19,6 +19,10 @@ render from the same templates.
     endpoints: {rw: 10.0.1.21:5000, ro: 10.0.1.21:5001, pooler: 10.0.1.21:6432,
                 patroni: [10.0.1.11:8008, 10.0.1.12:8008, 10.0.1.13:8008]}
     backups: {info_command: ssh bk1 pgbackrest --stanza=gardenlab info --output=json}
+    # TLS (optional): where each server finds the CA, its certificate and key (the operator's,
+    # placed by the playbook), and where this machine finds the CA to verify the servers with.
+    tls: {ca_file: /etc/gardenlab/tls/ca.crt, cert_file: /etc/gardenlab/tls/tls.crt,
+          key_file: /etc/gardenlab/tls/tls.key, client_ca_file: ~/gardenlab-ca.crt}
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ import yaml
 from harness.config.sizing import LAB_NODE, NodeSize, parse_memory_mb
 from harness.core.errors import ConfigError
 from harness.lab.presets import PRESETS, TimingPreset
+from harness.lab.tls import TlsPaths
 
 ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup", "monitoring")
-KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups")
+KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups", "tls")
+TLS_KEYS = ("ca_file", "cert_file", "key_file", "client_ca_file")
 ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
 HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 HOST_KEYS = ("name", "address", "roles")
@@ -92,6 +98,8 @@ class Inventory:
     endpoints: Endpoints
     size: NodeSize = LAB_NODE  # each database server's, from resources' cores and memory
     backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
+    tls: TlsPaths | None = None  # on every server; None: the bundle renders no TLS
+    client_ca_file: str | None = None  # this machine's copy of the CA, for the gate
 
     def with_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
@@ -171,13 +179,30 @@ class Reader:
         backups = (
             self.mapping(top["backups"], "backups", ("info_command",)) if ("backups" in top) else {}
         )
-        return replace(
+        inventory = replace(
             inventory,
             endpoints=self.endpoints(top.get("endpoints"), inventory),
             backup_info_command=self.scalar(backups["info_command"], "info_command")
             if "info_command" in backups
             else None,
         )
+        tls, client_ca = self.tls(top.get("tls"))
+        return replace(inventory, tls=tls, client_ca_file=client_ca)
+
+    def tls(self, node: yaml.Node | None) -> tuple[TlsPaths | None, str | None]:
+        """The servers' certificate paths (absolute, all three) and the gate's CA."""
+        if node is None:
+            return None, None
+        fields = self.mapping(node, "tls", TLS_KEYS)
+        given = {key: self.scalar(value, key) for key, value in fields.items()}
+        for key in TLS_KEYS[:3]:
+            if key not in given:
+                raise self.fail(node, f"tls: {key!r} is missing (give all of ca, cert and key)")
+            if not given[key].startswith("/"):
+                raise self.fail(fields[key], f"tls: {key} {given[key]!r} is not an absolute path")
+        client_ca = given.get("client_ca_file")
+        paths = TlsPaths(given["ca_file"], given["cert_file"], given["key_file"])
+        return paths, str(Path(client_ca).expanduser()) if client_ca else None
 
     def endpoints(self, node: yaml.Node | None, inventory: Inventory) -> Endpoints:
         lb, pooler = inventory.with_role("haproxy")[0], inventory.with_role("pgbouncer")[0]

@@ -27,6 +27,7 @@ from harness.config.monitoring import (
 )
 from harness.config.sizing import LAB_NODE, NodeSize
 from harness.lab.presets import TimingPreset
+from harness.lab.tls import LAB_PATHS, TlsPaths
 from harness.lab.topology import (
     ENDPOINTS,
     ETCD_CLIENT_PORT,
@@ -98,6 +99,35 @@ def pg_hba(network: str) -> list[str]:
     ]
 
 
+# TLS 1.3 only; PostgreSQL rereads the files on reload, so a rotation needs no restart.
+TLS_MIN = "TLSv1.3"
+
+
+def ssl_parameters(tls: TlsPaths | None) -> dict[str, str]:
+    if tls is None:
+        return {}
+    return {
+        "ssl": "on",
+        "ssl_cert_file": tls.cert_file,
+        "ssl_key_file": tls.key_file,
+        "ssl_min_protocol_version": TLS_MIN,
+    }
+
+
+def patroni_tls_environment(tls: TlsPaths | None) -> dict[str, str]:
+    """How Patroni's own connections to peers (replication, basebackup, pg_rewind) verify the
+    server: environment beside the users' names and passwords (PATRONI_*), in Compose's file
+    for the lab and patroni.env on a server. A file's `authentication` section would replace
+    the environment's users rather than merge with them."""
+    if tls is None:
+        return {}
+    return {
+        f"PATRONI_{user}_{key}": value
+        for user in ("SUPERUSER", "REPLICATION")
+        for key, value in (("SSLMODE", "verify-full"), ("SSLROOTCERT", tls.ca_file))
+    }
+
+
 @dataclass(frozen=True)
 class Site:
     """Where a rendering goes: the lab's containers, or an inventory's servers. Everything
@@ -111,6 +141,7 @@ class Site:
     repository: tuple[tuple[str, str], ...]  # pgBackRest's repo1-* options
     resources: tuple[tuple[str, str], ...] = ()  # PostgreSQL settings given for the machines
     size: NodeSize = LAB_NODE  # what each database node has: the settings derived from it
+    tls: TlsPaths | None = LAB_PATHS  # each server's CA, certificate and key; None: no TLS
 
     def parameters(self) -> dict[str, str]:
         """Memory and parallelism from the node's size; the settings given explicitly win."""
@@ -275,7 +306,10 @@ def patroni_config(
             # is outside the cluster network pg_hba admits (found by the rehearsal).
             "use_unix_socket": True,
             "pg_hba": pg_hba(site.network),
-            "parameters": {"unix_socket_directories": "/var/run/postgresql"},
+            "parameters": {
+                "unix_socket_directories": "/var/run/postgresql",
+                **ssl_parameters(site.tls),
+            },
             # A replica cloned (a member joining, a reinit) asks the leader for an immediate
             # checkpoint: pg_basebackup's default spread one waited out a running timed
             # checkpoint, 61 s before a fourth member could stream.
@@ -327,6 +361,7 @@ def pgbouncer_ini(site: Site = COMPOSE_SITE) -> str:
             upstream_host=site.pgbouncer_upstream,
             upstream_port=ENDPOINTS["rw"].port,
             listen_port=ENDPOINTS["pooler"].port,
+            tls=site.tls,
         )
     )
 
@@ -349,6 +384,7 @@ def endpoint_ini(upstream_host: str, upstream_port: int) -> str:
             upstream_host=upstream_host,
             upstream_port=upstream_port,
             listen_port=PGBOUNCER_PORT,
+            tls=LAB_PATHS,
         )
     )
 

@@ -12,7 +12,12 @@ from harness.lab.project import LOOPBACK, ROLE_SECRETS, Lab
 
 def migrations_url(lab: Lab) -> str:
     return sqlalchemy_url(
-        LOOPBACK, lab.ports["rw"], "postgres", lab.secret("POSTGRES_PASSWORD"), "postgres"
+        LOOPBACK,
+        lab.ports["rw"],
+        "postgres",
+        lab.secret("POSTGRES_PASSWORD"),
+        "postgres",
+        str(lab.tls.ca_file),
     )
 
 

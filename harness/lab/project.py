@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.clients.addresses import conninfo, http_url
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
+from harness.lab.tls import LabTls
 from harness.lab.topology import (
     ALERT_LOG,
     ALERT_LOG_PORT,
@@ -162,8 +163,14 @@ class Lab:
         return {
             "GARDENLAB_RENDERED": f"./rendered/{self.project}",
             "GARDENLAB_SECRETS_ID": secrets_fingerprint(self.settings),
+            "GARDENLAB_TLS": str(self.tls.directory),
             **{p.env_var: str(ports[p.name]) for p in PUBLISHED_PORTS},
         }
+
+    @property
+    def tls(self) -> LabTls:
+        """The lab's CA and certificates (tls/ at the root, shared by every project)."""
+        return LabTls(self.root)
 
     @property
     def ports(self) -> dict[str, int]:
@@ -198,6 +205,7 @@ class Lab:
             dbname,
             connect_timeout=connect_timeout,
             keepalives=keepalives,
+            sslrootcert=str(self.tls.ca_file),
         )
 
     def url(self, port_name: str, path: str = "") -> str:

@@ -132,3 +132,14 @@ PGBOUNCER_EXPORTER_PORT = 9127
 NODE_EXPORTER_PORT = 9100
 PGBACKREST_EXPORTER_PORT = 9854
 HAPROXY_METRICS_PORT = 8405
+
+# TLS: the services that present a certificate, and the names clients reach each by besides
+# its own (every certificate also names localhost and 127.0.0.1, for the published ports).
+# HAProxy passes TLS through, so a node's certificate must also answer to `haproxy`; peers
+# and the proxied client ports reach nodes and the pooler through the fault proxy.
+TLS_NAMES: dict[str, tuple[str, ...]] = {
+    **{node: (node, "haproxy", FAULTPROXY) for node in MEMBERS},
+    "pgbouncer": ("pgbouncer", FAULTPROXY),
+    SOURCE_SERVICE: (SOURCE_SERVICE,),
+    APP_ENDPOINT: (APP_ENDPOINT,),
+}

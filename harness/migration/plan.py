@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from harness.clients.addresses import conninfo
 from harness.lab.project import Lab
+from harness.lab.tls import LAB_PATHS
 from harness.lab.topology import ENDPOINTS, PG_PORT, SOURCE_SERVICE
 
 # Legacy name on the source -> the clean schema's name on the cluster.
@@ -58,10 +59,20 @@ class Move:
         return cls(
             source_dsn=source_dsn or lab.dsn("source"),
             source_conninfo=conninfo(
-                SOURCE_SERVICE, PG_PORT, "postgres", password, application_name=APPLICATION
+                SOURCE_SERVICE,
+                PG_PORT,
+                "postgres",
+                password,
+                application_name=APPLICATION,
+                sslrootcert=LAB_PATHS.ca_file,
             ),
             cluster_conninfo=conninfo(
-                rw.service, rw.port, "postgres", password, application_name=APPLICATION
+                rw.service,
+                rw.port,
+                "postgres",
+                password,
+                application_name=APPLICATION,
+                sslrootcert=LAB_PATHS.ca_file,
             ),
             cluster_dsn=lab.dsn("rw"),
             endpoint_admin_dsn=lab.dsn("endpoint", dbname="pgbouncer"),

@@ -75,10 +75,13 @@ class GateReport:
         }
 
 
-def dsn(address: str, secrets: Mapping[str, str], role: str = "postgres") -> str:
-    """Connection string for a host:port endpoint of the target, as role."""
+def dsn(
+    address: str, secrets: Mapping[str, str], role: str = "postgres", ca: str | None = None
+) -> str:
+    """Connection string for a host:port endpoint of the target, as role; with the
+    inventory's CA, the servers are verified against it (verify-full)."""
     host, port = split_address(address)
-    return conninfo(host, port, role, secrets.get(ROLE_SECRETS[role], ""))
+    return conninfo(host, port, role, secrets.get(ROLE_SECRETS[role], ""), sslrootcert=ca)
 
 
 def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
@@ -118,7 +121,9 @@ def routing_checks(
         ("pooler", endpoints.pooler, False),
     ):
         try:
-            in_recovery, answered_id = one_row(dsn(address, secrets), query)
+            in_recovery, answered_id = one_row(
+                dsn(address, secrets, ca=inventory.client_ca_file), query
+            )
             passed = in_recovery == standby and answered_id == system_id
             detail = f"{address}: {'standby' if in_recovery else 'primary'}, system {answered_id}"
         except psycopg.Error as exc:
@@ -132,7 +137,7 @@ def backup_checks(
     report: GateReport, inventory: Inventory, secrets: Mapping[str, str], max_backup_age: float
 ) -> bool:
     failed, archived, last_failed, last_archived = one_row(
-        dsn(inventory.endpoints.rw, secrets),
+        dsn(inventory.endpoints.rw, secrets, ca=inventory.client_ca_file),
         "SELECT failed_count, archived_count, last_failed_time, last_archived_time "
         "FROM pg_stat_archiver",
     )
@@ -235,9 +240,10 @@ def gate(
                 inventory.endpoints.pooler if plan.via == "pgbouncer" else inventory.endpoints.rw,
                 secrets,
                 "crm_app",
+                inventory.client_ca_file,
             ),
-            dsn(inventory.endpoints.ro, secrets, "crm_app"),
-            dsn(inventory.endpoints.ro, secrets),
+            dsn(inventory.endpoints.ro, secrets, "crm_app", inventory.client_ca_file),
+            dsn(inventory.endpoints.ro, secrets, ca=inventory.client_ca_file),
         )
         report.load = run_target(target, plan, out_dir / "load", say)
         rows = report.load.stats["steady"]
@@ -255,7 +261,10 @@ def gate(
         elif passed:
             say("gate: planned switchover to the synchronous standby")
             report.switchover_outage = measure_switchover(
-                patroni, patroni.cluster(), dsn(inventory.endpoints.rw, secrets), urls
+                patroni,
+                patroni.cluster(),
+                dsn(inventory.endpoints.rw, secrets, ca=inventory.client_ca_file),
+                urls,
             )
             report.add(
                 "planned switchover",

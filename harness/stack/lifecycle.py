@@ -22,6 +22,7 @@ from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
 from harness.config.render import (
+    DATA_DIR,
     RESTART_PARAMETERS,
     RestoreTarget,
     lab_live_parameters,
@@ -33,7 +34,18 @@ from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
 from harness.lab.project import LOOPBACK, PUBLISHED_PORTS, Lab
 from harness.lab.secrets import BOOTSTRAP_SECRETS, ensure_secrets, secrets_fingerprint
-from harness.lab.topology import ENDPOINTS, ETCD_MEMBERS, FAULTPROXY, NODES, EndpointName
+from harness.lab.tls import LAB_PATHS
+from harness.lab.topology import (
+    APP_ENDPOINT,
+    ENDPOINTS,
+    ETCD_MEMBERS,
+    FAULTPROXY,
+    MEMBERS,
+    NODES,
+    SOURCE_SERVICE,
+    TLS_NAMES,
+    EndpointName,
+)
 from harness.stack.engine import copy_extra_cas
 from harness.stack.health import Finding, stack_findings
 from harness.stack.readiness import OnRound, ready_checks, wait_for
@@ -195,6 +207,10 @@ class Stack:
         if added:
             self.say(f"generated lab secrets into {self.lab.env_file}: {', '.join(added)}")
             self.lab = self.lab.with_env_file()
+        issued = self.lab.tls.ensure()
+        if issued:
+            self.say(f"issued lab TLS into {self.lab.tls.directory}: {', '.join(issued)}")
+        self.lab.tls.check()
         self.check_volume_secrets()
         write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings(), restore)
 
@@ -391,6 +407,23 @@ class Stack:
             raise HarnessError("the cluster has no leader", "`make status` shows the cluster")
         return leader.name
 
+    def reload_tls(self) -> list[str]:
+        """Make every running service read its certificate again, without a restart: a
+        PostgreSQL reload (sessions stay), PgBouncer's SIGHUP (its RELOAD). Returns them."""
+        running = self.running_services()
+        reloaded = []
+        for service in TLS_NAMES:
+            if service not in running:
+                continue
+            name = self.container(service).name
+            if service in (*MEMBERS, SOURCE_SERVICE):
+                self.runtime.execute(name, ["pg_ctl", "reload", "-s", "-D", DATA_DIR], "postgres")
+            elif service in ("pgbouncer", APP_ENDPOINT):
+                # dumb-init, PID 1, passes the signal on to PgBouncer
+                self.runtime.execute(name, ["sh", "-c", "kill -HUP 1"])
+            reloaded.append(service)
+        return reloaded
+
     def psql_command(
         self, endpoint: EndpointName, args: Sequence[str]
     ) -> tuple[list[str], dict[str, str]]:
@@ -399,8 +432,13 @@ class Stack:
         target = ENDPOINTS[endpoint]
         psql = ["psql", "-h", target.service, "-p", str(target.port), "-U", "postgres", "postgres"]
         container = self.container(self.any_node()).name
-        command = self.runtime.exec_line(container, [*psql, *args], ["PGPASSWORD"])
-        return command, {"PGPASSWORD": self.lab.secret("POSTGRES_PASSWORD")}
+        env = {
+            "PGPASSWORD": self.lab.secret("POSTGRES_PASSWORD"),
+            "PGSSLMODE": "verify-full",
+            "PGSSLROOTCERT": LAB_PATHS.ca_file,
+        }
+        command = self.runtime.exec_line(container, [*psql, *args], list(env))
+        return command, env
 
     def log_tail(self, lines: int = 15) -> str:
         try:

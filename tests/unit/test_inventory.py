@@ -17,6 +17,7 @@ from harness.config.bundle import (
     node_patroni_config,
     plan_bundle,
     site_of,
+    tls_environment,
     write_bundle,
 )
 from harness.config.inventory import Inventory, InventoryError, load_inventory
@@ -265,3 +266,25 @@ def test_whichever_host_holds_the_repository_encrypts_it_as_the_lab_does(tmp_pat
     assert local["db1"].templates[CIPHER_PASS_FILE] == (
         "[global]\nrepo1-cipher-pass={{ pgbackrest_cipher_pass }}\n"
     )
+
+
+def test_the_servers_get_the_labs_tls_settings_with_the_inventorys_paths(tmp_path: Path) -> None:
+    paths = "{ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}"
+    inventory = load_inventory(write(tmp_path, GOOD + f"tls: {paths}\n"))
+    config = node_patroni_config(inventory, inventory.host("db1"))["postgresql"]
+    assert config["parameters"]["ssl_cert_file"] == "/srv/db.pem"
+    assert config["parameters"]["ssl_min_protocol_version"] == "TLSv1.3"
+    assert "PATRONI_REPLICATION_SSLROOTCERT=/srv/ca.pem\n" in tls_environment(inventory)
+    ini = pgbouncer_ini(site_of(inventory))
+    assert "client_tls_key_file = /srv/db.key" in ini and "server_tls_ca_file = /srv/ca.pem" in ini
+    assert inventory.client_ca_file is None
+
+
+def test_an_inventory_without_tls_renders_none_and_a_relative_path_is_refused(
+    tmp_path: Path,
+) -> None:
+    plain = load_inventory(write(tmp_path, GOOD))
+    assert "ssl" not in node_patroni_config(plain, plain.host("db1"))["postgresql"]["parameters"]
+    bad = "tls: {ca_file: ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+    with pytest.raises(InventoryError, match=r"inventory.yml:8: tls: ca_file 'ca.pem' is not"):
+        load_inventory(write(tmp_path, GOOD + bad))
