@@ -9,6 +9,7 @@ Seeding before the rename lets the one generator serve both sides.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,16 @@ class SourceReport:
 
 def endpoint_file(lab: Lab) -> Path:
     return lab.rendered_dir / "endpoint.ini"
+
+
+def endpoint_upstream(lab: Lab) -> tuple[str, int] | None:
+    """Where the endpoint's rendered file points now (None before its first start): the
+    upstream is state a cutover or rollback set, the rest of the file is the template's."""
+    path = endpoint_file(lab)
+    if not path.exists():
+        return None
+    found = re.search(r"^\S+ = host=(\S+) port=(\d+)$", path.read_text(), re.MULTILINE)
+    return (found[1], int(found[2])) if found else None
 
 
 def write_endpoint(lab: Lab, host: str, port: int) -> None:
@@ -95,8 +106,9 @@ def start_source(stack: Stack, scale: str = "small", say: Say = silent) -> Sourc
     """Start the source and the endpoint (pointed at the source unless a cutover repointed
     it), wait until both answer, and prepare the source."""
     lab = stack.lab
-    if not endpoint_file(lab).exists():
-        write_endpoint(lab, SOURCE_SERVICE, PG_PORT)
+    # Rendered again each start, keeping its upstream, so a file an older template wrote
+    # (one without TLS, say) never outlives the template.
+    write_endpoint(lab, *(endpoint_upstream(lab) or (SOURCE_SERVICE, PG_PORT)))
     stack.compose([SOURCE]).up([SOURCE_SERVICE, APP_ENDPOINT], dependencies=False)
     checks = [
         SqlAnswers("migration source answering", lab.dsn("source", connect_timeout=2), False),

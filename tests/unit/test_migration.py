@@ -21,6 +21,7 @@ from harness.migration.sync import runnable_ddl
 from harness.migration.verify import digest_sql
 from harness.migration.writes import Attempt as WriteAttempt
 from harness.migration.writes import Writes
+from harness.provision.source import endpoint_file, endpoint_upstream, write_endpoint
 from harness.stack.lifecycle import Stack
 
 
@@ -168,3 +169,13 @@ def test_the_write_gap_is_the_longest_time_without_an_acknowledgement() -> None:
     assert writes.largest_gap(1.0, 2.0) == pytest.approx(0.8)
     assert writes.largest_gap(0.5, 2.5) == pytest.approx(0.8)
     assert writes.acked(before=1.5) == {"mw-0-0", "mw-0-1"} and writes.count("fail") == 1
+
+
+def test_the_endpoints_file_is_rendered_anew_keeping_where_it_points(tmp_path: Path) -> None:
+    lab = Lab(root=tmp_path, settings={})
+    assert endpoint_upstream(lab) is None
+    endpoint_file(lab).parent.mkdir(parents=True)
+    endpoint_file(lab).write_text("[databases]\npostgres = host=haproxy port=5000\n")  # older
+    write_endpoint(lab, *(endpoint_upstream(lab) or ("source", 5432)))
+    text = endpoint_file(lab).read_text()
+    assert "postgres = host=haproxy port=5000" in text and "client_tls_sslmode" in text
