@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +25,7 @@ from harness.load.locust import (
     STOP_GRACE,
     LoadTarget,
     LocustProcess,
+    headless_command,
     locust_environment,
     prepare_directory,
 )
@@ -280,26 +280,7 @@ class CapacityResult:
 
 def capacity_command(plan: CapacityPlan, directory: Path) -> list[str]:
     """Locust with the shape beside the users: the shape sets the user count and the end."""
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        f"{LOCUSTFILE},{SHAPEFILE}",
-        "--headless",
-        "--stop-timeout",
-        "5",
-        "--only-summary",
-        "--csv",
-        str(directory / "locust"),
-        "--html",
-        str(directory / "locust.html"),
-        "--exit-code-on-error",
-        "0",
-    ]
-    if plan.base.processes > 1:
-        command += ["--processes", str(plan.base.processes)]
-    return command
+    return headless_command([LOCUSTFILE, SHAPEFILE], directory, plan.base.processes)
 
 
 def follow(

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -66,20 +67,19 @@ def locust_environment(target: LoadTarget, plan: LoadPlan, directory: Path) -> d
     }
 
 
-def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
+def headless_command(
+    files: Sequence[Path], directory: Path, processes: int, run: Sequence[str] = ()
+) -> list[str]:
+    """Locust headless over `files` (the users, and a load shape if one sets the users), its
+    reports in `directory`; `run` is what decides the users and the end when no shape does."""
     command = [
         sys.executable,
         "-m",
         "locust",
         "-f",
-        str(LOCUSTFILE),
+        ",".join(str(f) for f in files),
         "--headless",
-        "--users",
-        str(plan.users),
-        "--spawn-rate",
-        f"{plan.spawn_rate:g}",
-        "--run-time",
-        f"{int(run_time)}s",
+        *run,
         "--stop-timeout",
         "5",
         "--only-summary",
@@ -90,9 +90,16 @@ def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str
         "--exit-code-on-error",
         "0",
     ]
-    if plan.processes > 1:
-        command += ["--processes", str(plan.processes)]
+    if processes > 1:
+        command += ["--processes", str(processes)]
     return command
+
+
+def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str]:
+    run = ["--users", str(plan.users), "--spawn-rate", f"{plan.spawn_rate:g}"]
+    return headless_command(
+        [LOCUSTFILE], directory, plan.processes, [*run, "--run-time", f"{int(run_time)}s"]
+    )
 
 
 class LocustProcess:
