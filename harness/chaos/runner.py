@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import psycopg
-
 from harness.chaos.alerts import (
     NEVER_FIRE,
     AlertExpectation,
@@ -118,11 +116,6 @@ def budget_failures(scenario: Scenario, verdict: Verdict, errors: int = 0) -> li
     return failures
 
 
-def present_ids(dsn: str) -> set[int]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return {row[0] for row in conn.execute(f"SELECT id FROM {TABLE}")}
-
-
 WorkloadFactory = Callable[[WorkloadTarget, int], Workload]
 
 
@@ -189,7 +182,7 @@ def run(
     checks = verify(stack.node_sql, leader, tables=(TABLE,))
     differing = [c.table for c in checks if not c.passed]
     verdict = judge(
-        load.record, present_ids(target.setup_dsn), load.record.marks["fault"], differing
+        load.record, load.table.ids_on(target.setup_dsn), load.record.marks["fault"], differing
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
     errors = client_errors(load.record, load.record.marks["fault"])

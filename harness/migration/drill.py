@@ -25,14 +25,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from harness.chaos.invariants import leader_changes
-from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
+from harness.chaos.workload import CHAOS_WRITES, TABLE, Record, Workload, WorkloadTarget
 from harness.core.errors import HarnessError, first_line
 from harness.core.polling import holds, poll
 from harness.core.progress import Say, silent
@@ -258,11 +257,6 @@ def back_streaming(move: Move) -> Callable[[], bool]:
     return streaming
 
 
-def written_ids(dsn: str, what: str) -> set[int]:
-    with connect(dsn, what) as conn:
-        return {r[0] for r in conn.execute(f"select id from {WRITES_TABLE}")}
-
-
 def leftovers(stack: Stack, move: Move) -> list[str]:
     """Whatever of the move still exists after finish: slots (on every node, Patroni's
     replica copies too), publications, subscriptions, a permanent slot in Patroni's config."""
@@ -285,16 +279,6 @@ def leftovers(stack: Stack, move: Move) -> list[str]:
         return [f"slot {REVERSE} ({node})" for node in members if has_slot(stack, node, REVERSE)]
 
     return found + poll(copies, lambda left: not left, timeout=LEFTOVER_TIMEOUT).value
-
-
-def ack_gap(record: Record, low: float, high: float) -> float:
-    """The longest stretch without an acknowledgement between two moments."""
-    ends = sorted(a.ended for a in record.attempts if a.outcome == "ack" and low <= a.ended <= high)
-    return max((b - a for a, b in pairwise([low, *ends, high])), default=0.0)
-
-
-def errors_between(record: Record, low: float, high: float) -> int:
-    return sum(1 for a in record.attempts if a.outcome != "ack" and low <= a.ended <= high)
 
 
 def judge(result: DrillResult) -> None:
@@ -350,9 +334,9 @@ def judge(result: DrillResult) -> None:
     )
     result.checks = checks
     figures: dict[str, float] = {
-        "acknowledged": sum(a.outcome == "ack" for a in record.attempts),
-        "failed": sum(a.outcome == "fail" for a in record.attempts),
-        "unknown": sum(a.outcome == "unknown" for a in record.attempts),
+        "acknowledged": record.count("ack"),
+        "failed": record.count("fail"),
+        "unknown": record.count("unknown"),
     }
     for name, report in (("cutover", result.cutover), ("rollback", result.rollback)):
         if report is None:
@@ -360,15 +344,15 @@ def judge(result: DrillResult) -> None:
         low, high = marks[f"{name} start"], marks[f"{name} end"]
         figures[f"{name} seconds"] = high - low
         figures[f"{name} paused seconds"] = report.paused_seconds
-        figures[f"{name} write gap seconds"] = ack_gap(record, low - 1, high + 1)
-        figures[f"{name} client errors"] = errors_between(record, low - 1, high + 1)
+        figures[f"{name} write gap seconds"] = record.ack_gap(low - 1, high + 1)
+        figures[f"{name} client errors"] = record.errors_between(low - 1, high + 1)
     for failover in result.failovers:
         at = marks[f"failover ({failover.phase})"]
-        figures[f"failover ({failover.phase}) write gap seconds"] = ack_gap(
-            record, at - 1, at + failover.seconds + 1
+        figures[f"failover ({failover.phase}) write gap seconds"] = record.ack_gap(
+            at - 1, at + failover.seconds + 1
         )
-        figures[f"failover ({failover.phase}) client errors"] = errors_between(
-            record, at - 1, at + (failover.resumed_seconds or failover.seconds) + 1
+        figures[f"failover ({failover.phase}) client errors"] = record.errors_between(
+            at - 1, at + (failover.resumed_seconds or failover.seconds) + 1
         )
     result.figures = figures
 
@@ -463,14 +447,11 @@ def run_drill(
     try:
         if result.rollback is not None:
             result.verified["after rollback"] = verify(move, "source", skip=(WRITES_TABLE,))
-        acked = {a.id for a in result.record.attempts if a.outcome == "ack"}
+        record = result.record
         if result.cutover is not None:
-            until = result.record.marks.get("rollback start", float("inf"))
-            before = {
-                a.id for a in result.record.attempts if a.outcome == "ack" and a.ended < until
-            }
-            result.lost_forward = sorted(before - written_ids(move.cluster_dsn, "cluster"))
-        result.lost_back = sorted(acked - written_ids(move.source_dsn, "source"))
+            before = record.acked(record.marks.get("rollback start", float("inf")))
+            result.lost_forward = sorted(before - CHAOS_WRITES.ids_on(move.cluster_dsn))
+        result.lost_back = sorted(record.acked() - CHAOS_WRITES.ids_on(move.source_dsn))
     except (HarnessError, psycopg.Error) as exc:
         message = exc.message if isinstance(exc, HarnessError) else first_line(exc)
         result.error = result.error or f"checks: {message}"

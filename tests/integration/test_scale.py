@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from harness.chaos.invariants import client_errors, client_gaps
-from harness.chaos.runner import present_ids
 from harness.chaos.workload import Workload, WorkloadTarget
 from harness.lab.topology import SCOPE
 from harness.maintenance.planned import Planned
@@ -55,9 +54,9 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
     assert "pg4" not in scale.leader_slots()
     assert "pg4" not in {c.service for c in stack.containers()}
     assert f"{stack.lab.project}_pg4" not in {v.name for v in stack.volumes()}
-    acked = {a.id for a in record.attempts if a.outcome == "ack"}
+    acked = record.acked()
     assert client_errors(record) == 0, [a.error for a in record.attempts if a.outcome != "ack"]
-    assert acked <= present_ids(target.setup_dsn)
+    assert acked <= load.table.ids_on(target.setup_dsn)
     gaps = client_gaps(record, record.marks["fault"])
     print(
         f"scale 3 -> 4 -> 3 through PgBouncer: 0 client errors, largest client gap "

@@ -17,7 +17,6 @@ from harness.migration.cutover import CutoverReport
 from harness.migration.drill import (
     DrillResult,
     Failover,
-    ack_gap,
     judge,
     live_lag,
     summary,
@@ -105,8 +104,10 @@ def test_each_check_can_fail(spoil: object, failing: str) -> None:
 def test_the_gap_counts_from_the_window_edges() -> None:
     record = Record()
     record.attempts = [attempt(1, 1.0), attempt(2, 1.2), attempt(3, 1.5, "fail"), attempt(4, 2.0)]
-    assert ack_gap(record, 1.0, 2.0) == pytest.approx(0.8)
-    assert ack_gap(record, 0.0, 3.0) == pytest.approx(1.0)
+    assert record.ack_gap(1.0, 2.0) == pytest.approx(0.8)
+    assert record.ack_gap(0.0, 3.0) == pytest.approx(1.0)
+    assert record.acked(before=1.5) == {1, 2} and record.count("fail") == 1
+    assert record.errors_between(1.0, 2.0) == 1 and record.errors_between(1.6, 2.0) == 0
 
 
 def test_the_plotted_lag_is_the_path_the_writes_take() -> None:
