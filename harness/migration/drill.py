@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from harness.chaos.invariants import leader_changes
+from harness.chaos.invariants import Accounting, account, leader_changes
 from harness.chaos.workload import CHAOS_WRITES, TABLE, Record, Workload, WorkloadTarget
 from harness.core.errors import HarnessError, first_line
 from harness.core.polling import holds, poll
@@ -89,8 +89,8 @@ class DrillResult:
     verified: dict[str, list[Comparison]] = field(default_factory=dict)
     finished: FinishReport | None = None
     leftovers: list[str] = field(default_factory=list)
-    lost_forward: list[int] = field(default_factory=list)
-    lost_back: list[int] = field(default_factory=list)
+    on_cluster: Accounting | None = None  # the writers' outcomes against the cluster's rows
+    on_source: Accounting | None = None  # ... and against the source's, at the end
     error: str = ""  # the step that stopped the drill, with its error
     checks: list[Check] = field(default_factory=list)
     figures: dict[str, float] = field(default_factory=dict)
@@ -115,8 +115,8 @@ class DrillResult:
             "verified": {k: [asdict(c) for c in v] for k, v in self.verified.items()},
             "finished": asdict(self.finished) if self.finished else None,
             "leftovers": self.leftovers,
-            "lost_forward": self.lost_forward,
-            "lost_back": self.lost_back,
+            "on_cluster": asdict(self.on_cluster) if self.on_cluster else None,
+            "on_source": asdict(self.on_source) if self.on_source else None,
             "lag": self.lag,
             "workload": self.record.to_json(),
         }
@@ -285,20 +285,25 @@ def judge(result: DrillResult) -> None:
     """The checks (each can fail) and the figures, from what the drill recorded."""
     record, marks = result.record, result.record.marks
     checks = [Check("drill completed", not result.error, result.error or "every step ran")]
-    checks.append(
-        Check(
-            "no acknowledged write lost on the way to the cluster",
-            not result.lost_forward,
-            f"{len(result.lost_forward)} lost: {result.lost_forward[:5]}",
+    for way, accounting in (
+        ("on the way to the cluster", result.on_cluster),
+        ("on the way back to the source", result.on_source),
+    ):
+        problems = accounting.problems if accounting else []
+        checks.append(
+            Check(
+                f"every write as its outcome says {way}: none acknowledged lost, none refused "
+                "or unattempted present",
+                not problems,
+                "; ".join(problems)
+                or (
+                    f"{len(accounting.ghosts)} of {record.count('unknown')} unknown outcomes "
+                    "committed"
+                    if accounting
+                    else "not reached"
+                ),
+            )
         )
-    )
-    checks.append(
-        Check(
-            "no acknowledged write lost on the way back to the source",
-            not result.lost_back,
-            f"{len(result.lost_back)} lost: {result.lost_back[:5]}",
-        )
-    )
     for way in ("after cutover", "after rollback"):
         compared = result.verified.get(way)
         differing = [c.source_table for c in compared or [] if not c.passed]
@@ -449,9 +454,12 @@ def run_drill(
             result.verified["after rollback"] = verify(move, "source", skip=(WRITES_TABLE,))
         record = result.record
         if result.cutover is not None:
-            before = record.acked(record.marks.get("rollback start", float("inf")))
-            result.lost_forward = sorted(before - CHAOS_WRITES.ids_on(move.cluster_dsn))
-        result.lost_back = sorted(record.acked() - CHAOS_WRITES.ids_on(move.source_dsn))
+            result.on_cluster = account(
+                record,
+                CHAOS_WRITES.ids_on(move.cluster_dsn),
+                record.marks.get("rollback start", float("inf")),
+            )
+        result.on_source = account(record, CHAOS_WRITES.ids_on(move.source_dsn))
     except (HarnessError, psycopg.Error) as exc:
         message = exc.message if isinstance(exc, HarnessError) else first_line(exc)
         result.error = result.error or f"checks: {message}"

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
+from harness.chaos.invariants import Accounting
 from harness.chaos.workload import Attempt, Record
 from harness.cli.app import App
 from harness.core.progress import Say
@@ -31,6 +32,10 @@ SOURCE, CLUSTER = "172.20.0.9", "172.20.0.3"
 
 def attempt(n: int, ended: float, outcome: str = "ack", server: str = SOURCE) -> Attempt:
     return Attempt(n, 1, ended - 0.01, ended, outcome, server if outcome == "ack" else "", "")  # type: ignore[arg-type]
+
+
+def lost(ids: list[int]) -> Accounting:
+    return Accounting(ids, [], [], [])
 
 
 def equal(table: str) -> Comparison:
@@ -59,6 +64,7 @@ def a_clean_run() -> DrillResult:
     ]
     result.verified = {"after cutover": [equal("public.leads")], "after rollback": [equal("x")]}
     result.finished = FinishReport(dropped=["slot"])
+    result.on_cluster = result.on_source = Accounting([], [], [], [4])
     return result
 
 
@@ -74,8 +80,16 @@ def test_a_clean_run_passes_every_check_and_gets_its_figures() -> None:
 @pytest.mark.parametrize(
     ("spoil", "failing"),
     [
-        (lambda r: setattr(r, "lost_forward", [7]), "on the way to the cluster"),
-        (lambda r: setattr(r, "lost_back", [7]), "on the way back to the source"),
+        (lambda r: setattr(r, "on_cluster", lost([7])), "on the way to the cluster"),
+        (lambda r: setattr(r, "on_source", lost([7])), "on the way back to the source"),
+        (
+            lambda r: setattr(r, "on_source", Accounting([], [], [3], [])),
+            "on the way back to the source",
+        ),
+        (
+            lambda r: setattr(r, "on_cluster", Accounting([], [99], [], [])),
+            "on the way to the cluster",
+        ),
         (
             lambda r: r.verified.update(
                 {"after rollback": [Comparison("t", "t", (1, 1), (2, 2), None)]}
