@@ -29,7 +29,7 @@ from harness.core.progress import Say
 from harness.data.verify import verify
 from harness.faults.controller import Faults
 from harness.faults.model import Fault
-from harness.lab.topology import ALERT_LOG, EndpointName
+from harness.lab.topology import ALERT_LOG, NODES, EndpointName
 from harness.stack.lifecycle import Stack
 
 RECOVERY_TIMEOUT = 180.0
@@ -179,7 +179,8 @@ def run(
             )
     cluster = stack.status().cluster
     leader = cluster.leader.name if cluster and cluster.leader else ""
-    checks = verify(stack.node_sql, leader, tables=(TABLE,))
+    members = [m.name for m in cluster.members] if cluster else list(NODES)
+    checks = verify(stack.node_sql, leader, tables=(TABLE,), nodes=members)
     differing = [c.table for c in checks if not c.passed]
     verdict = judge(
         load.record, load.table.ids_on(target.setup_dsn), load.record.marks["fault"], differing

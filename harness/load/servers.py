@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.lab.topology import NODES
+from harness.lab.topology import MEMBERS
 from harness.stack.lifecycle import Stack
 
 TOP = 5  # statements listed per ranking
@@ -199,7 +199,7 @@ class ServerWatch:
         return sorted(self.stack.running_services())
 
     def _nodes(self) -> list[str]:
-        return [s for s in self._services() if s in NODES]
+        return [s for s in self._services() if s in MEMBERS]
 
     def _cpu(self) -> dict[str, float]:
         found: dict[str, float] = {}
