@@ -132,6 +132,8 @@ def main() -> None:
                     report = rollback(move, endpoint)
                 high = writes.now()
                 paused[name].append(report.paused_seconds)
+                steps = ", ".join(f"{k} {v:.3f}" for k, v in report.steps.items())
+                print(f"  {name} steps: {steps}")
                 gaps[name].append(writes.record.ack_gap(low - 1, high + 1))
                 time.sleep(2)
         record = writes.record
