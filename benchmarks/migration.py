@@ -6,10 +6,12 @@ Per round, with writers running through the application endpoint the whole time:
 initial copy (start until every table streams), the cutover and the rollback (time paused,
 largest gap between acknowledgements a client sees), client errors, acknowledged writes
 lost forward and back. Once: `pg_dump -Fc | pg_restore` of the same database inside the
-source's container (the "downtime" way), as the initial copy's yardstick.
+source's container (the "downtime" way), as the initial copy's yardstick; and, in the first
+round while streaming, the forward path's lag under a heavier write load through the
+endpoint (`--load-writers` at `--load-rate` each, for `--load-seconds`).
 Targets: write gap <= 1 s p95, 0 client errors, 0 lost, initial sync <= 1.5x dump/restore.
 
-    python -m benchmarks.migration [--runs 5] [--writers 4]
+    python -m benchmarks.migration [--runs 5] [--writers 4] [--load-writers 16]
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import time
 from benchmarks.stats import percentile
 from harness.chaos.workload import Workload, WorkloadTarget
 from harness.cli.migration import lab_ddl_dumper
+from harness.core.units import format_bytes
 from harness.lab.project import Lab
 from harness.lab.topology import SOURCE_SERVICE
 from harness.migration.cutover import cutover, rollback
+from harness.migration.drill import LagSampler
 from harness.migration.endpoint import Endpoint
 from harness.migration.plan import Move
 from harness.migration.slots import PatroniSlots
 from harness.migration.sync import finish, start, wait_copied
-from harness.migration.writes import APP_WRITES
+from harness.migration.writes import APP_WRITES, app_writes
 from harness.provision.source import write_endpoint
 from harness.stack.lifecycle import Stack
 
@@ -54,10 +58,42 @@ def dump_restore_seconds(stack: Stack) -> float:
     return seconds
 
 
+def lag_under_load(
+    move: Move, target: WorkloadTarget, writers: int, rate: float, seconds: float
+) -> None:
+    """The forward path's lag, sampled every half second, while heavy writers run."""
+    samples: list[tuple[float, str, int]] = []
+    heavy = Workload(
+        target,
+        writers=writers,
+        readers=0,
+        rate=rate,
+        max_seconds=seconds,
+        table=app_writes("migration-load"),
+    )
+    with heavy, LagSampler(move, heavy.now, samples):
+        time.sleep(seconds)
+    forward = [float(b) for _, path, b in samples if path == "forward"]
+    if not forward:
+        print("lag under load: no sample of the forward slot")
+        return
+    print(
+        f"lag under load ({writers} writers x {rate:.0f}/s for {seconds:.0f} s, "
+        f"{heavy.record.count('ack') / seconds:.0f} writes/s acknowledged, "
+        f"{heavy.record.count('fail') + heavy.record.count('unknown')} errors): forward lag "
+        f"p50 {format_bytes(int(percentile(forward, 0.5)))}, p95 "
+        f"{format_bytes(int(percentile(forward, 0.95)))}, max {format_bytes(int(max(forward)))} "
+        f"over {len(forward)} samples"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--load-writers", type=int, default=16)
+    parser.add_argument("--load-rate", type=float, default=50.0)
+    parser.add_argument("--load-seconds", type=float, default=30.0)
     args = parser.parse_args()
     stack = Stack(Lab.discover())
     lab = stack.lab
@@ -86,6 +122,8 @@ def main() -> None:
             wait_copied(move, lambda _: None)
             copies.append(time.monotonic() - began)
             time.sleep(2)
+            if run == 1 and args.load_writers:
+                lag_under_load(move, target, args.load_writers, args.load_rate, args.load_seconds)
             for name in ("cutover", "rollback"):
                 low = writes.now()
                 if name == "cutover":
@@ -94,6 +132,8 @@ def main() -> None:
                     report = rollback(move, endpoint)
                 high = writes.now()
                 paused[name].append(report.paused_seconds)
+                steps = ", ".join(f"{k} {v:.3f}" for k, v in report.steps.items())
+                print(f"  {name} steps: {steps}")
                 gaps[name].append(writes.record.ack_gap(low - 1, high + 1))
                 time.sleep(2)
         record = writes.record

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def fault() -> None:
     """Break the running lab on purpose, and heal it.
 
-    TARGET is a service (pg1-pg3, etcd1-etcd3, haproxy, pgbouncer, faultproxy,
-    csv-import) or a role resolved at injection time: leader, sync-standby, replica.
+    TARGET is a service (pg1-pg3, pg4-pg5 once scaled out, etcd1-etcd3, haproxy, pgbouncer,
+    faultproxy, csv-import) or a role resolved at injection time: leader, sync-standby, replica.
     LINK is a node or role (its replication link through the fault proxy), a client
     path: rw, ro, pooler (the proxied ports 5010, 5011, 6442), or csv-import (the import
     service's database link). Faults stay until `harness fault heal`.

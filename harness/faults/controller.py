@@ -41,6 +41,7 @@ from harness.lab.topology import (
     ETCD_MEMBERS,
     FAULTPROXY,
     HAPROXY,
+    MEMBERS,
     NODES,
     PGBOUNCER,
 )
@@ -48,7 +49,7 @@ from harness.stack.lifecycle import Stack
 
 Role = Literal["leader", "sync-standby", "replica"]
 ROLES: tuple[Role, ...] = ("leader", "sync-standby", "replica")
-SERVICES = (*NODES, *ETCD_MEMBERS, HAPROXY, PGBOUNCER, FAULTPROXY, CSV_IMPORT)
+SERVICES = (*MEMBERS, *ETCD_MEMBERS, HAPROXY, PGBOUNCER, FAULTPROXY, CSV_IMPORT)
 ISOLATE: list[Rule] = [("in", ("!", "-i", "lo")), ("out", ("!", "-o", "lo"))]
 
 
@@ -110,12 +111,21 @@ class Faults:
 
     def resolve_node(self, target: str) -> str:
         service = self.resolve(target)
-        if service not in NODES:
+        if service not in MEMBERS:
             raise ConfigError(
                 f"{target!r} is not a database node",
-                f"this fault needs one of {', '.join(NODES)} or a role: {', '.join(ROLES)}",
+                f"this fault needs one of {', '.join(MEMBERS)} or a role: {', '.join(ROLES)}",
+            )
+        if service not in NODES and service not in self.stack.running_services():
+            raise ConfigError(
+                f"{service} is not running", "`harness scale --replicas 5` adds pg4 and pg5"
             )
         return service
+
+    def members(self) -> list[str]:
+        """The database nodes running now: pg1-pg3, and pg4 and pg5 once scaled out."""
+        running = self.stack.running_services()
+        return [n for n in MEMBERS if n in NODES or n in running]
 
     def resolve_link(self, target: str) -> str:
         """A proxy link: rw/ro/pooler client paths, an application service's database link,
@@ -204,22 +214,22 @@ class Faults:
     def cut_from_peers(self, target: str) -> IptablesFault:
         """Other nodes, and the proxy that carries replication between them."""
         node = self.resolve_node(target)
-        peers = [n for n in NODES if n != node]
+        peers = [n for n in self.members() if n != node]
         return self._cut(node, [*peers, FAULTPROXY], "its peers")
 
     def partition(self, source: str, destination: str, one_way: bool = False) -> IptablesFault:
         """Traffic from source to destination is dropped (and back too unless one-way)."""
         src, dst = self.resolve(source), self.resolve(destination)
-        if src in NODES:
+        if src in MEMBERS:
             node = src
             rules = drop_rules([self.address(dst)], inbound=not one_way)
-        elif dst in NODES:
+        elif dst in MEMBERS:
             node = dst
             rules = drop_rules([self.address(src)], outbound=not one_way)
         else:
             raise ConfigError(
                 f"cannot partition {src} from {dst}: rules live in database nodes",
-                "one side must be pg1, pg2, pg3 or a role",
+                "one side must be a database node (pg1-pg5) or a role",
             )
         arrow = "->" if one_way else "<->"
         return IptablesFault(self, node, rules, f"partition {src} {arrow} {dst}")
@@ -257,7 +267,7 @@ class Faults:
                 found.paused.append(container.service)
             elif not container.running:
                 found.stopped.append(container.service)
-            elif container.service in NODES and (rules := self.rules_in(container.service)):
+            elif container.service in MEMBERS and (rules := self.rules_in(container.service)):
                 found.rules[container.service] = rules
         found.toxics, found.disabled_links = self.proxy.faults()
         return found
@@ -273,7 +283,7 @@ class Faults:
             elif not container.running:
                 runtime.act("start", [container.name])
                 done.append(f"started {container.service}")
-        for node in NODES:
+        for node in self.members():
             rules = self.rules_in(node)
             if rules:
                 for chain, _ in CHAINS.values():

@@ -11,6 +11,7 @@ import pytest
 
 from harness.chaos.invariants import client_errors, client_gaps
 from harness.chaos.workload import Workload, WorkloadTarget
+from harness.data.scales import TABLES
 from harness.data.verify import verify
 from harness.lab.topology import SCOPE
 from harness.maintenance.planned import Planned
@@ -50,7 +51,7 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
         assert set(pg4) & ro_servers(stack), f"pg4 ({pg4}) never answered on the ro port"
         # The content check covers the fourth member as every other one (on the CRM's
         # tables: the writers' table moves on while the nodes are read one by one).
-        checks = verify(stack.node_sql, stack.leader(), nodes=out.after)
+        checks = verify(stack.node_sql, stack.leader(), tables=TABLES, nodes=out.after)
         assert all(set(c.per_node) == set(out.after) and c.passed for c in checks), checks
         back = scale.scale(3)
     record = load.record

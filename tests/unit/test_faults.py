@@ -13,7 +13,14 @@ from harness.faults.model import AlreadyInjected, ToxicFault
 from harness.lab.project import Lab
 from harness.lab.topology import ETCD_MEMBERS, FAULTPROXY, NODES, PROXY_LINKS
 from harness.stack.lifecycle import Stack
-from tests.fakes import FakeIptables, FakeProxyApi, FakeRuntime, cluster_json, patroni_transport
+from tests.fakes import (
+    FakeIptables,
+    FakeProxyApi,
+    FakeRuntime,
+    cluster_json,
+    container,
+    patroni_transport,
+)
 
 SERVICES = (*NODES, *ETCD_MEMBERS, "haproxy", "pgbouncer", FAULTPROXY)
 
@@ -86,6 +93,20 @@ def test_cutting_peers_includes_the_proxy_that_carries_replication(rig: Rig) -> 
     with rig.faults.cut_from_peers("replica"):
         dropped = rig.iptables.rules("pg1")["GARDENLAB_IN"]
     assert dropped == [f"-s {rig.address(s)} -j DROP" for s in ("pg2", "pg3", FAULTPROXY)]
+
+
+def test_a_scaled_out_member_takes_faults_and_is_healed_like_the_others(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    with pytest.raises(ConfigError, match="pg4 is not running"):
+        rig.faults.isolate("pg4")
+    rig.runtime.services["pg4"] = container("pg4", address="172.18.0.40")
+    with rig.faults.cut_from_peers("pg1"):
+        dropped = rig.iptables.rules("pg1")["GARDENLAB_IN"]
+    assert f"-s {rig.address('pg4')} -j DROP" in dropped
+    rig.faults.isolate("pg4").apply()
+    assert set(rig.faults.traces().rules) == {"pg4"}
+    assert rig.faults.heal_all() == ["removed 2 iptables rules in pg4"]
+    assert rig.faults.resolve_link("pg4") == "repl-pg4"
 
 
 def test_a_toxic_goes_on_the_role_s_replication_link_and_comes_off(rig: Rig) -> None:
