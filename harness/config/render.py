@@ -90,13 +90,23 @@ RESTART_PARAMETERS = frozenset(
 )
 
 
-def pg_hba(network: str) -> list[str]:
-    """Local sockets by OS identity; every network client by SCRAM, from `network` only."""
-    return [
+def pg_hba(network: str, tls: bool = True) -> list[str]:
+    """Local sockets by OS identity; every network client by SCRAM, from `network` only, and
+    with TLS a client on TCP must encrypt: plaintext is refused before authentication
+    (`all` does not match replication, so it has its own line)."""
+    host = "hostssl" if tls else "host"
+    rules = [
         "local all all peer",
-        f"host replication replicator {network} scram-sha-256",
-        f"host all all {network} scram-sha-256",
+        f"{host} replication replicator {network} scram-sha-256",
+        f"{host} all all {network} scram-sha-256",
     ]
+    if tls:
+        rules += [
+            f"hostnossl {database} all {anywhere} reject"
+            for database in ("all", "replication")
+            for anywhere in ("0.0.0.0/0", "::/0")
+        ]
+    return rules
 
 
 # TLS 1.3 only; PostgreSQL rereads the files on reload, so a rotation needs no restart.
@@ -305,7 +315,7 @@ def patroni_config(
             # Patroni talks to its own PostgreSQL over the socket (peer): on a server, loopback
             # is outside the cluster network pg_hba admits (found by the rehearsal).
             "use_unix_socket": True,
-            "pg_hba": pg_hba(site.network),
+            "pg_hba": pg_hba(site.network, site.tls is not None),
             "parameters": {
                 "unix_socket_directories": "/var/run/postgresql",
                 **ssl_parameters(site.tls),

@@ -5,6 +5,7 @@ import ipaddress
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from harness import cli
 from harness.cli.app import App
-from harness.clients.addresses import conninfo, sqlalchemy_url
+from harness.clients.addresses import connection_error, conninfo, sqlalchemy_url
 from harness.config.render import (
     COMPOSE_SITE,
     patroni_config,
@@ -152,12 +153,14 @@ def test_pgbouncer_speaks_tls_to_clients_and_verifies_the_servers() -> None:
     assert f"client_tls_cert_file = {LAB_PATHS.cert_file}" in ini
     assert "server_tls_sslmode = verify-full" in ini
     assert "client_tls_protocols = tlsv1.3" in ini
+    assert "client_tls_sslmode = require" in ini  # a plaintext login is refused
 
 
 def test_a_site_without_tls_renders_none() -> None:
     site = replace(COMPOSE_SITE, tls=None)
     config = patroni_config(get_preset("fast"), site=site)["postgresql"]
     assert "ssl" not in config["parameters"] and patroni_tls_environment(None) == {}
+    assert not any(rule.startswith(("hostssl", "hostnossl")) for rule in config["pg_hba"])
     assert "tls" not in pgbouncer_ini(site)
 
 
@@ -185,3 +188,38 @@ def test_rotate_command_reissues_and_reloads(
     assert stack.reloaded and "reloaded: pg1, pg2, pg3" in result.output
     result = CliRunner().invoke(cli.cli, ["tls", "check"], obj=app)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        'connection failed: connection to server at "127.0.0.1", port 5000 failed: FATAL:  '
+        'pg_hba.conf rejects connection for host "172.18.0.9", user "postgres", database '
+        '"postgres", no encryption',
+        'connection failed: connection to server at "127.0.0.1", port 6432 failed: FATAL:  '
+        "SSL required",
+    ],
+)
+def test_a_plaintext_refusal_says_tls_is_required_and_shows_the_string_to_use(
+    refusal: str,
+) -> None:
+    error = connection_error(
+        psycopg.OperationalError(refusal),
+        "database",
+        "is the lab up?",
+        "postgresql://postgres:secret@127.0.0.1:5000/postgres?sslmode=disable",
+    )
+    assert "requires TLS" in error.message
+    assert error.hint == (
+        'connect with TLS verified against the lab CA: "user=postgres dbname=postgres '
+        'host=127.0.0.1 port=5000 sslmode=verify-full sslrootcert=tls/ca.crt"'
+    )
+    assert "secret" not in str(error)
+
+
+def test_another_connection_failure_keeps_its_own_hint() -> None:
+    error = connection_error(
+        psycopg.OperationalError("connection refused"), "database", "is the lab up?", "host=x"
+    )
+    assert error.message == "cannot reach the database: connection refused"
+    assert error.hint == "is the lab up?"
