@@ -101,8 +101,9 @@ def sqlalchemy_url(
     )
 
 
-def http_url(host: str, port: int | str, path: str = "") -> str:
-    return f"http://{host}:{port}{path}"
+def http_url(host: str, port: int | str, path: str = "", *, tls: bool = False) -> str:
+    """An HTTP service's URL; `tls`: HTTPS (Patroni's REST API when the site has TLS)."""
+    return f"{'https' if tls else 'http'}://{host}:{port}{path}"
 
 
 def split_address(address: str) -> tuple[str, str]:

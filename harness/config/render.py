@@ -138,6 +138,15 @@ def patroni_tls_environment(tls: TlsPaths | None) -> dict[str, str]:
     }
 
 
+def restapi_tls(tls: TlsPaths | None) -> dict[str, str]:
+    """Patroni's REST API on HTTPS with the node's certificate; `cafile` is also what Patroni
+    verifies its peers' REST APIs with (failsafe, switchover). A SIGHUP rereads the
+    certificate, so a rotation needs no restart. Clients need no certificate of their own."""
+    if tls is None:
+        return {}
+    return {"certfile": tls.cert_file, "keyfile": tls.key_file, "cafile": tls.ca_file}
+
+
 @dataclass(frozen=True)
 class Site:
     """Where a rendering goes: the lab's containers, or an inventory's servers. Everything
@@ -304,7 +313,7 @@ def patroni_config(
         "scope": SCOPE,
         "namespace": "/service/",
         "log": {"level": "INFO"},
-        "restapi": {"listen": f"0.0.0.0:{REST_PORT}"},
+        "restapi": {"listen": f"0.0.0.0:{REST_PORT}", **restapi_tls(site.tls)},
         "etcd3": {"hosts": list(site.etcd_hosts)},
         "bootstrap": bootstrap_config(preset, restore, site),
         "postgresql": {
@@ -351,6 +360,7 @@ def haproxy_cfg(preset: TimingPreset, site: Site = COMPOSE_SITE) -> str:
             pg_port=PG_PORT,
             rest_port=REST_PORT,
             metrics_port=HAPROXY_METRICS_PORT,
+            tls=site.tls,
         )
     )
 

@@ -96,11 +96,11 @@ def test_an_isolated_leader_demotes_itself(stack: Stack, faults: Faults) -> None
             return True
         return answer == "t"
 
-    others = [f"http://127.0.0.1:{stack.lab.ports[n]}" for n in NODES if n != leader]
+    others = [stack.lab.rest_url(n) for n in NODES if n != leader]
 
     def taken_over() -> bool:
         try:
-            with PatroniClient(others) as patroni:
+            with PatroniClient(others, ca_file=stack.lab.rest_ca) as patroni:
                 new = patroni.cluster().leader
         except HarnessError:
             return False

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -14,8 +15,12 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from harness import cli
 from harness.cli.app import App
 from harness.clients.addresses import connection_error, conninfo, sqlalchemy_url
+from harness.config.bundle import node_patroni_config, site_of, targets_of
+from harness.config.inventory import load_inventory
+from harness.config.monitoring import LAB_TARGETS, prometheus_config
 from harness.config.render import (
     COMPOSE_SITE,
+    haproxy_cfg,
     patroni_config,
     patroni_tls_environment,
     pgbouncer_ini,
@@ -24,8 +29,9 @@ from harness.core.errors import ConfigError
 from harness.core.progress import Say
 from harness.lab.presets import get_preset
 from harness.lab.project import Lab
-from harness.lab.tls import LAB_PATHS, TLS_GID, LabTls, make_ca
+from harness.lab.tls import LAB_PATHS, TLS_GID, LabTls, make_ca, subject_names
 from harness.lab.topology import NODES, TLS_NAMES
+from harness.promotion.gate import rest_url
 from harness.stack.lifecycle import Stack
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -223,3 +229,47 @@ def test_another_connection_failure_keeps_its_own_hint() -> None:
     )
     assert error.message == "cannot reach the database: connection refused"
     assert error.hint == "is the lab up?"
+
+
+def test_patronis_rest_api_serves_https_with_the_nodes_certificate() -> None:
+    restapi = patroni_config(get_preset("fast"))["restapi"]
+    assert restapi == {
+        "listen": "0.0.0.0:8008",
+        "certfile": LAB_PATHS.cert_file,
+        "keyfile": LAB_PATHS.key_file,
+        "cafile": LAB_PATHS.ca_file,  # Patroni verifies its peers' REST APIs with it too
+    }
+    lab = Lab(Path("/x"), {})
+    assert lab.rest_urls()[0] == "https://127.0.0.1:8008" and lab.rest_ca == "/x/tls/ca.crt"
+    for node in NODES:  # the certificate names what HAProxy, Prometheus and the host use
+        assert {node, "127.0.0.1"} <= set(subject_names(node))
+
+
+def test_haproxy_checks_patroni_over_https_verifying_the_ca_and_the_name() -> None:
+    cfg = haproxy_cfg(get_preset("fast"))
+    checks = f"check port 8008 check-ssl verify required ca-file {LAB_PATHS.ca_file}"
+    assert cfg.count(checks) == 2  # rw and ro
+    assert "    server pg1 pg1:5432 verifyhost pg1\n" in cfg
+    plain = haproxy_cfg(get_preset("fast"), replace(COMPOSE_SITE, tls=None))
+    assert "check-ssl" not in plain and "verifyhost" not in plain
+
+
+def test_prometheus_scrapes_patroni_over_https_and_the_rest_as_before() -> None:
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prometheus_config())["scrape_configs"]}
+    assert jobs["patroni"]["scheme"] == "https"
+    assert jobs["patroni"]["tls_config"] == {"ca_file": LAB_PATHS.ca_file}
+    assert all("scheme" not in j for name, j in jobs.items() if name != "patroni")
+    plain = prometheus_config(replace(LAB_TARGETS, https_ca=None))
+    assert "https" not in plain
+
+
+def test_the_servers_render_the_same_https_from_the_inventorys_paths() -> None:
+    inventory = load_inventory(Path(__file__).parents[2] / "docs" / "inventory.example.yml")
+    assert inventory.tls is not None
+    config = node_patroni_config(inventory, inventory.host("db1"))
+    assert config["restapi"]["certfile"] == inventory.tls.cert_file
+    assert f"ca-file {inventory.tls.ca_file}" in haproxy_cfg(inventory.preset, site_of(inventory))
+    scrape = yaml.safe_load(prometheus_config(targets_of(inventory)))["scrape_configs"][0]
+    assert scrape["scheme"] == "https" and scrape["tls_config"]["ca_file"] == inventory.tls.ca_file
+    assert rest_url(inventory, "10.0.1.11:8008") == "https://10.0.1.11:8008"
+    assert rest_url(replace(inventory, tls=None), "10.0.1.11:8008") == "http://10.0.1.11:8008"
