@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from harness.clients.patroni import PatroniClient
+from harness.clients.patroni import PatroniClient, verifying
 from harness.core.errors import CommandError, ConfigError, HarnessError
 from harness.faults.controller import Faults
 from harness.lab.topology import NODES
@@ -39,7 +39,9 @@ def query_ms(dsn: str) -> float:
 
 def rest_answers(stack: Stack, node: str) -> bool:
     try:
-        httpx.get(f"http://127.0.0.1:{stack.lab.ports[node]}/health", timeout=1)
+        httpx.get(
+            stack.lab.rest_url(node, "/health"), timeout=1, verify=verifying(stack.lab.rest_ca)
+        )
     except httpx.HTTPError:
         return False
     return True
