@@ -112,7 +112,9 @@ def main() -> None:
         if endpoint.upstream() != move.source_upstream:
             endpoint.repoint(*move.source_upstream)
         app = lab.dsn("endpoint", connect_timeout=2, keepalives=True)
-        target = WorkloadTarget(app, app, move.source_dsn, tuple(lab.rest_urls()))
+        target = WorkloadTarget(
+            app, app, move.source_dsn, tuple(lab.rest_urls()), patroni_ca=lab.rest_ca
+        )
         writes = Workload(
             target, writers=args.writers, readers=0, max_seconds=3600, table=APP_WRITES
         )

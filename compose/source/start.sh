@@ -10,10 +10,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb -D "$PGDATA" -U postgres --pwfile=/tmp/pwfile --auth-local=peer \
     --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --data-checksums >/dev/null
   rm -f /tmp/pwfile
-  # Published on loopback only; every network client by SCRAM, replication included.
-  printf 'host all all all scram-sha-256\nhost replication all all scram-sha-256\n' \
-    >> "$PGDATA/pg_hba.conf"
 fi
+# Written at each start, so a volume from before TLS gets these rules too: local sockets by
+# OS identity; every network client by SCRAM over TLS, replication included; plaintext TCP
+# refused (as harness.config.render.pg_hba renders the cluster's).
+printf '%s\n' 'local all all peer' \
+  'hostssl all all all scram-sha-256' 'hostssl replication all all scram-sha-256' \
+  'hostnossl all all all reject' 'hostnossl replication all all reject' > "$PGDATA/pg_hba.conf"
 exec postgres -D "$PGDATA" \
   -c listen_addresses='*' \
   -c unix_socket_directories=/var/run/postgresql \

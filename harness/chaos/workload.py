@@ -81,6 +81,7 @@ class WorkloadTarget:
     patroni_urls: tuple[str, ...]  # the monitor's view of the leader
     stats_url: str | None = None  # HAProxy's stats, when it can be read
     textfile_dir: Path | None = None  # node_exporter's textfile directory: the lab's only
+    patroni_ca: str | None = None  # the CA the REST API's certificates are verified with
 
     @classmethod
     def of_lab(cls, lab: Lab, endpoint: EndpointName = "rw") -> WorkloadTarget:
@@ -91,6 +92,7 @@ class WorkloadTarget:
             tuple(lab.rest_urls()),
             lab.url("stats", "/;csv"),
             lab.rendered_dir / TEXTFILE_DIR,
+            lab.rest_ca,
         )
 
 
@@ -300,7 +302,9 @@ class Workload:
 
     def _monitor(self) -> None:
         stats = self.target.stats_url
-        with PatroniClient(self.target.patroni_urls, timeout=0.5) as patroni:
+        with PatroniClient(
+            self.target.patroni_urls, timeout=0.5, ca_file=self.target.patroni_ca
+        ) as patroni:
             while self._running():
                 leader, timeline = "", None
                 try:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
+from psycopg.conninfo import conninfo_to_dict
+
+from harness.core.errors import HarnessError, first_line
+
 APPLICATION_NAME = "gardenlab-harness"
 # A dead connection turns into an error within ~5 s instead of hanging a writer.
 KEEPALIVES = {
@@ -56,6 +60,31 @@ def tls_params(sslrootcert: str | None) -> dict[str, str]:
     return {"sslmode": "verify-full", "sslrootcert": sslrootcert} if sslrootcert else {}
 
 
+# What a server answers a client that did not encrypt: PostgreSQL's pg_hba (`hostnossl ...
+# reject`) and PgBouncer's `client_tls_sslmode = require`.
+PLAINTEXT_REFUSED = ("no encryption", "SSL required")
+LAB_CA = "tls/ca.crt"  # the lab CA, from the repository root
+
+
+def tls_conninfo(dsn: str, sslrootcert: str = LAB_CA) -> str:
+    """`dsn` (key=value or URL) as it has to be given: verify-full against the CA. The password
+    is left out (PGPASSWORD or .pgpass give it), so the string can be shown."""
+    params = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if k != "password"}
+    params |= tls_params(sslrootcert)
+    return " ".join(f"{key}={libpq_value(value)}" for key, value in params.items())
+
+
+def connection_error(exc: Exception, what: str, hint: str, dsn: str) -> HarnessError:
+    """A failed connection in one line; refused for want of TLS, it says so and shows the
+    connection string to use instead of the generic `hint`."""
+    if any(phrase in str(exc) for phrase in PLAINTEXT_REFUSED):
+        return HarnessError(
+            f"the {what} requires TLS and refused a plaintext connection: {first_line(exc)}",
+            f'connect with TLS verified against the lab CA: "{tls_conninfo(dsn)}"',
+        )
+    return HarnessError(f"cannot reach the {what}: {first_line(exc)}", hint)
+
+
 def sqlalchemy_url(
     host: str,
     port: int | str,
@@ -72,8 +101,9 @@ def sqlalchemy_url(
     )
 
 
-def http_url(host: str, port: int | str, path: str = "") -> str:
-    return f"http://{host}:{port}{path}"
+def http_url(host: str, port: int | str, path: str = "", *, tls: bool = False) -> str:
+    """An HTTP service's URL; `tls`: HTTPS (Patroni's REST API when the site has TLS)."""
+    return f"{'https' if tls else 'http'}://{host}:{port}{path}"
 
 
 def split_address(address: str) -> tuple[str, str]:

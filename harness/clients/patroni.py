@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,12 @@ class Cluster:
         return ", ".join(f"{m.name}={m.role}/{m.state}" for m in self.members)
 
 
+def verifying(ca_file: str | None) -> ssl.SSLContext | bool:
+    """How an HTTPS client checks a server: against `ca_file` (the lab's or the inventory's
+    CA) and the name it was reached by, or the system's CAs without one."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else True
+
+
 class PatroniClient:
     """Asks each node's REST endpoint in turn: any live member knows the whole cluster."""
 
@@ -95,9 +102,12 @@ class PatroniClient:
         auth: tuple[str, str] | None = None,
         timeout: float = 2.0,
         transport: httpx.BaseTransport | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self._urls = list(urls)
-        self._http = httpx.Client(auth=auth, timeout=timeout, transport=transport)
+        # a transport given (a test's) carries its own TLS, if any
+        verify = verifying(ca_file) if transport is None else True
+        self._http = httpx.Client(auth=auth, timeout=timeout, transport=transport, verify=verify)
 
     def close(self) -> None:
         self._http.close()

@@ -222,6 +222,7 @@ def targets_of(inventory: Inventory) -> Targets:
         alertmanagers=tuple(
             f"127.0.0.1:{ALERTMANAGER_PORT}" for _ in inventory.with_role("monitoring")
         ),
+        https_ca=inventory.tls.ca_file if inventory.tls else None,
     )
 
 

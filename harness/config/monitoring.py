@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from harness.clients.addresses import http_url
+from harness.lab.tls import LAB_PATHS
 from harness.lab.topology import (
     ALERT_LOG,
     ALERT_LOG_PORT,
@@ -320,6 +321,18 @@ class Targets:
 
     jobs: tuple[tuple[str, tuple[str, ...]], ...]
     alertmanagers: tuple[str, ...]
+    https_ca: str | None = None  # the CA the TLS_JOBS' certificates are verified with
+
+
+# Jobs whose targets serve /metrics on HTTPS when the site has TLS: Patroni's REST API.
+TLS_JOBS = frozenset({"patroni"})
+
+
+def scrape_tls(job: str, ca_file: str | None) -> dict[str, Any]:
+    """HTTPS for a TLS job, verified against the CA by the target's name (pg1, an address)."""
+    if ca_file is None or job not in TLS_JOBS:
+        return {}
+    return {"scheme": "https", "tls_config": {"ca_file": ca_file}}
 
 
 LAB_TARGETS = Targets(
@@ -333,6 +346,7 @@ LAB_TARGETS = Targets(
         ("node", (f"node-exporter:{NODE_EXPORTER_PORT}",)),
     ),
     alertmanagers=(f"{ALERTMANAGER}:{ALERTMANAGER_PORT}",),
+    https_ca=LAB_PATHS.ca_file,
 )
 
 
@@ -350,6 +364,7 @@ def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/pro
         "scrape_configs": [
             {
                 "job_name": job,
+                **scrape_tls(job, targets.https_ca),
                 "static_configs": [{"targets": list(hosts)}],
                 # name the instance by its host, so a rule's label reads pg1, not pg1:8008
                 "relabel_configs": [

@@ -90,13 +90,23 @@ RESTART_PARAMETERS = frozenset(
 )
 
 
-def pg_hba(network: str) -> list[str]:
-    """Local sockets by OS identity; every network client by SCRAM, from `network` only."""
-    return [
+def pg_hba(network: str, tls: bool = True) -> list[str]:
+    """Local sockets by OS identity; every network client by SCRAM, from `network` only, and
+    with TLS a client on TCP must encrypt: plaintext is refused before authentication
+    (`all` does not match replication, so it has its own line)."""
+    host = "hostssl" if tls else "host"
+    rules = [
         "local all all peer",
-        f"host replication replicator {network} scram-sha-256",
-        f"host all all {network} scram-sha-256",
+        f"{host} replication replicator {network} scram-sha-256",
+        f"{host} all all {network} scram-sha-256",
     ]
+    if tls:
+        rules += [
+            f"hostnossl {database} all {anywhere} reject"
+            for database in ("all", "replication")
+            for anywhere in ("0.0.0.0/0", "::/0")
+        ]
+    return rules
 
 
 # TLS 1.3 only; PostgreSQL rereads the files on reload, so a rotation needs no restart.
@@ -126,6 +136,15 @@ def patroni_tls_environment(tls: TlsPaths | None) -> dict[str, str]:
         for user in ("SUPERUSER", "REPLICATION")
         for key, value in (("SSLMODE", "verify-full"), ("SSLROOTCERT", tls.ca_file))
     }
+
+
+def restapi_tls(tls: TlsPaths | None) -> dict[str, str]:
+    """Patroni's REST API on HTTPS with the node's certificate; `cafile` is also what Patroni
+    verifies its peers' REST APIs with (failsafe, switchover). A SIGHUP rereads the
+    certificate, so a rotation needs no restart. Clients need no certificate of their own."""
+    if tls is None:
+        return {}
+    return {"certfile": tls.cert_file, "keyfile": tls.key_file, "cafile": tls.ca_file}
 
 
 @dataclass(frozen=True)
@@ -294,7 +313,7 @@ def patroni_config(
         "scope": SCOPE,
         "namespace": "/service/",
         "log": {"level": "INFO"},
-        "restapi": {"listen": f"0.0.0.0:{REST_PORT}"},
+        "restapi": {"listen": f"0.0.0.0:{REST_PORT}", **restapi_tls(site.tls)},
         "etcd3": {"hosts": list(site.etcd_hosts)},
         "bootstrap": bootstrap_config(preset, restore, site),
         "postgresql": {
@@ -305,7 +324,7 @@ def patroni_config(
             # Patroni talks to its own PostgreSQL over the socket (peer): on a server, loopback
             # is outside the cluster network pg_hba admits (found by the rehearsal).
             "use_unix_socket": True,
-            "pg_hba": pg_hba(site.network),
+            "pg_hba": pg_hba(site.network, site.tls is not None),
             "parameters": {
                 "unix_socket_directories": "/var/run/postgresql",
                 **ssl_parameters(site.tls),
@@ -341,6 +360,7 @@ def haproxy_cfg(preset: TimingPreset, site: Site = COMPOSE_SITE) -> str:
             pg_port=PG_PORT,
             rest_port=REST_PORT,
             metrics_port=HAPROXY_METRICS_PORT,
+            tls=site.tls,
         )
     )
 

@@ -14,7 +14,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
-from harness.core.errors import ConfigError, HarnessError, StateError, first_line
+from harness.clients.addresses import connection_error
+from harness.core.errors import ConfigError, HarnessError, StateError
 from harness.core.progress import Say, silent
 from harness.data.crmdata import CrmData
 from harness.data.scales import TABLES
@@ -45,9 +46,8 @@ def connect_primary(dsn: str, force: bool) -> psycopg.Connection[Any]:
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
-        raise HarnessError(
-            f"cannot reach the database: {first_line(exc)}",
-            "is the lab up? `make status`; `make dev-up` starts it",
+        raise connection_error(
+            exc, "database", "is the lab up? `make status`; `make dev-up` starts it", dsn
         ) from None
     row = conn.execute(
         "select current_setting('cluster_name'), pg_is_in_recovery(), "

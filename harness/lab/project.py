@@ -209,12 +209,20 @@ class Lab:
         )
 
     def url(self, port_name: str, path: str = "") -> str:
-        """An HTTP service the lab publishes: stats, faultproxy, a node's REST API, meta..."""
+        """An HTTP service the lab publishes: stats, faultproxy, meta... (REST: rest_url)"""
         return http_url(LOOPBACK, self.ports[port_name], path)
 
+    def rest_url(self, node: str, path: str = "") -> str:
+        """A node's Patroni REST API: HTTPS, its certificate the lab CA's (`rest_ca`)."""
+        return http_url(LOOPBACK, self.ports[node], path, tls=True)
+
+    @property
+    def rest_ca(self) -> str:
+        return str(self.tls.ca_file)
+
     def rest_urls(self) -> list[str]:
-        return [self.url(node) for node in NODES]
+        return [self.rest_url(node) for node in NODES]
 
     def member_urls(self) -> dict[str, str]:
         """Each member's own REST API, pg4's and pg5's too (published while they run)."""
-        return {node: self.url(node) for node in MEMBERS}
+        return {node: self.rest_url(node) for node in MEMBERS}

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from harness.core.errors import HarnessError, first_line
+from harness.clients.addresses import connection_error
 from harness.migration.plan import APP_SCHEMAS, PLATFORM_TABLES
 
 Conn = psycopg.Connection[Any]
@@ -26,9 +26,8 @@ def connect(dsn: str, what: str) -> Conn:
     try:
         return psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
     except psycopg.OperationalError as exc:
-        raise HarnessError(
-            f"cannot reach the {what}: {first_line(exc)}",
-            "is it up? `harness up --source` starts the lab's source and endpoint",
+        raise connection_error(
+            exc, what, "is it up? `harness up --source` starts the lab's source and endpoint", dsn
         ) from None
 
 

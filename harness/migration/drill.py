@@ -392,7 +392,12 @@ def run_drill(
     if not address.held:
         raise HarnessError("the application endpoint does not answer", "`harness up --source`")
     target = WorkloadTarget(
-        app_dsn, app_dsn, move.source_dsn, tuple(lab.rest_urls()), lab.url("stats", "/;csv")
+        app_dsn,
+        app_dsn,
+        move.source_dsn,
+        tuple(lab.rest_urls()),
+        lab.url("stats", "/;csv"),
+        patroni_ca=lab.rest_ca,
     )
     workload = Workload(
         target, writers=options.writers, readers=0, rate=options.rate, max_seconds=900

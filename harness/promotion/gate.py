@@ -23,7 +23,7 @@ import psycopg
 from harness.chaos.invariants import outage
 from harness.chaos.workload import TABLE, Workload, WorkloadTarget
 from harness.clients.addresses import conninfo, http_url, split_address
-from harness.clients.patroni import Cluster, PatroniClient
+from harness.clients.patroni import Cluster, PatroniClient, verifying
 from harness.clients.pgbackrest import RepositoryInfo
 from harness.config.inventory import Inventory
 from harness.core.errors import CommandError, HarnessError
@@ -82,6 +82,11 @@ def dsn(
     inventory's CA, the servers are verified against it (verify-full)."""
     host, port = split_address(address)
     return conninfo(host, port, role, secrets.get(ROLE_SECRETS[role], ""), sslrootcert=ca)
+
+
+def rest_url(inventory: Inventory, address: str, path: str = "") -> str:
+    """A server's Patroni REST API: HTTPS when the inventory renders TLS, as the bundle does."""
+    return http_url(*split_address(address), path, tls=inventory.tls is not None)
 
 
 def one_row(conninfo: str, query: str) -> tuple[Any, ...]:
@@ -187,7 +192,11 @@ def read_only_checks(
     members = [h.name for h in inventory.with_role("database")]
     leader_rest = inventory.endpoints.patroni[members.index(cluster.leaders[0].name)]
     system_id = str(
-        httpx.get(http_url(*split_address(leader_rest), "/patroni"), timeout=3)
+        httpx.get(
+            rest_url(inventory, leader_rest, "/patroni"),
+            timeout=3,
+            verify=verifying(inventory.client_ca_file),
+        )
         .json()
         .get("database_system_identifier", "")
     )
@@ -198,11 +207,15 @@ def read_only_checks(
 
 
 def measure_switchover(
-    patroni: PatroniClient, cluster: Cluster, rw: str, patroni_urls: tuple[str, ...]
+    patroni: PatroniClient,
+    cluster: Cluster,
+    rw: str,
+    patroni_urls: tuple[str, ...],
+    patroni_ca: str | None,
 ) -> float:
     """A planned switchover to the synchronous standby; the write outage a client of the rw
     endpoint sees, measured as chaos scenarios measure it (one writer, the same invariants)."""
-    target = WorkloadTarget(rw, rw, rw, patroni_urls)
+    target = WorkloadTarget(rw, rw, rw, patroni_urls, patroni_ca=patroni_ca)
     with Workload(target, writers=1, readers=0, rate=50.0, max_seconds=120) as load:
         time.sleep(2)
         load.mark("fault")
@@ -225,9 +238,9 @@ def gate(
     say: Say = print,
 ) -> GateReport:
     report = GateReport(str(inventory.path))
-    urls = tuple(http_url(*split_address(e)) for e in inventory.endpoints.patroni)
+    urls = tuple(rest_url(inventory, e) for e in inventory.endpoints.patroni)
     auth = ("patroni", secrets.get("PATRONI_RESTAPI_PASSWORD", ""))
-    with PatroniClient(urls, auth=auth, timeout=3) as patroni:
+    with PatroniClient(urls, auth=auth, timeout=3, ca_file=inventory.client_ca_file) as patroni:
         say("gate: read-only checks")
         if not read_only_checks(
             report, inventory, secrets, patroni, max_lag=max_lag, max_backup_age=max_backup_age
@@ -265,6 +278,7 @@ def gate(
                 patroni.cluster(),
                 dsn(inventory.endpoints.rw, secrets, ca=inventory.client_ca_file),
                 urls,
+                inventory.client_ca_file,
             )
             report.add(
                 "planned switchover",

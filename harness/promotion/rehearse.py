@@ -22,7 +22,6 @@ from pathlib import Path
 
 import yaml
 
-from harness.clients.addresses import http_url, split_address
 from harness.clients.docker import ContainerRuntime, DockerRuntime, RunSpec
 from harness.clients.patroni import PatroniClient
 from harness.config.bundle import lab_package_versions, plan_bundle, write_bundle
@@ -31,7 +30,7 @@ from harness.core.errors import CommandError, HarnessError
 from harness.core.process import run
 from harness.core.progress import Say
 from harness.lab.project import Lab
-from harness.promotion.gate import GateReport, read_only_checks
+from harness.promotion.gate import GateReport, read_only_checks, rest_url
 from harness.stack.engine import BASE_IMAGE
 from harness.stack.readiness import PatroniTopology, wait_for
 
@@ -166,8 +165,8 @@ def rehearse(
                 raise HarnessError(f"the playbook failed: {exc.message}") from exc
             report.seconds["playbook"] = time.monotonic() - step
             step = time.monotonic()
-            urls = [http_url(*split_address(e)) for e in inventory.endpoints.patroni]
-            with PatroniClient(urls, timeout=2) as patroni:
+            urls = [rest_url(inventory, e) for e in inventory.endpoints.patroni]
+            with PatroniClient(urls, timeout=2, ca_file=inventory.client_ca_file) as patroni:
                 wait_for([PatroniTopology(patroni)], READY_TIMEOUT, log_tail=journal_hint)
                 report.seconds["cluster ready"] = time.monotonic() - step
                 report.checks = GateReport(str(path))

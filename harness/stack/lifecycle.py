@@ -162,7 +162,9 @@ class Stack:
 
     def patroni(self) -> PatroniClient:
         auth = ("patroni", self.lab.settings.get("PATRONI_RESTAPI_PASSWORD", ""))
-        return PatroniClient(self.lab.rest_urls(), auth=auth, transport=self._http)
+        return PatroniClient(
+            self.lab.rest_urls(), auth=auth, transport=self._http, ca_file=self.lab.rest_ca
+        )
 
     # -- inventory -----------------------------------------------------------------------
 
@@ -414,7 +416,8 @@ class Stack:
 
     def reload_tls(self) -> list[str]:
         """Make every running service read its certificate again, without a restart: a
-        PostgreSQL reload (sessions stay), PgBouncer's SIGHUP (its RELOAD). Returns them."""
+        PostgreSQL reload (sessions stay), Patroni's SIGHUP (its REST API's certificate),
+        PgBouncer's SIGHUP (its RELOAD). Returns them."""
         running = self.running_services()
         reloaded = []
         for service in TLS_NAMES:
@@ -423,8 +426,8 @@ class Stack:
             name = self.container(service).name
             if service in (*MEMBERS, SOURCE_SERVICE):
                 self.runtime.execute(name, ["pg_ctl", "reload", "-s", "-D", DATA_DIR], "postgres")
-            elif service in ("pgbouncer", APP_ENDPOINT):
-                # dumb-init, PID 1, passes the signal on to PgBouncer
+            if service in (*MEMBERS, "pgbouncer", APP_ENDPOINT):
+                # dumb-init, PID 1, passes the signal on to Patroni or PgBouncer
                 self.runtime.execute(name, ["sh", "-c", "kill -HUP 1"])
             reloaded.append(service)
         return reloaded

@@ -17,6 +17,7 @@ import pytest
 from harness.chaos.catalog import CATALOG
 from harness.chaos.report import summary, write_report
 from harness.chaos.runner import run
+from harness.clients.patroni import verifying
 from harness.stack.lifecycle import Stack
 from tests.realstack import seed_small
 
@@ -42,7 +43,8 @@ def save_evidence(stack: Stack, directory: Path) -> None:
     (directory / "compose.log").write_text(stack.log_tail(lines=400))
     for path in ("cluster", "history"):
         try:
-            answer = httpx.get(stack.lab.url("pg1", f"/{path}"), timeout=3).json()
+            url, ca = stack.lab.rest_url("pg1", f"/{path}"), verifying(stack.lab.rest_ca)
+            answer = httpx.get(url, timeout=3, verify=ca).json()
         except (httpx.HTTPError, ValueError) as exc:
             answer = {"unavailable": repr(exc)}
         (directory / f"{path}.json").write_text(json.dumps(answer, indent=1))

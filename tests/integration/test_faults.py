@@ -9,7 +9,7 @@ import httpx
 import psycopg
 import pytest
 
-from harness.clients.patroni import PatroniClient
+from harness.clients.patroni import PatroniClient, verifying
 from harness.core.errors import CommandError, ConfigError, HarnessError
 from harness.faults.controller import Faults
 from harness.lab.topology import NODES
@@ -39,7 +39,9 @@ def query_ms(dsn: str) -> float:
 
 def rest_answers(stack: Stack, node: str) -> bool:
     try:
-        httpx.get(f"http://127.0.0.1:{stack.lab.ports[node]}/health", timeout=1)
+        httpx.get(
+            stack.lab.rest_url(node, "/health"), timeout=1, verify=verifying(stack.lab.rest_ca)
+        )
     except httpx.HTTPError:
         return False
     return True
@@ -96,11 +98,11 @@ def test_an_isolated_leader_demotes_itself(stack: Stack, faults: Faults) -> None
             return True
         return answer == "t"
 
-    others = [f"http://127.0.0.1:{stack.lab.ports[n]}" for n in NODES if n != leader]
+    others = [stack.lab.rest_url(n) for n in NODES if n != leader]
 
     def taken_over() -> bool:
         try:
-            with PatroniClient(others) as patroni:
+            with PatroniClient(others, ca_file=stack.lab.rest_ca) as patroni:
                 new = patroni.cluster().leader
         except HarnessError:
             return False

@@ -106,7 +106,9 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
     )
     app = stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True)
-    target = WorkloadTarget(app, app, move.source_dsn, tuple(stack.lab.rest_urls()))
+    target = WorkloadTarget(
+        app, app, move.source_dsn, tuple(stack.lab.rest_urls()), patroni_ca=stack.lab.rest_ca
+    )
     writes = Workload(target, writers=WRITERS, readers=0, max_seconds=150, table=APP_WRITES)
     with writes:
         started = time.monotonic()

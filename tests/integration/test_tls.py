@@ -7,10 +7,12 @@ import socket
 import ssl
 import struct
 
+import httpx
 import psycopg
 import pytest
 from cryptography import x509
 
+from harness.clients.patroni import verifying
 from harness.lab.topology import NODES
 from harness.stack.lifecycle import Stack
 
@@ -44,6 +46,18 @@ def test_every_published_postgres_port_serves_tls_13_from_the_lab_ca(stack: Stac
             "select ssl, version from pg_stat_ssl where pid = pg_backend_pid()"
         ).fetchone()
     assert row == (True, "TLSv1.3")
+
+
+def test_patronis_rest_api_is_https_from_the_lab_ca_and_refuses_plain_http(stack: Stack) -> None:
+    """HAProxy's checks and Prometheus's scrapes verify it the same way (their targets are up
+    only if they do: the readiness check waits for both)."""
+    ca = verifying(stack.lab.rest_ca)
+    for node in NODES:
+        assert httpx.get(stack.lab.rest_url(node, "/health"), verify=ca, timeout=5).is_success
+        with pytest.raises(httpx.HTTPError):  # Patroni answers plain HTTP with a TLS alert
+            httpx.get(stack.lab.url(node, "/health"), timeout=5)
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(stack.lab.rest_url(node, "/health"), verify=True, timeout=5)
 
 
 def test_replication_through_the_fault_proxy_is_encrypted(stack: Stack) -> None:

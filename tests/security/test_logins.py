@@ -20,7 +20,14 @@ POOLERS = tuple(name for name in SQL_ENDPOINTS if name.endswith("pooler"))
 
 
 def login(stack: Stack, endpoint: str, role: str, password: str, dbname: str = "postgres") -> None:
-    dsn = conninfo(LOOPBACK, stack.lab.ports[endpoint], role, password, dbname)
+    dsn = conninfo(
+        LOOPBACK,
+        stack.lab.ports[endpoint],
+        role,
+        password,
+        dbname,
+        sslrootcert=str(stack.lab.tls.ca_file),
+    )
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("select 1")
 

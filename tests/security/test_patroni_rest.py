@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.clients.patroni import verifying
 from harness.lab.topology import NODES
 from harness.stack.lifecycle import Stack
 
@@ -28,8 +29,8 @@ UNSAFE: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
 
 
 def send(stack: Stack, node: str, method: str, path: str, body: Any, **auth: Any) -> int:
-    with httpx.Client(timeout=5, **auth) as http:
-        return http.request(method, stack.lab.url(node, path), json=body).status_code
+    with httpx.Client(timeout=5, verify=verifying(stack.lab.rest_ca), **auth) as http:
+        return http.request(method, stack.lab.rest_url(node, path), json=body).status_code
 
 
 @pytest.mark.parametrize("node", NODES)

@@ -37,10 +37,20 @@ def test_statement_statistics_and_slow_plans_are_on_and_reach_running_clusters()
     assert OBSERVE_PARAMETERS.items() <= LIVE_PARAMETERS.items()  # `up` patches older labs
 
 
-def test_pg_hba_admits_only_the_stack_network_by_scram() -> None:
+def test_pg_hba_admits_only_the_stack_network_by_scram_over_tls() -> None:
     hba = patroni_config(get_preset("fast"))["postgresql"]["pg_hba"]
-    network_rules = [rule for rule in hba if rule.startswith("host")]
-    assert network_rules and all(r.endswith("samenet scram-sha-256") for r in network_rules)
+    admitted = [rule for rule in hba if not rule.endswith("reject")]
+    assert admitted[0] == "local all all peer"
+    assert admitted[1:] == [
+        "hostssl replication replicator samenet scram-sha-256",
+        "hostssl all all samenet scram-sha-256",
+    ]
+    # plaintext TCP refused for every database, replication included, on IPv4 and IPv6
+    assert {r for r in hba if r.endswith("reject")} == {
+        f"hostnossl {db} all {net} reject"
+        for db in ("all", "replication")
+        for net in ("0.0.0.0/0", "::/0")
+    }
 
 
 def test_one_preset_drives_patroni_and_haproxy() -> None:

@@ -5,16 +5,22 @@ import ipaddress
 from dataclasses import replace
 from pathlib import Path
 
+import psycopg
 import pytest
+import yaml
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from harness import cli
 from harness.cli.app import App
-from harness.clients.addresses import conninfo, sqlalchemy_url
+from harness.clients.addresses import connection_error, conninfo, sqlalchemy_url
+from harness.config.bundle import node_patroni_config, site_of, targets_of
+from harness.config.inventory import load_inventory
+from harness.config.monitoring import LAB_TARGETS, prometheus_config
 from harness.config.render import (
     COMPOSE_SITE,
+    haproxy_cfg,
     patroni_config,
     patroni_tls_environment,
     pgbouncer_ini,
@@ -23,8 +29,9 @@ from harness.core.errors import ConfigError
 from harness.core.progress import Say
 from harness.lab.presets import get_preset
 from harness.lab.project import Lab
-from harness.lab.tls import LAB_PATHS, TLS_GID, LabTls, make_ca
+from harness.lab.tls import LAB_PATHS, TLS_GID, LabTls, make_ca, subject_names
 from harness.lab.topology import NODES, TLS_NAMES
+from harness.promotion.gate import rest_url
 from harness.stack.lifecycle import Stack
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
@@ -152,12 +159,14 @@ def test_pgbouncer_speaks_tls_to_clients_and_verifies_the_servers() -> None:
     assert f"client_tls_cert_file = {LAB_PATHS.cert_file}" in ini
     assert "server_tls_sslmode = verify-full" in ini
     assert "client_tls_protocols = tlsv1.3" in ini
+    assert "client_tls_sslmode = require" in ini  # a plaintext login is refused
 
 
 def test_a_site_without_tls_renders_none() -> None:
     site = replace(COMPOSE_SITE, tls=None)
     config = patroni_config(get_preset("fast"), site=site)["postgresql"]
     assert "ssl" not in config["parameters"] and patroni_tls_environment(None) == {}
+    assert not any(rule.startswith(("hostssl", "hostnossl")) for rule in config["pg_hba"])
     assert "tls" not in pgbouncer_ini(site)
 
 
@@ -185,3 +194,82 @@ def test_rotate_command_reissues_and_reloads(
     assert stack.reloaded and "reloaded: pg1, pg2, pg3" in result.output
     result = CliRunner().invoke(cli.cli, ["tls", "check"], obj=app)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        'connection failed: connection to server at "127.0.0.1", port 5000 failed: FATAL:  '
+        'pg_hba.conf rejects connection for host "172.18.0.9", user "postgres", database '
+        '"postgres", no encryption',
+        'connection failed: connection to server at "127.0.0.1", port 6432 failed: FATAL:  '
+        "SSL required",
+    ],
+)
+def test_a_plaintext_refusal_says_tls_is_required_and_shows_the_string_to_use(
+    refusal: str,
+) -> None:
+    error = connection_error(
+        psycopg.OperationalError(refusal),
+        "database",
+        "is the lab up?",
+        "postgresql://postgres:secret@127.0.0.1:5000/postgres?sslmode=disable",
+    )
+    assert "requires TLS" in error.message
+    assert error.hint == (
+        'connect with TLS verified against the lab CA: "user=postgres dbname=postgres '
+        'host=127.0.0.1 port=5000 sslmode=verify-full sslrootcert=tls/ca.crt"'
+    )
+    assert "secret" not in str(error)
+
+
+def test_another_connection_failure_keeps_its_own_hint() -> None:
+    error = connection_error(
+        psycopg.OperationalError("connection refused"), "database", "is the lab up?", "host=x"
+    )
+    assert error.message == "cannot reach the database: connection refused"
+    assert error.hint == "is the lab up?"
+
+
+def test_patronis_rest_api_serves_https_with_the_nodes_certificate() -> None:
+    restapi = patroni_config(get_preset("fast"))["restapi"]
+    assert restapi == {
+        "listen": "0.0.0.0:8008",
+        "certfile": LAB_PATHS.cert_file,
+        "keyfile": LAB_PATHS.key_file,
+        "cafile": LAB_PATHS.ca_file,  # Patroni verifies its peers' REST APIs with it too
+    }
+    lab = Lab(Path("/x"), {})
+    assert lab.rest_urls()[0] == "https://127.0.0.1:8008" and lab.rest_ca == "/x/tls/ca.crt"
+    for node in NODES:  # the certificate names what HAProxy, Prometheus and the host use
+        assert {node, "127.0.0.1"} <= set(subject_names(node))
+
+
+def test_haproxy_checks_patroni_over_https_verifying_the_ca_and_the_name() -> None:
+    cfg = haproxy_cfg(get_preset("fast"))
+    checks = f"check port 8008 check-ssl verify required ca-file {LAB_PATHS.ca_file}"
+    assert cfg.count(checks) == 2  # rw and ro
+    assert "    server pg1 pg1:5432 verifyhost pg1\n" in cfg
+    plain = haproxy_cfg(get_preset("fast"), replace(COMPOSE_SITE, tls=None))
+    assert "check-ssl" not in plain and "verifyhost" not in plain
+
+
+def test_prometheus_scrapes_patroni_over_https_and_the_rest_as_before() -> None:
+    jobs = {j["job_name"]: j for j in yaml.safe_load(prometheus_config())["scrape_configs"]}
+    assert jobs["patroni"]["scheme"] == "https"
+    assert jobs["patroni"]["tls_config"] == {"ca_file": LAB_PATHS.ca_file}
+    assert all("scheme" not in j for name, j in jobs.items() if name != "patroni")
+    plain = prometheus_config(replace(LAB_TARGETS, https_ca=None))
+    assert "https" not in plain
+
+
+def test_the_servers_render_the_same_https_from_the_inventorys_paths() -> None:
+    inventory = load_inventory(Path(__file__).parents[2] / "docs" / "inventory.example.yml")
+    assert inventory.tls is not None
+    config = node_patroni_config(inventory, inventory.host("db1"))
+    assert config["restapi"]["certfile"] == inventory.tls.cert_file
+    assert f"ca-file {inventory.tls.ca_file}" in haproxy_cfg(inventory.preset, site_of(inventory))
+    scrape = yaml.safe_load(prometheus_config(targets_of(inventory)))["scrape_configs"][0]
+    assert scrape["scheme"] == "https" and scrape["tls_config"]["ca_file"] == inventory.tls.ca_file
+    assert rest_url(inventory, "10.0.1.11:8008") == "https://10.0.1.11:8008"
+    assert rest_url(replace(inventory, tls=None), "10.0.1.11:8008") == "http://10.0.1.11:8008"
