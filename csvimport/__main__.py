@@ -10,7 +10,7 @@ from pathlib import Path
 from types import FrameType
 
 from csvimport.api import ImportServer
-from csvimport.store import Store
+from csvimport.store import Pacing, Store
 from csvimport.worker import Worker, log
 
 DEFAULT_LIMIT = 256 * 1024 * 1024
@@ -32,9 +32,25 @@ def main() -> None:
         default=int(os.environ.get("CSV_IMPORT_MAX_BYTES") or DEFAULT_LIMIT),
         help="the largest file accepted",
     )
+    parser.add_argument(
+        "--merge-rows",
+        type=int,
+        default=int(os.environ.get("CSV_IMPORT_MERGE_ROWS") or Pacing.rows),
+        help="leads per statement of the merge",
+    )
+    parser.add_argument(
+        "--merge-duty",
+        type=float,
+        default=float(os.environ.get("CSV_IMPORT_MERGE_DUTY") or Pacing.duty),
+        help="the share of its wall time the merge may be busy (1: no pauses)",
+    )
     args = parser.parse_args()
+    try:
+        pacing = Pacing(args.merge_rows, args.merge_duty)
+    except ValueError as exc:
+        parser.error(str(exc))
     args.spool.mkdir(parents=True, exist_ok=True)
-    store = Store()
+    store = Store(pacing=pacing)
     worker = Worker(store, args.spool)
     server = ImportServer((args.host, args.port), store, worker, args.spool, args.max_bytes)
 
@@ -45,7 +61,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     worker.start()
-    log(f"listening on {args.host}:{args.port}, spool {args.spool}, limit {args.max_bytes:,} B")
+    log(
+        f"listening on {args.host}:{args.port}, spool {args.spool}, limit {args.max_bytes:,} B, "
+        f"merge {pacing.rows} rows a statement at duty {pacing.duty}"
+    )
     server.serve_forever()
     server.server_close()
 

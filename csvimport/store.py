@@ -4,11 +4,15 @@ An import is a row of app.imports, unique per agency and content hash: the same 
 is the same import. Staging commits batch by batch, each batch's rows with its ledger row in
 one transaction, so a resumed import knows exactly what is staged. The merge into leads, the
 duplicate check and the state `done` commit in one transaction: an import is in leads
-entirely or not at all (migration 0007)."""
+entirely or not at all (migration 0007). Inside that transaction the rows move in chunks with
+a pause after each (`Pacing`): one statement of 100k rows wrote ~390 MB of WAL in 20 s, which
+the synchronous standby had to take before any interactive commit behind it, while both
+replicas replayed it; chunks with pauses let the interactive commits and reads in between."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +42,41 @@ SUMMARY = (
 
 
 @dataclass(frozen=True)
+class Pacing:
+    """How the merge shares the cluster: `rows` leads per statement, then a pause so that the
+    merge is busy only `duty` of its wall time (1.0: no pause)."""
+
+    rows: int = 1000
+    duty: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.rows < 1 or not 0 < self.duty <= 1:
+            raise ValueError(f"merge pacing needs rows >= 1 and 0 < duty <= 1, not {self}")
+
+    def pause(self, busy: float) -> float:
+        """Seconds to wait after a chunk that took `busy` seconds."""
+        return busy * (1 / self.duty - 1)
+
+
+# One chunk of the merge: the next `rows` valid lines after the last one moved, into leads.
+MERGE_CHUNK = """
+WITH moved AS (
+    INSERT INTO leads (agency_id, full_name, phone, email, status, source, score,
+                       created_at, updated_at, import_id, import_line)
+    SELECT %(agency)s, r.full_name, r.phone, r.email, r.status, r.source,
+           coalesce(r.score, 0), coalesce(r.created_at, now()),
+           coalesce(r.created_at, now()), r.import_id, r.line
+    FROM app.import_rows r
+    WHERE r.import_id = %(id)s AND r.line > %(after)s AND NOT EXISTS (
+        SELECT FROM app.import_rejects j WHERE j.import_id = r.import_id AND j.line = r.line)
+    ORDER BY r.line
+    LIMIT %(rows)s
+    RETURNING import_line)
+SELECT count(*), max(import_line) FROM moved
+"""
+
+
+@dataclass(frozen=True)
 class Pending:
     id: int
     agency_id: int
@@ -46,8 +85,15 @@ class Pending:
 
 
 class Store:
-    def __init__(self, conninfo: str = "") -> None:
+    def __init__(
+        self,
+        conninfo: str = "",
+        pacing: Pacing = Pacing(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.conninfo = conninfo  # "" : libpq's PG* environment variables
+        self.pacing = pacing
+        self.sleep = sleep
 
     def connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.conninfo, application_name="csv-import")
@@ -204,22 +250,7 @@ class Store:
                 {"id": import_id},
             )
             duplicates = cur.rowcount
-            cur.execute(
-                """
-                INSERT INTO leads (agency_id, full_name, phone, email, status, source, score,
-                                   created_at, updated_at, import_id, import_line)
-                SELECT %(agency)s, r.full_name, r.phone, r.email, r.status, r.source,
-                       coalesce(r.score, 0), coalesce(r.created_at, now()),
-                       coalesce(r.created_at, now()), r.import_id, r.line
-                FROM app.import_rows r
-                WHERE r.import_id = %(id)s AND NOT EXISTS (
-                    SELECT FROM app.import_rejects j WHERE j.import_id = r.import_id
-                                                      AND j.line = r.line)
-                ORDER BY r.line
-                """,
-                {"id": import_id, "agency": agency_id},
-            )
-            imported = cur.rowcount
+            imported = self.move_rows(cur, import_id, agency_id)
             cur.execute("DELETE FROM app.import_rows WHERE import_id = %s", (import_id,))
             cur.execute(
                 "UPDATE app.imports SET state = 'done', imported = %s, "
@@ -227,6 +258,22 @@ class Store:
                 (imported, duplicates, import_id),
             )
         return True
+
+    def move_rows(self, cur: psycopg.Cursor[Any], import_id: int, agency_id: int) -> int:
+        """The import's valid rows into leads, chunk by chunk in line order, pausing after
+        each chunk as the pacing says; the number moved."""
+        moved, after = 0, 0
+        while True:
+            started = time.monotonic()
+            count, last = cur.execute(
+                MERGE_CHUNK,
+                {"id": import_id, "agency": agency_id, "after": after, "rows": self.pacing.rows},
+            ).fetchone() or (0, None)
+            moved += int(count)
+            if count < self.pacing.rows or last is None:
+                return moved
+            after = int(last)
+            self.sleep(self.pacing.pause(time.monotonic() - started))
 
     def fail(self, import_id: int, error: str) -> None:
         """A file that cannot be imported: staged rows dropped, nothing in leads."""

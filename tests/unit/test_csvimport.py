@@ -16,7 +16,7 @@ from csvimport.api import ImportServer
 from csvimport.errors import Refused
 from csvimport.receive import body_chunks, receive, spool_path
 from csvimport.rows import BAD_EMAIL, BAD_PHONE, UNKNOWN_STATUS, Lead, check_row, read_header
-from csvimport.store import Store
+from csvimport.store import Pacing, Store
 from csvimport.worker import Worker, batches
 
 HEADER = "name,phone,email,status,source\n"
@@ -303,3 +303,41 @@ def test_a_resumed_import_stages_only_what_the_ledger_lacks(tmp_path: Path) -> N
     worker.process(job)
     assert store.ledger == {0, 1, 2, 3} and store.merged == 1
     assert not spool_path(tmp_path, 1, sha).exists()  # done: the file is no longer needed
+
+
+class ChunkCursor:
+    """Answers the merge's chunk statement as a table of `valid` rows would, one chunk a call."""
+
+    def __init__(self, valid: int) -> None:
+        self.valid = valid
+        self.after: list[int] = []
+        self.answer: tuple[int, int | None] = (0, None)
+
+    def execute(self, sql: str, params: dict[str, int]) -> ChunkCursor:
+        self.after.append(params["after"])
+        last = min(self.valid, params["after"] + params["rows"])
+        count = last - params["after"]
+        self.answer = (count, last if count else None)
+        return self
+
+    def fetchone(self) -> tuple[int, int | None]:
+        return self.answer
+
+
+@pytest.mark.parametrize(("valid", "chunks"), [(0, 1), (999, 1), (1000, 2), (2500, 3)])
+def test_the_merge_moves_every_row_in_chunks_and_pauses_between_them(
+    valid: int, chunks: int
+) -> None:
+    pauses: list[float] = []
+    store = Store(pacing=Pacing(rows=1000, duty=0.25), sleep=pauses.append)
+    cursor = ChunkCursor(valid)
+    assert store.move_rows(cursor, 7, 1) == valid  # type: ignore[arg-type]
+    assert cursor.after == [1000 * n for n in range(chunks)]  # each chunk after the last line
+    assert len(pauses) == chunks - 1  # none after the last chunk
+    assert Pacing(duty=0.25).pause(0.2) == pytest.approx(0.6) and Pacing(duty=1).pause(5) == 0
+
+
+@pytest.mark.parametrize(("rows", "duty"), [(0, 0.5), (100, 0), (100, 1.5)])
+def test_a_pacing_that_makes_no_sense_is_refused(rows: int, duty: float) -> None:
+    with pytest.raises(ValueError, match="merge pacing needs"):
+        Pacing(rows, duty)
