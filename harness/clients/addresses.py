@@ -76,6 +76,10 @@ def http_url(host: str, port: int | str, path: str = "") -> str:
     return f"http://{host}:{port}{path}"
 
 
+def https_url(host: str, port: int | str, path: str = "") -> str:
+    return f"https://{host}:{port}{path}"
+
+
 def split_address(address: str) -> tuple[str, str]:
     """`host:port` (IPv6 in brackets) into host and port."""
     host, _, port = address.rpartition(":")

@@ -84,7 +84,19 @@ def test_a_normal_bootstrap_uses_initdb_and_archives_from_the_start() -> None:
     parameters = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
     assert parameters["archive_mode"] == "on"
     assert "archive-push" in parameters["archive_command"]
-    assert "repo1-path=/var/lib/pgbackrest" in files["pgbackrest.conf"]
+    conf = files["pgbackrest.conf"]
+    for line in (
+        "repo1-type=s3",
+        "repo1-s3-bucket=gardenlab-backups",
+        "repo1-s3-endpoint=s3",
+        "repo1-s3-uri-style=path",
+        "repo1-storage-verify-tls=y",
+        "repo1-storage-ca-file=/etc/gardenlab/tls/ca.crt",
+        "repo1-storage-host=faultproxy",
+        "repo1-cipher-type=aes-256-cbc",
+    ):
+        assert line in conf.splitlines(), line
+    assert "s3-key" not in conf  # credentials come from the environment, never a file
 
 
 VERIFY_CORRUPT = """\
