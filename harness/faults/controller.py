@@ -43,6 +43,8 @@ from harness.lab.topology import (
     HAPROXY,
     NODES,
     PGBOUNCER,
+    S3,
+    S3_LINK,
 )
 from harness.stack.lifecycle import Stack
 
@@ -119,11 +121,13 @@ class Faults:
 
     def resolve_link(self, target: str) -> str:
         """A proxy link: rw/ro/pooler client paths, an application service's database link,
-        or a node's (or role's) replication link."""
+        pgBackRest's link to the S3 repository, or a node's (or role's) replication link."""
         if target in ENDPOINTS:
             return ENDPOINTS[target].link
         if target in APP_LINKS:
             return APP_LINKS[target].name
+        if target == S3:
+            return S3_LINK.name
         return f"repl-{self.resolve_node(target)}"
 
     def address(self, service: str) -> str:

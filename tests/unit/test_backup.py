@@ -173,3 +173,14 @@ def test_info_on_a_repository_encrypted_otherwise_says_so_without_the_ciphertext
     assert "decrypted" in info.status_message and "Salted" not in info.status_message
     with pytest.raises(BackupError, match="decrypted"):
         info.check_target(None)
+
+
+def test_waiting_wal_says_how_much_and_whether_archiving_fails() -> None:
+    from harness.backup.repository import WalWaiting
+
+    assert WalWaiting(0, 0, "").describe() == "WAL waiting in pg_wal: 0 segments (0 MiB)"
+    failing = WalWaiting(3, 3 * 2**24, "000000010000000000000007 at 2026-12-03 06:40:00+00")
+    assert failing.describe() == (
+        "WAL waiting in pg_wal: 3 segments (48 MiB); archiving failing "
+        "(last: 000000010000000000000007 at 2026-12-03 06:40:00+00)"
+    )

@@ -112,6 +112,13 @@ def test_the_import_service_s_database_link_is_its_own(rig: Rig) -> None:
     assert reset.description == "reset_peer on import-rw (upstream: timeout=0)"
 
 
+def test_the_s3_repository_has_a_link_of_its_own(rig: Rig) -> None:
+    with rig.faults.link_down("s3"):
+        assert not rig.api.proxies["repo-s3"]["enabled"]
+        assert all(p["enabled"] for n, p in rig.api.proxies.items() if n != "repo-s3")
+    assert rig.faults.toxic("s3", "latency", {"latency": 500, "jitter": 0}).link == "repo-s3"
+
+
 def test_a_container_fault_heals_to_running_whatever_it_did(rig: Rig) -> None:
     for action in ("kill", "pause", "stop"):
         with rig.faults.container_fault(action, "sync-standby"):
