@@ -1,7 +1,7 @@
 'use strict';
 // s3rver with the lab's own credentials instead of its built-in S3RVER/S3RVER pair, every
 // request's Signature V4 checked against the secret (s3rver itself checks only the key id),
-// TLS 1.3 from the mounted certificate, and the bucket made at start when it is not there yet.
+// TLS 1.3 from the mounted certificate. The bucket is made by `harness up`.
 const crypto = require('crypto');
 const fs = require('fs');
 const S3rver = require('s3rver');
@@ -82,7 +82,6 @@ const server = new S3rver({
   minVersion: 'TLSv1.3',
   vhostBuckets: false,
   silent: process.env.S3_LOG !== '1',
-  configureBuckets: [{ name: required('S3_BUCKET'), configs: [] }],
 });
 server.middleware.unshift(verifySignature);
 server
