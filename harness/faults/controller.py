@@ -29,6 +29,7 @@ from harness.faults.model import (
     IptablesFault,
     LinkDown,
     Rule,
+    Stages,
     Stream,
     Switchover,
     Together,
@@ -248,6 +249,9 @@ class Faults:
 
     def together(self, *parts: Fault) -> Together:
         return Together(list(parts))
+
+    def stages(self, *stages: tuple[Fault, float]) -> Stages:
+        return Stages(list(stages))
 
     def planned_switchover(self, candidate: str = "sync-standby") -> Switchover:
         return Switchover(self, self.resolve_node("leader"), self.resolve_node(candidate))
