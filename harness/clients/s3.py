@@ -3,12 +3,16 @@ Signature Version 4 on path-style URLs, verifying the server against a CA file.
 
 The lab reads its backup repository through it as any S3 client would (the security suite's
 cipher check, a corrupted object for the restore's refusal), independently of pgBackRest, which
-writes it; `up` makes the bucket with it. Only what those need: no multipart, no retries."""
+writes it; `up` makes the bucket with it. Only what those need: no multipart; a 5xx is
+retried, as S3 asks of its clients (the lab's server answers InternalError when a listing
+walks past an object being written)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +24,7 @@ from harness.core.errors import BackupError
 
 SERVICE = "s3"
 ALGORITHM = "AWS4-HMAC-SHA256"
+RETRIES = (0.2, 0.5, 1.0)  # s before each new attempt after a 5xx
 # What a bucket that exists already answers to its creation: it is there, which is the point.
 BUCKET_EXISTS = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 
@@ -119,9 +124,8 @@ class S3Client:
         self.region = region
         self.access_key = access_key
         self.secret_key = secret_key
-        self.http = httpx.Client(
-            verify=ca_file if ca_file else True, timeout=timeout, transport=transport
-        )
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self.http = httpx.Client(verify=verify, timeout=timeout, transport=transport)
 
     def __enter__(self) -> S3Client:
         return self
@@ -138,23 +142,29 @@ class S3Client:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         url = f"{self.endpoint}{quote(path, safe='/-_.~')}" + (f"?{query}" if query else "")
-        signed = signed_headers(
-            method,
-            url,
-            body,
-            self.region,
-            self.access_key,
-            self.secret_key,
-            datetime.now(UTC),
-            headers,
-        )
-        try:
-            return self.http.request(method, url, content=body, headers=signed)
-        except httpx.HTTPError as exc:
-            raise BackupError(
-                f"cannot reach the S3 endpoint {self.endpoint}: {exc}",
-                "is the S3 server up? `harness status`, `make logs SERVICE=s3`",
-            ) from exc
+        for attempt in range(len(RETRIES) + 1):
+            if attempt:
+                time.sleep(RETRIES[attempt - 1])
+            signed = signed_headers(
+                method,
+                url,
+                body,
+                self.region,
+                self.access_key,
+                self.secret_key,
+                datetime.now(UTC),
+                headers,
+            )
+            try:
+                response = self.http.request(method, url, content=body, headers=signed)
+            except httpx.HTTPError as exc:
+                raise BackupError(
+                    f"cannot reach the S3 endpoint {self.endpoint}: {exc}",
+                    "is the S3 server up? `harness status`, `make logs SERVICE=s3`",
+                ) from exc
+            if response.status_code < 500:
+                break
+        return response
 
     def check(self, response: httpx.Response, what: str, allowed: tuple[str, ...] = ()) -> None:
         if response.is_success or error_code(response.content) in allowed:

@@ -94,3 +94,19 @@ def test_a_read_asks_for_a_range_only_when_told() -> None:
     assert s3.read("bucket", "repo/x", 8) == b"Salted__"
     assert s3.read("bucket", "repo/x") == b"Salted__rest"
     assert ranges == ["bytes=0-7", None]
+
+
+def test_a_server_error_is_retried_and_a_lasting_one_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("harness.clients.s3.time.sleep", lambda _: None)
+    answers = [500, 500, 200]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        status = answers.pop(0) if answers else 500
+        return httpx.Response(status, content=page(["k"]) if status == 200 else error("Internal"))
+
+    s3 = client(httpx.MockTransport(answer))
+    assert [o.key for o in s3.list("bucket")] == ["k"]
+    with pytest.raises(BackupError, match="S3 refused to list bucket bucket: Internal"):
+        s3.list("bucket")
