@@ -17,6 +17,15 @@ function required(name) {
 }
 
 const tls = process.env.S3_TLS_DIR || '/etc/gardenlab/tls';
+const directory = process.env.S3_DIRECTORY || '/var/lib/s3';
+try {
+  fs.accessSync(directory, fs.constants.W_OK);
+} catch {
+  // a `backups` volume from before the S3 repository holds pgBackRest's files, owned by postgres
+  console.error(`s3: ${directory} is not writable: a \`backups\` volume from before the S3 ` +
+    'repository? `harness down`, `docker volume rm <project>_backups`, `harness up`');
+  process.exit(2);
+}
 DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
 DUMMY_ACCOUNT.createKeyPair(required('S3_ACCESS_KEY'), required('S3_SECRET_KEY'));
 
@@ -76,7 +85,7 @@ async function verifySignature(ctx, next) {
 const server = new S3rver({
   address: '0.0.0.0',
   port: Number(process.env.S3_PORT || 9000),
-  directory: process.env.S3_DIRECTORY || '/var/lib/s3',
+  directory,
   key: fs.readFileSync(`${tls}/tls.key`),
   cert: fs.readFileSync(`${tls}/tls.crt`),
   minVersion: 'TLSv1.3',
