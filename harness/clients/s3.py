@@ -4,8 +4,7 @@ Signature Version 4 on path-style URLs, verifying the server against a CA file.
 The lab reads its backup repository through it as any S3 client would (the security suite's
 cipher check, a corrupted object for the restore's refusal), independently of pgBackRest, which
 writes it; `up` makes the bucket with it. Only what those need: no multipart; a 5xx is
-retried, as S3 asks of its clients (the lab's server answers InternalError when a listing
-walks past an object being written)."""
+retried, as S3 asks of its clients."""
 
 from __future__ import annotations
 
