@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
+
 from harness.clients.pgbackrest import (
     BACKUP_TYPES,
     UNDECRYPTABLE,
@@ -94,6 +96,39 @@ def report_outcome(stack: Stack, kind: str, *, failed: bool) -> None:
 def archive_now(stack: Stack) -> None:
     """Switch WAL and wait until the segment is archived (`pgbackrest check` does both)."""
     pgbackrest(stack, "check", node=stack.leader())
+
+
+# WAL the leader wrote but has not archived: each such segment is marked .ready in
+# pg_wal/archive_status until archive_command succeeds, and stays in pg_wal until then.
+WAL_WAITING = """\
+SELECT (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'),
+       pg_size_bytes(current_setting('wal_segment_size')),
+       CASE WHEN last_failed_time > coalesce(last_archived_time, '-infinity')
+            THEN last_failed_wal || ' at ' || last_failed_time::text ELSE '' END
+FROM pg_stat_archiver"""
+
+
+@dataclass(frozen=True)
+class WalWaiting:
+    segments: int
+    bytes: int
+    failing: str  # the segment and time of the last failure, when none succeeded since
+
+    def describe(self) -> str:
+        text = f"WAL waiting in pg_wal: {self.segments} segments ({self.bytes / 2**20:,.0f} MiB)"
+        return text + (f"; archiving failing (last: {self.failing})" if self.failing else "")
+
+
+def wal_waiting(stack: Stack) -> WalWaiting | None:
+    """How much WAL the leader holds for the archive: what a repository outage costs pg_wal.
+    None when no leader answers (then nothing is archived either)."""
+    try:
+        with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
+            row = conn.execute(WAL_WAITING).fetchone()
+    except psycopg.OperationalError:
+        return None
+    assert row is not None
+    return WalWaiting(int(row[0]), int(row[0]) * int(row[1]), str(row[2]))
 
 
 def backups_table_rows(info: RepositoryInfo) -> Sequence[tuple[str, ...]]:

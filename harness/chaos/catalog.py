@@ -197,6 +197,20 @@ CATALOG: dict[str, Scenario] = {
             ),
         ),
         Scenario(
+            name="s3-slow-then-unreachable",
+            story="The S3 repository's link gets 1 s of latency for 10 s, then goes down for "
+            "20 s. Writes go on (archiving never holds a commit back), the leader's WAL waits in "
+            "pg_wal (`harness backups` says how much), and once the link is back the archiver "
+            "pushes all of it: nothing is lost, the archive has no gap.",
+            fault=lambda f: f.stages(
+                (f.toxic("s3", "latency", {"latency": 1000, "jitter": 0}), 10),
+                (f.link_down("s3"), 20),
+            ),
+            hold=30,
+            expect=Expectation(failover=False, max_write_gap=1),
+            archive=True,
+        ),
+        Scenario(
             name="import-leader-kill",
             story="The leader is SIGKILLed while a 200k-row CSV import stages its batches. "
             "The import service retries until the new leader answers, skips the batches the "

@@ -22,6 +22,7 @@ from harness.chaos.alerts import (
     lab_firing,
     lab_notified,
 )
+from harness.chaos.archive import ArchiveWatch
 from harness.chaos.imports import ImportAlongside, ImportPlan
 from harness.chaos.invariants import Verdict, client_errors, judge
 from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
@@ -61,6 +62,7 @@ class Scenario:
     endpoint: EndpointName = "rw"
     ci: bool = False  # in the subset `make test` runs: short, and telling
     imports: ImportPlan | None = None  # a CSV import runs through the fault (needs a seed)
+    archive: bool = False  # the fault cuts the backup repository: WAL must wait, then drain
     group: ScenarioGroup = "failure"
     alerts: tuple[AlertExpectation, ...] = ()  # must fire (and resolve) within budgets
     never: tuple[str, ...] = NEVER_FIRE  # alerts that must not fire at all
@@ -139,6 +141,7 @@ def run(
     description = ""
     target = WorkloadTarget.of_lab(stack.lab, scenario.endpoint)
     alongside = ImportAlongside(stack, scenario.imports, say) if scenario.imports else None
+    archive = ArchiveWatch(stack, say) if scenario.archive else None
     watch = AlertWatch(
         firing or lab_firing(stack.lab.url("alertmanager")),
         notified or lab_notified(stack.lab.url(ALERT_LOG)),
@@ -159,6 +162,8 @@ def run(
                 watch.mark("fault")
                 with fault:
                     time.sleep(scenario.hold)
+                    if archive:
+                        archive.before_heal()
                     if alongside:
                         alongside.mark("heal")
                     load.mark("heal")
@@ -170,6 +175,8 @@ def run(
         finally:
             faults.heal_all()
         stack.wait_ready(RECOVERY_TIMEOUT)
+        if archive:
+            archive.after_recovery()
         resolving = [e for e in scenario.alerts if e.resolve_within is not None]
         if resolving:
             say(f"{scenario.name}: waiting for {', '.join(e.name for e in resolving)} to resolve")
@@ -190,6 +197,8 @@ def run(
     result.failures = budget_failures(scenario, verdict, errors)
     if alongside:
         result.failures += alongside.failures()
+    if archive:
+        result.failures += archive.failures()
     result.failures += alert_failures(watch, scenario.alerts, scenario.never)
     result.alerts, result.alert_marks = watch.alerts(), dict(watch.marks)
     return result

@@ -36,7 +36,7 @@ def current_preset() -> TimingPreset:
 )
 @pass_app
 def backup_command(app: App, kind: str) -> None:
-    """Take a pgBackRest backup on the leader into the repository (the `backups` volume)."""
+    """Take a pgBackRest backup on the leader into the repository (the S3 bucket)."""
     from harness.backup.repository import take_backup
     from harness.cli.output import err
 
@@ -57,7 +57,12 @@ def backups_command(app: App, as_json: bool) -> None:
     """List the backups and the archived WAL range. Exit 1 when there is no usable backup."""
     from rich.table import Table
 
-    from harness.backup.repository import backups_table_rows, pgbackrest, repository_info
+    from harness.backup.repository import (
+        backups_table_rows,
+        pgbackrest,
+        repository_info,
+        wal_waiting,
+    )
     from harness.cli.output import out
 
     stack = app.stack()
@@ -72,6 +77,8 @@ def backups_command(app: App, as_json: bool) -> None:
         table.add_row(*row)
     out.print(table)
     out.print(f"archived WAL: {info.archive_min or '-'} .. {info.archive_max or '-'}")
+    waiting = wal_waiting(stack)
+    out.print(waiting.describe() if waiting else "WAL waiting in pg_wal: unknown (no leader)")
     sys.exit(0 if info.status_code == 0 and info.backups else 1)
 
 

@@ -23,8 +23,9 @@ def fault() -> None:
     TARGET is a service (pg1-pg3, pg4-pg5 once scaled out, etcd1-etcd3, haproxy, pgbouncer,
     faultproxy, csv-import) or a role resolved at injection time: leader, sync-standby, replica.
     LINK is a node or role (its replication link through the fault proxy), a client
-    path: rw, ro, pooler (the proxied ports 5010, 5011, 6442), or csv-import (the import
-    service's database link). Faults stay until `harness fault heal`.
+    path: rw, ro, pooler (the proxied ports 5010, 5011, 6442), csv-import (the import
+    service's database link) or s3 (pgBackRest's link to the S3 repository). Faults stay
+    until `harness fault heal`.
     """
 
 

@@ -129,6 +129,13 @@ PGBOUNCER_USERLIST = """\
 # those started by Patroni.
 CIPHER_PASS_FILE = "etc/pgbackrest/conf.d/cipher.conf"
 CIPHER_PASS_TEMPLATE = "[global]\nrepo1-cipher-pass={{ pgbackrest_cipher_pass }}\n"
+# The S3 repository's credentials, beside it on each database node (the lab passes the same
+# two through the environment: harness.config.render.S3_KEY_ENV).
+S3_KEYS_FILE = "etc/pgbackrest/conf.d/s3.conf"
+S3_KEYS_TEMPLATE = (
+    "[global]\nrepo1-s3-key={{ pgbackrest_s3_key }}\n"
+    "repo1-s3-key-secret={{ pgbackrest_s3_key_secret }}\n"
+)
 
 
 def tls_environment(inventory: Inventory) -> str:
@@ -140,26 +147,30 @@ def tls_environment(inventory: Inventory) -> str:
 NO_DEFAULT_CLUSTER = "# gardenlab: Patroni creates the cluster\ncreate_main_cluster = false\n"
 
 
-def site_of(inventory: Inventory) -> Site:
+def repository_of(inventory: Inventory) -> tuple[tuple[str, str], ...]:
+    """The S3 bucket the inventory names, else its backup host over TLS, else a local path."""
+    if inventory.s3:
+        return inventory.s3.options()
     backup = inventory.with_role("backup")
-    repository = (
-        (
+    if backup:
+        return (
             ("repo1-host", backup[0].address),
             ("repo1-host-type", "tls"),
             ("repo1-host-ca-file", f"{TLS_DIR}/ca.crt"),
             ("repo1-host-cert-file", f"{TLS_DIR}/client.crt"),
             ("repo1-host-key-file", f"{TLS_DIR}/client.key"),
         )
-        if backup
-        else (("repo1-path", REPO_PATH), *REPO_CIPHER)
-    )
+    return (("repo1-path", REPO_PATH), *REPO_CIPHER)
+
+
+def site_of(inventory: Inventory) -> Site:
     return Site(
         etcd_hosts=tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd")),
         network=inventory.network,
         servers=tuple((h.name, h.address) for h in inventory.with_role("database")),
         docker_dns=False,
         pgbouncer_upstream=inventory.with_role("haproxy")[0].address,
-        repository=repository,
+        repository=repository_of(inventory),
         resources=tuple(inventory.resources.items()),
         size=inventory.size,
         tls=inventory.tls,
@@ -250,6 +261,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
         {
             "etc/patroni/patroni.env": PATRONI_ENV + tls_environment(inv),
             **({} if inv.with_role("backup") else {CIPHER_PASS_FILE: CIPHER_PASS_TEMPLATE}),
+            **({S3_KEYS_FILE: S3_KEYS_TEMPLATE} if inv.s3 else {}),
         },
     ),
     "etcd": lambda inv, host: ({"etc/default/etcd": etcd_environment(inv, host)}, {}),

@@ -23,6 +23,10 @@ render from the same templates.
     # placed by the playbook), and where this machine finds the CA to verify the servers with.
     tls: {ca_file: /etc/gardenlab/tls/ca.crt, cert_file: /etc/gardenlab/tls/tls.crt,
           key_file: /etc/gardenlab/tls/tls.key, client_ca_file: ~/gardenlab-ca.crt}
+    # The repository in an S3 bucket (instead of a backup host): the object storage's endpoint
+    # (a host name), bucket and region; ca_file only for a private CA. The credentials are
+    # Ansible variables (pgbackrest_s3_key, pgbackrest_s3_key_secret), never in the inventory.
+    s3: {endpoint: fsn1.your-objectstorage.com, bucket: crm-backups, region: fsn1}
 """
 
 from __future__ import annotations
@@ -35,14 +39,18 @@ from pathlib import Path
 
 import yaml
 
+from harness.config.render import S3Repository
 from harness.config.sizing import LAB_NODE, NodeSize, parse_memory_mb
 from harness.core.errors import ConfigError
 from harness.lab.presets import PRESETS, TimingPreset
 from harness.lab.tls import TlsPaths
 
 ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup", "monitoring")
-KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups", "tls")
+KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups", "tls", "s3")
 TLS_KEYS = ("ca_file", "cert_file", "key_file", "client_ca_file")
+S3_KEYS = ("endpoint", "bucket", "region", "ca_file")
+S3_REQUIRED = S3_KEYS[:3]
+S3_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 ENDPOINT_KEYS = ("rw", "ro", "pooler", "patroni")
 HOST_PORT = re.compile(r"^[A-Za-z0-9.:\[\]-]+:\d{1,5}$")
 HOST_KEYS = ("name", "address", "roles")
@@ -100,6 +108,7 @@ class Inventory:
     backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
     tls: TlsPaths | None = None  # on every server; None: the bundle renders no TLS
     client_ca_file: str | None = None  # this machine's copy of the CA, for the gate
+    s3: S3Repository | None = None  # the repository's bucket; None: a backup host or local
 
     def with_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
@@ -187,7 +196,30 @@ class Reader:
             else None,
         )
         tls, client_ca = self.tls(top.get("tls"))
-        return replace(inventory, tls=tls, client_ca_file=client_ca)
+        s3 = self.s3(top.get("s3"))
+        if s3 is not None and inventory.with_role("backup"):
+            raise self.fail(top["s3"], "s3 and a backup host: name one place for the repository")
+        return replace(inventory, tls=tls, client_ca_file=client_ca, s3=s3)
+
+    def s3(self, node: yaml.Node | None) -> S3Repository | None:
+        """The bucket's endpoint (a host name, no scheme), bucket and region; a private CA."""
+        if node is None:
+            return None
+        fields = self.mapping(node, "s3", S3_KEYS)
+        given = {key: self.scalar(value, f"s3: {key}") for key, value in fields.items()}
+        for key in S3_REQUIRED:
+            if key not in given:
+                raise self.fail(node, f"s3: {key!r} is missing (give {', '.join(S3_REQUIRED)})")
+        if not S3_HOST.match(given["endpoint"]):
+            raise self.fail(
+                fields["endpoint"],
+                f"s3: endpoint {given['endpoint']!r} must be a host name, "
+                "e.g. fsn1.your-objectstorage.com (no scheme, no path)",
+            )
+        ca_file = given.get("ca_file")
+        if ca_file and not ca_file.startswith("/"):
+            raise self.fail(fields["ca_file"], f"s3: ca_file {ca_file!r} is not an absolute path")
+        return S3Repository(given["endpoint"], given["bucket"], given["region"], ca_file)
 
     def tls(self, node: yaml.Node | None) -> tuple[TlsPaths | None, str | None]:
         """The servers' certificate paths (absolute, all three) and the gate's CA."""

@@ -32,12 +32,17 @@ from harness.lab.topology import (
     ENDPOINTS,
     ETCD_CLIENT_PORT,
     ETCD_MEMBERS,
+    FAULTPROXY,
     HAPROXY_METRICS_PORT,
     MEMBERS,
     PG_PORT,
     PGBOUNCER_PORT,
     PROXY_LINKS,
     REST_PORT,
+    S3,
+    S3_BUCKET,
+    S3_LINK,
+    S3_REGION,
     SCOPE,
 )
 
@@ -46,14 +51,59 @@ BIN_DIR = "/usr/lib/postgresql/17/bin"
 
 # Inside containers only: local sockets by OS identity, every network client by
 # SCRAM, and only from the networks the node sits on (the stack's own).
-# pgBackRest: one stanza named after the cluster, its repository on the `backups` volume.
+# pgBackRest: one stanza named after the cluster, its repository in an S3 bucket (the lab's
+# S3 server; production's object storage), under REPO_PATH.
 STANZA = SCOPE
-REPO_PATH = "/var/lib/pgbackrest"
+REPO_PATH = "/var/lib/pgbackrest"  # a repository host's directory (the bundle's `backup` role)
+S3_REPO_PATH = f"/{SCOPE}"  # the repository's prefix inside the bucket
 # The repository is encrypted wherever it lives: lab volume, servers' repository host. The
 # passphrase is a secret, so never here: the lab passes it as PGBACKREST_REPO1_CIPHER_PASS
 # (pgBackRest's own variable, from .env), servers get CIPHER_PASS_TEMPLATE from Ansible.
 REPO_CIPHER = (("repo1-cipher-type", "aes-256-cbc"),)
 CIPHER_PASS_ENV = "PGBACKREST_REPO1_CIPHER_PASS"
+# The S3 credentials are secrets too: the lab's nodes get pgBackRest's variables from .env's
+# S3_ACCESS_KEY and S3_SECRET_KEY, servers a root-only conf.d file filled by Ansible.
+S3_KEY_ENV = ("PGBACKREST_REPO1_S3_KEY", "PGBACKREST_REPO1_S3_KEY_SECRET")
+
+
+@dataclass(frozen=True)
+class S3Repository:
+    """Where the S3 repository is: the lab's S3 server or the inventory's object storage."""
+
+    endpoint: str  # the host name the bucket is addressed by (and its certificate names)
+    bucket: str
+    region: str
+    ca_file: str | None = None  # None: the system's CAs
+    connect: tuple[str, int] | None = None  # (host, port) to connect to instead of the endpoint
+
+    def options(self) -> tuple[tuple[str, str], ...]:
+        """pgBackRest's repo1-* options: path-style URLs, TLS verified, and the cipher."""
+        options = [
+            ("repo1-type", "s3"),
+            ("repo1-path", S3_REPO_PATH),
+            ("repo1-s3-endpoint", self.endpoint),
+            ("repo1-s3-bucket", self.bucket),
+            ("repo1-s3-region", self.region),
+            ("repo1-s3-uri-style", "path"),
+            ("repo1-storage-verify-tls", "y"),
+        ]
+        if self.ca_file:
+            options.append(("repo1-storage-ca-file", self.ca_file))
+        if self.connect:
+            options += [("repo1-storage-host", self.connect[0])]
+            options += [("repo1-storage-port", str(self.connect[1]))]
+        return (*options, *REPO_CIPHER)
+
+
+# The lab's bucket on its S3 server, reached through the fault proxy's link (the certificate
+# names both `s3` and the proxy), verified against the lab CA.
+LAB_S3 = S3Repository(
+    S3,
+    S3_BUCKET,
+    S3_REGION,
+    LAB_PATHS.ca_file,
+    (FAULTPROXY, S3_LINK.port),
+)
 # Only the leader archives (archive_mode on), so archiving follows the leader through a
 # failover; archive_timeout bounds how old the newest archived WAL can be.
 ARCHIVE_PARAMETERS = {
@@ -177,7 +227,7 @@ COMPOSE_SITE = Site(
     servers=tuple((node, node) for node in MEMBERS),
     docker_dns=True,
     pgbouncer_upstream="haproxy",
-    repository=(("repo1-path", REPO_PATH), *REPO_CIPHER),
+    repository=LAB_S3.options(),
 )
 
 

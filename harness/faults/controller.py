@@ -29,6 +29,7 @@ from harness.faults.model import (
     IptablesFault,
     LinkDown,
     Rule,
+    Stages,
     Stream,
     Switchover,
     Together,
@@ -44,6 +45,8 @@ from harness.lab.topology import (
     MEMBERS,
     NODES,
     PGBOUNCER,
+    S3,
+    S3_LINK,
 )
 from harness.stack.lifecycle import Stack
 
@@ -129,11 +132,13 @@ class Faults:
 
     def resolve_link(self, target: str) -> str:
         """A proxy link: rw/ro/pooler client paths, an application service's database link,
-        or a node's (or role's) replication link."""
+        pgBackRest's link to the S3 repository, or a node's (or role's) replication link."""
         if target in ENDPOINTS:
             return ENDPOINTS[target].link
         if target in APP_LINKS:
             return APP_LINKS[target].name
+        if target == S3:
+            return S3_LINK.name
         return f"repl-{self.resolve_node(target)}"
 
     def address(self, service: str) -> str:
@@ -254,6 +259,9 @@ class Faults:
 
     def together(self, *parts: Fault) -> Together:
         return Together(list(parts))
+
+    def stages(self, *stages: tuple[Fault, float]) -> Stages:
+        return Stages(list(stages))
 
     def planned_switchover(self, candidate: str = "sync-standby") -> Switchover:
         return Switchover(self, self.resolve_node("leader"), self.resolve_node(candidate))

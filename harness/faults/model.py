@@ -4,8 +4,9 @@ drive them against a fake runtime and a fake proxy."""
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from harness.core.errors import HarnessError
@@ -168,6 +169,50 @@ class Together(Fault):
     def heal(self) -> None:
         for part in reversed(self.parts):
             part.heal()
+
+
+@dataclass
+class Stages(Fault):
+    """Faults one after another: each held for its seconds, then healed as the next is
+    injected; the last stays until the heal. A thread moves the stages on, so the hold runs."""
+
+    stages: list[tuple[Fault, float]]
+    current: Fault | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    mover: threading.Thread | None = None
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        *held, (last, _) = self.stages
+        return " then ".join([*(f"{f.description} for {s:g} s" for f, s in held), last.description])
+
+    def inject(self) -> None:
+        first = self.stages[0][0]
+        with self.lock:
+            first.inject()
+            self.current = first
+        self.mover = threading.Thread(target=self.advance, name="fault-stages", daemon=True)
+        self.mover.start()
+
+    def advance(self) -> None:
+        for (_, seconds), (following, _) in zip(self.stages, self.stages[1:], strict=False):
+            if self.stop.wait(seconds):
+                return
+            with self.lock:
+                if self.current is not None:
+                    self.current.heal()
+                self.current = following
+                following.inject()
+
+    def heal(self) -> None:
+        self.stop.set()
+        if self.mover is not None:
+            self.mover.join()
+        with self.lock:
+            if self.current is not None:
+                self.current.heal()
+            self.current = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from harness.clients.addresses import conninfo, http_url
+from harness.clients.s3 import S3Client
 from harness.core.errors import ConfigError
 from harness.lab.secrets import read_env_file, secrets_fingerprint
 from harness.lab.tls import LabTls
@@ -22,6 +23,9 @@ from harness.lab.topology import (
     EXTRA_NODES,
     MEMBERS,
     NODES,
+    S3,
+    S3_PORT,
+    S3_REGION,
     SCALE_PROFILE,
     SOURCE,
     SUPABASE,
@@ -58,6 +62,7 @@ PUBLISHED_PORTS = (
     PublishedPort("prometheus", "GARDENLAB_PROMETHEUS_PORT", 9090),
     PublishedPort("alertmanager", "GARDENLAB_ALERTMANAGER_PORT", 9093),
     PublishedPort(ALERT_LOG, "GARDENLAB_ALERT_LOG_PORT", ALERT_LOG_PORT),
+    PublishedPort(S3, "GARDENLAB_S3_PORT", S3_PORT),
     PublishedPort("kong", "GARDENLAB_KONG_PORT", 8000, SUPABASE),
     PublishedPort("meta", "GARDENLAB_META_PORT", 8080, SUPABASE),
     PublishedPort("studio", "GARDENLAB_STUDIO_PORT", 3000, SUPABASE),
@@ -219,6 +224,16 @@ class Lab:
     @property
     def rest_ca(self) -> str:
         return str(self.tls.ca_file)
+
+    def s3(self) -> S3Client:
+        """The lab's S3 server on its published port, with the repository's credentials."""
+        return S3Client(
+            http_url(LOOPBACK, self.ports[S3], tls=True),
+            S3_REGION,
+            self.secret("S3_ACCESS_KEY"),
+            self.secret("S3_SECRET_KEY"),
+            str(self.tls.ca_file),
+        )
 
     def rest_urls(self) -> list[str]:
         return [self.rest_url(node) for node in NODES]

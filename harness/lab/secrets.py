@@ -19,6 +19,8 @@ SECRET_KEYS = (
     *BOOTSTRAP_SECRETS,
     "CRM_APP_PASSWORD",
     "PGBACKREST_CIPHER_PASS",  # the backup repository's encryption passphrase
+    "S3_ACCESS_KEY",  # the S3 repository's credentials: the lab's S3 server accepts these only
+    "S3_SECRET_KEY",
     "AUTHENTICATOR_PASSWORD",
     "SUPABASE_ADMIN_PASSWORD",
     "SUPABASE_AUTH_ADMIN_PASSWORD",

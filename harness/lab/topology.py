@@ -15,7 +15,14 @@ MEMBERS = (*NODES, *EXTRA_NODES)  # every member the lab can run, core nodes fir
 SCALE_PROFILE = "scale"
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
-BACKUP_VOLUME = "backups"  # pgBackRest's repository, mounted by every node (Compose's name)
+# pgBackRest's repository lives in an S3 bucket, as production's does: the lab's S3-API server
+# (s3rver) keeps its objects as files in the volume BACKUP_VOLUME. Nodes reach it through the
+# fault proxy's link S3_LINK, so the object store can be slowed or cut like any other link.
+S3 = "s3"
+S3_PORT = 9000  # inside the network (HTTPS)
+S3_BUCKET = "gardenlab-backups"  # made by `up` when it is not there
+S3_REGION = "fsn1"  # a name in the style of the object storage production uses
+BACKUP_VOLUME = "backups"  # the S3 server's storage (Compose's name)
 CSV_IMPORT = "csv-import"  # the CRM's CSV import service (the application's, not the cluster's)
 CSV_IMPORT_PORT = 8090
 SUPABASE = "supabase"  # the Compose profile of the Supabase services
@@ -100,6 +107,7 @@ APP_LINKS = {
         "the CSV import service to HAProxy rw",
     ),
 }
+S3_LINK = ProxyLink("repo-s3", 25900, f"{S3}:{S3_PORT}", "pgBackRest to the S3 repository")
 PROXY_LINKS = (
     *(
         ProxyLink(e.link, e.link_port, f"{e.service}:{e.port}", f"clients to {e.service} {e.name}")
@@ -115,6 +123,7 @@ PROXY_LINKS = (
         for i, node in enumerate(MEMBERS, start=1)
     ),
     *APP_LINKS.values(),
+    S3_LINK,
 )
 
 # Monitoring: Prometheus and Alertmanager, and the exporters Prometheus scrapes (ports inside
@@ -140,6 +149,7 @@ HAPROXY_METRICS_PORT = 8405
 TLS_NAMES: dict[str, tuple[str, ...]] = {
     **{node: (node, "haproxy", FAULTPROXY) for node in MEMBERS},
     "pgbouncer": ("pgbouncer", FAULTPROXY),
+    S3: (S3, FAULTPROXY),  # pgBackRest connects through the fault proxy, asking for `s3`
     SOURCE_SERVICE: (SOURCE_SERVICE,),
     APP_ENDPOINT: (APP_ENDPOINT,),
 }

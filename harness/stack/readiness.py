@@ -16,11 +16,12 @@ import psycopg
 from harness.clients.faultproxy import FaultProxyClient
 from harness.clients.monitoring import PrometheusClient
 from harness.clients.patroni import PatroniClient
+from harness.clients.s3 import S3Client
 from harness.config.monitoring import LAB_TARGETS
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
-from harness.lab.topology import ALERT_LOG, CSV_IMPORT, NODES, PROXY_LINKS
+from harness.lab.topology import ALERT_LOG, CSV_IMPORT, NODES, PROXY_LINKS, S3_BUCKET
 from harness.stack.health import cluster_findings
 
 
@@ -102,6 +103,20 @@ class HttpOk:
 
 
 @dataclass(frozen=True)
+class BucketThere:
+    """The S3 server answers a signed request over TLS, and the repository's bucket exists:
+    made on the first `up` (S3 refuses to make it twice), so archiving has somewhere to go."""
+
+    s3: S3Client
+    bucket: str = S3_BUCKET
+    name: str = "S3 server: the repository's bucket"
+
+    def probe(self) -> Observation:
+        self.s3.create_bucket(self.bucket)
+        return Observation(True, f"bucket {self.bucket}")
+
+
+@dataclass(frozen=True)
 class TargetsUp:
     """Prometheus scrapes every target it is configured for, and each answered."""
 
@@ -126,6 +141,7 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
             FaultProxyClient(lab.url("faultproxy"), timeout=2),
             tuple(link.name for link in PROXY_LINKS),
         ),
+        BucketThere(lab.s3()),
         PatroniTopology(patroni),
         SqlAnswers("rw port on the primary", lab.dsn("rw", connect_timeout=2), False),
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),

@@ -12,8 +12,10 @@ import pytest
 from harness.backup.drill import drill
 from harness.backup.repository import archive_now, repository_info, take_backup
 from harness.backup.restore import restore
+from harness.config.render import S3_REPO_PATH, STANZA
 from harness.core.errors import BackupError
 from harness.lab.presets import get_preset
+from harness.lab.topology import S3_BUCKET
 from harness.stack.lifecycle import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -64,11 +66,9 @@ def test_a_corrupted_backup_is_refused_and_the_cluster_untouched(stack: Stack) -
     take_backup(stack, "full")
     mark = sentinel(stack, f"kept-{datetime.now(UTC).isoformat()}")
     newest = max(repository_info(stack).backups, key=lambda b: b.stopped).label
-    corrupt = (
-        f"f=$(find /var/lib/pgbackrest/backup/gardenlab/{newest}/pg_data/base -type f | head -1)"
-        ' && echo garbage > "$f"'
-    )
-    stack.execute(stack.leader(), ["sh", "-c", corrupt], "postgres")
+    with stack.lab.s3() as s3:  # one data file of the backup overwritten in the bucket
+        prefix = f"{S3_REPO_PATH.strip('/')}/backup/{STANZA}/{newest}/pg_data/base/"
+        s3.write(S3_BUCKET, s3.list(S3_BUCKET, prefix)[0].key, b"garbage\n")
     with pytest.raises(BackupError, match=f"backup {newest} is invalid"):
         restore(stack, PRESET, None, say=print)
     assert stack.status().healthy and sentinel(stack) == mark

@@ -84,7 +84,19 @@ def test_a_normal_bootstrap_uses_initdb_and_archives_from_the_start() -> None:
     parameters = config["bootstrap"]["dcs"]["postgresql"]["parameters"]
     assert parameters["archive_mode"] == "on"
     assert "archive-push" in parameters["archive_command"]
-    assert "repo1-path=/var/lib/pgbackrest" in files["pgbackrest.conf"]
+    conf = files["pgbackrest.conf"]
+    for line in (
+        "repo1-type=s3",
+        "repo1-s3-bucket=gardenlab-backups",
+        "repo1-s3-endpoint=s3",
+        "repo1-s3-uri-style=path",
+        "repo1-storage-verify-tls=y",
+        "repo1-storage-ca-file=/etc/gardenlab/tls/ca.crt",
+        "repo1-storage-host=faultproxy",
+        "repo1-cipher-type=aes-256-cbc",
+    ):
+        assert line in conf.splitlines(), line
+    assert "s3-key" not in conf  # credentials come from the environment, never a file
 
 
 VERIFY_CORRUPT = """\
@@ -161,3 +173,14 @@ def test_info_on_a_repository_encrypted_otherwise_says_so_without_the_ciphertext
     assert "decrypted" in info.status_message and "Salted" not in info.status_message
     with pytest.raises(BackupError, match="decrypted"):
         info.check_target(None)
+
+
+def test_waiting_wal_says_how_much_and_whether_archiving_fails() -> None:
+    from harness.backup.repository import WalWaiting
+
+    assert WalWaiting(0, 0, "").describe() == "WAL waiting in pg_wal: 0 segments (0 MiB)"
+    failing = WalWaiting(3, 3 * 2**24, "000000010000000000000007 at 2026-12-03 06:40:00+00")
+    assert failing.describe() == (
+        "WAL waiting in pg_wal: 3 segments (48 MiB); archiving failing "
+        "(last: 000000010000000000000007 at 2026-12-03 06:40:00+00)"
+    )

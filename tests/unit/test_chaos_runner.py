@@ -131,3 +131,17 @@ def test_the_ci_subset_is_tagged_on_the_scenarios() -> None:
         "planned-switchover-pooler",
         "planned-reinit",
     }
+
+
+def test_an_archive_outage_must_hold_wal_back_and_then_drain_it() -> None:
+    from harness.backup.repository import WalWaiting
+    from harness.chaos.archive import archive_failures
+
+    seg = "000000010000000000000007"
+    held, empty = WalWaiting(2, 2 * 2**24, f"{seg} at t"), WalWaiting(0, 0, "")
+    assert archive_failures(seg, held, empty, "000000010000000000000008") == []
+    missed = archive_failures(seg, empty, empty, "000000010000000000000008")
+    assert missed == ["no WAL waited in pg_wal during the fault: it never reached the archive"]
+    stuck = archive_failures(seg, held, held, "000000010000000000000006")
+    assert stuck[0].startswith("WAL did not drain within 120 s of the heal (WAL waiting in")
+    assert stuck[1] == f"segment {seg} closed during the fault is not archived"

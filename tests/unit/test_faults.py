@@ -8,6 +8,7 @@ import pytest
 
 from harness.clients.faultproxy import FaultProxyClient
 from harness.core.errors import ConfigError, HarnessError
+from harness.core.polling import holds, poll
 from harness.faults.controller import Faults
 from harness.faults.model import AlreadyInjected, ToxicFault
 from harness.lab.project import Lab
@@ -133,6 +134,13 @@ def test_the_import_service_s_database_link_is_its_own(rig: Rig) -> None:
     assert reset.description == "reset_peer on import-rw (upstream: timeout=0)"
 
 
+def test_the_s3_repository_has_a_link_of_its_own(rig: Rig) -> None:
+    with rig.faults.link_down("s3"):
+        assert not rig.api.proxies["repo-s3"]["enabled"]
+        assert all(p["enabled"] for n, p in rig.api.proxies.items() if n != "repo-s3")
+    assert rig.faults.toxic("s3", "latency", {"latency": 500, "jitter": 0}).link == "repo-s3"
+
+
 def test_a_container_fault_heals_to_running_whatever_it_did(rig: Rig) -> None:
     for action in ("kill", "pause", "stop"):
         with rig.faults.container_fault(action, "sync-standby"):
@@ -168,3 +176,25 @@ def test_heal_all_reverses_every_kind_of_trace(rig: Rig) -> None:
     ]
     assert not rig.faults.traces()
     assert rig.faults.heal_all() == []
+
+
+def test_stages_follow_each_other_and_the_last_heals_with_the_fault(rig: Rig) -> None:
+    slow = rig.faults.toxic("s3", "latency", {"latency": 1000, "jitter": 0})
+    fault = rig.faults.stages((slow, 0.05), (rig.faults.link_down("s3"), 1))
+    assert fault.description == (
+        "latency on repo-s3 (downstream: latency=1000, jitter=0) for 0.05 s then link repo-s3 down"
+    )
+    with fault:
+        assert [t["type"] for t in rig.api.proxies["repo-s3"]["toxics"]] == ["latency"]
+        down = poll(lambda: not rig.api.proxies["repo-s3"]["enabled"], holds, timeout=5)
+        assert down.held, "the second stage never came"
+        assert rig.api.proxies["repo-s3"]["toxics"] == []  # the first stage healed
+    assert rig.api.proxies["repo-s3"]["enabled"] and rig.api.proxies["repo-s3"]["toxics"] == []
+
+
+def test_stages_healed_early_never_inject_the_next(rig: Rig) -> None:
+    with rig.faults.stages(
+        (rig.faults.link_down("s3"), 30), (rig.faults.link_down("csv-import"), 1)
+    ):
+        assert not rig.api.proxies["repo-s3"]["enabled"]
+    assert all(p["enabled"] for p in rig.api.proxies.values())

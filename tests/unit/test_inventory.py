@@ -176,7 +176,7 @@ def test_the_bundle_has_each_hosts_files_pinned_packages_and_no_secret(tmp_path:
     assert "etc/default/etcd" in by_name["db1"].files
     assert "etc/haproxy/haproxy.cfg" in by_name["lb1"].files
     assert "postgresql-17=1.0-1" in by_name["db1"].packages
-    assert by_name["bk1"].services == ["gardenlab-pgbackrest"]
+    assert "etc/pgbackrest/conf.d/s3.conf" in by_name["db1"].templates
     assert by_name["mon1"].services == ["prometheus", "prometheus-alertmanager"]
     assert by_name["mon1"].files["etc/prometheus/alerts.yml"] == alert_rules()  # the lab's rules
     scraped = yaml.safe_load(by_name["mon1"].files["etc/prometheus/prometheus.yml"])
@@ -251,10 +251,15 @@ def test_a_gate_with_a_failed_check_is_no_go_and_skipped_checks_do_not_count() -
     assert markdown(report).startswith("# Cutover gate: NO-GO")
 
 
+BACKUP_HOST = "  - {name: bk1, address: 10.0.1.31, roles: [backup]}\n"
+
+
 def test_whichever_host_holds_the_repository_encrypts_it_as_the_lab_does(tmp_path: Path) -> None:
     cipher = "repo1-cipher-type=aes-256-cbc"
     assert cipher in pgbackrest_conf().splitlines()  # the lab's
-    with_host = {b.host.name: b for b in plan_bundle(example(), VERSIONS)}
+    inventory = load_inventory(write(tmp_path, GOOD + BACKUP_HOST))
+    with_host = {b.host.name: b for b in plan_bundle(inventory, VERSIONS)}
+    assert with_host["bk1"].services == ["gardenlab-pgbackrest"]
     assert cipher in with_host["bk1"].files["etc/pgbackrest/pgbackrest.conf"].splitlines()
     assert cipher not in with_host["db1"].files["etc/pgbackrest/pgbackrest.conf"]
     assert CIPHER_PASS_FILE in with_host["bk1"].templates
@@ -288,3 +293,50 @@ def test_an_inventory_without_tls_renders_none_and_a_relative_path_is_refused(
     bad = "tls: {ca_file: ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
     with pytest.raises(InventoryError, match=r"inventory.yml:8: tls: ca_file 'ca.pem' is not"):
         load_inventory(write(tmp_path, GOOD + bad))
+
+
+S3 = "s3: {endpoint: fsn1.your-objectstorage.com, bucket: crm-backups, region: fsn1}\n"
+
+
+def test_the_servers_get_the_labs_s3_repository_with_the_inventorys_bucket(tmp_path: Path) -> None:
+    inventory = load_inventory(write(tmp_path, GOOD + S3))
+    db1 = {b.host.name: b for b in plan_bundle(inventory, VERSIONS)}["db1"]
+    conf = db1.files["etc/pgbackrest/pgbackrest.conf"].splitlines()
+    lab = pgbackrest_conf().splitlines()
+    for key in ("repo1-type", "repo1-path", "repo1-s3-uri-style", "repo1-storage-verify-tls"):
+        same = [line for line in lab if line.startswith(f"{key}=")]
+        assert same and same[0] in conf, key  # the lab's setting, as it is
+    assert "repo1-cipher-type=aes-256-cbc" in conf
+    assert "repo1-s3-endpoint=fsn1.your-objectstorage.com" in conf
+    assert "repo1-s3-bucket=crm-backups" in conf and "repo1-s3-region=fsn1" in conf
+    assert not [line for line in conf if line.startswith(("repo1-storage-host", "repo1-s3-key"))]
+    assert db1.templates["etc/pgbackrest/conf.d/s3.conf"] == (
+        "[global]\nrepo1-s3-key={{ pgbackrest_s3_key }}\n"
+        "repo1-s3-key-secret={{ pgbackrest_s3_key_secret }}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("s3", "says"),
+    [
+        ("s3: {endpoint: fsn1.example.com, region: fsn1}", "s3: 'bucket' is missing"),
+        ("s3: {bucket: b, region: fsn1}", "s3: 'endpoint' is missing"),
+        ("s3: {endpoint: e.example.com, bucket: b}", "s3: 'region' is missing"),
+        ("s3: {endpoint: 'https://e.example.com', bucket: b, region: r}", "must be a host name"),
+        ("s3: {endpoint: e.example.com, bucket: b, region: r, ca_file: ca.pem}", "not an absolute"),
+        ("s3: {endpoint: e.example.com, bucket: b, region: r, key: k}", "unknown key 'key' in s3"),
+    ],
+)
+def test_a_bad_s3_section_is_refused_in_one_line_naming_the_key(
+    tmp_path: Path, s3: str, says: str
+) -> None:
+    path = write(tmp_path, GOOD + s3 + "\n")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.message.startswith(f"{path}:8: ") and says in info.value.message
+    assert "\n" not in info.value.message
+
+
+def test_a_bucket_and_a_backup_host_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="s3 and a backup host"):
+        load_inventory(write(tmp_path, GOOD + BACKUP_HOST + S3))

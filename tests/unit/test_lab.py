@@ -37,6 +37,7 @@ def test_default_ports_follow_the_conventions() -> None:
         "prometheus": 9090,
         "alertmanager": 9093,
         "alert-log": 9095,
+        "s3": 9000,
         "kong": 8000,
         "meta": 8080,
         "studio": 3000,
