@@ -258,7 +258,6 @@ def write_textfile(directory: Path, name: str, text: str) -> None:
     partial.replace(directory / name)
 
 
-LATENCY_FILE = "gardenlab_query_latency.prom"  # in node_exporter's textfile directory
 # Upper bounds in seconds: fine around the plans' 500 ms p95, coarse up to a failover's seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -298,6 +297,29 @@ class LatencyHistogram:
             f"{name}_count{{{labels}}} {total}",
         ]
         return "\n".join(lines) + "\n"
+
+
+def latency_file(source: str) -> str:
+    """The histogram's file in node_exporter's textfile directory, one per source: the chaos
+    workload and the load run side by side in `harness load --scenario`."""
+    return f"gardenlab_query_latency_{source}.prom"
+
+
+class LatencyFile:
+    """A latency histogram where node_exporter's textfile collector reads it, so Prometheus
+    sees it without scraping the harness: nothing crosses from the lab to the host. Removed
+    when its source stops: the series then ends with it."""
+
+    def __init__(self, directory: Path, source: str) -> None:
+        self.directory = directory
+        self.name = latency_file(source)
+        self.histogram = LatencyHistogram(source)
+
+    def publish(self) -> None:
+        write_textfile(self.directory, self.name, self.histogram.exposition())
+
+    def remove(self) -> None:
+        (self.directory / self.name).unlink(missing_ok=True)
 
 
 def backup_outcome(failed: bool, kind: str, at: float) -> str:

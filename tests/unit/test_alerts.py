@@ -10,13 +10,12 @@ import httpx
 import pytest
 import yaml
 
-from harness.chaos.workload import LatencyFile
 from harness.config import promtool
 from harness.config.monitoring import (
     ALERT_NAMES,
     ALERTS,
-    LATENCY_FILE,
     RULES_FILE,
+    LatencyFile,
     LatencyHistogram,
     alert_rules,
     alertmanager_config,
@@ -141,10 +140,11 @@ def test_the_workloads_latency_histogram_is_the_series_the_latency_rule_reads(
     assert 'gardenlab_query_duration_seconds_count{source="chaos"} 5\n' in text
     assert "gardenlab_query_duration_seconds_bucket" in rule_metrics()
     tool.check_metrics(text)
-    published = LatencyFile(tmp_path)
+    published = LatencyFile(tmp_path, "chaos")
     published.histogram.observe(0.01)
     published.publish()
-    assert (tmp_path / LATENCY_FILE).read_text() == published.histogram.exposition()
-    assert [p.name for p in tmp_path.iterdir()] == [LATENCY_FILE]  # no partial left behind
+    name = "gardenlab_query_latency_chaos.prom"
+    assert (tmp_path / name).read_text() == published.histogram.exposition()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no partial left behind
     published.remove()
     assert list(tmp_path.iterdir()) == []
