@@ -336,6 +336,48 @@ def backup_outcome(failed: bool, kind: str, at: float) -> str:
     )
 
 
+# Debian's own textfile directory (the package makes it): the lab mounts its rendered one there.
+TEXTFILE_PATH = "/var/lib/prometheus/node-exporter"
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """An exporter as the lab's container and a server's systemd unit both run it: Debian's
+    package, whose unit reads ARGS (and its connection string) from /etc/default/<package>."""
+
+    package: str
+    port: int
+    flags: tuple[str, ...] = ()
+
+    def args(self) -> tuple[str, ...]:
+        return (f"--web.listen-address=:{self.port}", *self.flags)
+
+    def command(self) -> tuple[str, ...]:
+        return (self.package, *self.args())
+
+    def defaults(self, environment: dict[str, str] | None = None) -> str:
+        """/etc/default/<package> for a server (systemd's EnvironmentFile syntax)."""
+        settings = {**(environment or {}), "ARGS": " ".join(self.args())}
+        return "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n" + "".join(
+            f"{key}='{value}'\n" for key, value in settings.items()
+        )
+
+
+POSTGRES_EXPORTER = Exporter(
+    # stat_checkpointer (PostgreSQL 17's checkpoint counters) is off by default: the dashboard
+    # draws it
+    "prometheus-postgres-exporter",
+    POSTGRES_EXPORTER_PORT,
+    ("--collector.stat_checkpointer",),
+)
+PGBOUNCER_EXPORTER = Exporter("prometheus-pgbouncer-exporter", PGBOUNCER_EXPORTER_PORT)
+NODE_EXPORTER = Exporter(
+    "prometheus-node-exporter",
+    NODE_EXPORTER_PORT,
+    (f"--collector.textfile.directory={TEXTFILE_PATH}",),
+)
+
+
 @dataclass(frozen=True)
 class Targets:
     """host:port per scrape job: the lab's services, or an inventory's servers."""
