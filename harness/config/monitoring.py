@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from harness.lab.topology import (
     POSTGRES_EXPORTER_PORT,
     REST_PORT,
     SCOPE,
+    postgres_exporter,
 )
 
 RULES_FILE = "alerts.yml"
@@ -380,16 +382,18 @@ NODE_EXPORTER = Exporter(
 
 @dataclass(frozen=True)
 class Targets:
-    """host:port per scrape job: the lab's services, or an inventory's servers."""
+    """host:port per scrape job: the lab's services, or an inventory's servers. Jobs in
+    `discovered` also scrape what their file under targets/ lists (members that come and go)."""
 
     jobs: tuple[tuple[str, tuple[str, ...]], ...]
     alertmanagers: tuple[str, ...]
+    discovered: tuple[str, ...] = ()
 
 
 LAB_TARGETS = Targets(
     jobs=(
         ("patroni", tuple(f"{n}:{REST_PORT}" for n in NODES)),
-        ("postgres", tuple(f"{n}-exporter:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
+        ("postgres", tuple(f"{postgres_exporter(n)}:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
         ("etcd", tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS)),
         ("haproxy", (f"{HAPROXY}:{HAPROXY_METRICS_PORT}",)),
         ("pgbouncer", (f"{PGBOUNCER}-exporter:{PGBOUNCER_EXPORTER_PORT}",)),
@@ -397,7 +401,36 @@ LAB_TARGETS = Targets(
         ("node", (f"node-exporter:{NODE_EXPORTER_PORT}",)),
     ),
     alertmanagers=(f"{ALERTMANAGER}:{ALERTMANAGER_PORT}",),
+    discovered=("patroni", "postgres"),
 )
+TARGETS_DIR = "targets"  # beside prometheus.yml: one file per discovered job
+
+
+def member_targets(members: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The discovered jobs' targets for extra members (pg4, pg5 while `harness scale` runs
+    them): their Patroni and their postgres_exporter, named as the static ones are."""
+    return {
+        "patroni": tuple(f"{n}:{REST_PORT}" for n in members),
+        "postgres": tuple(f"{postgres_exporter(n)}:{POSTGRES_EXPORTER_PORT}" for n in members),
+    }
+
+
+def write_member_targets(rendered: Path, members: Sequence[str]) -> None:
+    """Prometheus's file discovery reads these at once (and every 5 s at the latest)."""
+    for job, hosts in member_targets(members).items():
+        text = yaml.safe_dump([{"targets": list(hosts)}] if hosts else [])
+        write_textfile(rendered / TARGETS_DIR, f"{job}.yml", text)
+
+
+def expected_targets(rendered: Path, targets: Targets = LAB_TARGETS) -> int:
+    """The static targets and those the discovery files list now: after a scale-in, a member
+    gone is no longer expected."""
+    listed = 0
+    for job in targets.discovered:
+        path = rendered / TARGETS_DIR / f"{job}.yml"
+        groups = yaml.safe_load(path.read_text()) if path.exists() else None
+        listed += sum(len(g.get("targets", [])) for g in groups or [])
+    return sum(len(hosts) for _, hosts in targets.jobs) + listed
 
 
 def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/prometheus") -> str:
@@ -415,6 +448,18 @@ def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/pro
             {
                 "job_name": job,
                 "static_configs": [{"targets": list(hosts)}],
+                **(
+                    {
+                        "file_sd_configs": [
+                            {
+                                "files": [f"{rules_dir}/{TARGETS_DIR}/{job}.yml"],
+                                "refresh_interval": SCRAPE_INTERVAL,
+                            }
+                        ]
+                    }
+                    if job in targets.discovered
+                    else {}
+                ),
                 # name the instance by its host, so a rule's label reads pg1, not pg1:8008
                 "relabel_configs": [
                     {

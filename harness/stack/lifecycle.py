@@ -21,6 +21,7 @@ from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, D
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
+from harness.config.monitoring import write_member_targets
 from harness.config.render import (
     DATA_DIR,
     RESTART_PARAMETERS,
@@ -39,6 +40,7 @@ from harness.lab.topology import (
     APP_ENDPOINT,
     ENDPOINTS,
     ETCD_MEMBERS,
+    EXTRA_NODES,
     FAULTPROXY,
     MEMBERS,
     NODES,
@@ -182,6 +184,14 @@ class Stack:
     def running_services(self) -> set[str]:
         return {c.service for c in self.containers() if c.serving}
 
+    def scrape_members(self, members: Sequence[str] | None = None) -> None:
+        """Prometheus scrapes the extra members (pg4, pg5) named, by default those that run;
+        one that left is no longer expected up."""
+        if members is None:
+            running = self.running_services()
+            members = [n for n in EXTRA_NODES if n in running]
+        write_member_targets(self.lab.rendered_dir, members)
+
     def container(self, service: str) -> Container:
         """The container of a service, as it is now."""
         for container in self.containers():
@@ -213,6 +223,7 @@ class Stack:
         self.lab.tls.check()
         self.check_volume_secrets()
         write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings(), restore)
+        self.scrape_members()
 
     def check_volume_secrets(self) -> None:
         """Existing data must have been initialised with the secrets in .env."""

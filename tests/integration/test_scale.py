@@ -12,6 +12,7 @@ import pytest
 from harness.chaos.invariants import client_errors, client_gaps
 from harness.chaos.runner import present_ids
 from harness.chaos.workload import Workload, WorkloadTarget
+from harness.clients.monitoring import PrometheusClient, Target
 from harness.lab.topology import SCOPE
 from harness.maintenance.planned import Planned
 from harness.maintenance.scale import DCS_NAMESPACE, Scale
@@ -37,6 +38,18 @@ def ro_servers(stack: Stack, tries: int = 12) -> set[str]:
     return seen
 
 
+def scraped(stack: Stack, instance: str) -> list[Target]:
+    prometheus = PrometheusClient(stack.lab.url("prometheus"), timeout=2)
+    try:
+        return [t for t in prometheus.targets() if t.instance == instance]
+    finally:
+        prometheus.close()
+
+
+def scraped_up(stack: Stack, instance: str) -> set[str]:
+    return {t.job for t in scraped(stack, instance) if t.up}
+
+
 def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stack) -> None:
     scale = Scale(Planned(stack, say=print))
     target = WorkloadTarget.of_lab(stack.lab, "pooler")
@@ -48,6 +61,9 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
         assert stack.node_sql("pg4", "SELECT pg_is_in_recovery()") == "t"
         pg4 = stack.container("pg4").addresses
         assert set(pg4) & ro_servers(stack), f"pg4 ({pg4}) never answered on the ro port"
+        # Prometheus scrapes pg4's Patroni and its exporter, and readiness expects them
+        eventually(lambda: scraped_up(stack, "pg4") == {"patroni", "postgres"}, 30, "pg4 scraped")
+        stack.wait_ready(30)
         back = scale.scale(3)
     record = load.record
     assert back.after == ["pg1", "pg2", "pg3"] and list(back.left) == ["pg4"]
@@ -55,6 +71,9 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
     assert "pg4" not in scale.leader_slots()
     assert "pg4" not in {c.service for c in stack.containers()}
     assert f"{stack.lab.project}_pg4" not in {v.name for v in stack.volumes()}
+    assert "pg4-exporter" not in {c.service for c in stack.containers()}
+    eventually(lambda: not scraped(stack, "pg4"), 30, "pg4 no longer scraped")
+    stack.wait_ready(30)  # "every target up" holds without pg4
     acked = {a.id for a in record.attempts if a.outcome == "ack"}
     assert client_errors(record) == 0, [a.error for a in record.attempts if a.outcome != "ack"]
     assert acked <= present_ids(target.setup_dsn)

@@ -14,14 +14,17 @@ from harness.config import promtool
 from harness.config.monitoring import (
     ALERT_NAMES,
     ALERTS,
+    LAB_TARGETS,
     RULES_FILE,
     LatencyFile,
     LatencyHistogram,
     alert_rules,
     alertmanager_config,
     backup_outcome,
+    expected_targets,
     prometheus_config,
     rule_metrics,
+    write_member_targets,
 )
 from harness.core.errors import EngineError
 
@@ -75,6 +78,32 @@ def test_prometheus_config_loads_with_the_rules(tool: promtool.Promtool, tmp_pat
     tool.check_config(config)
     jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
     assert jobs == {"patroni", "postgres", "etcd", "haproxy", "pgbouncer", "pgbackrest", "node"}
+
+
+def test_extra_members_are_scraped_while_listed_and_expected_only_then(
+    tool: promtool.Promtool, tmp_path: Path
+) -> None:
+    (tmp_path / RULES_FILE).write_text(alert_rules())
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(rules_dir=str(tmp_path)))
+    write_member_targets(tmp_path, ["pg4", "pg5"])
+    tool.check_config(config)  # the discovery files too
+    discovered = {
+        j["job_name"]: j["file_sd_configs"][0]["files"]
+        for j in yaml.safe_load(config.read_text())["scrape_configs"]
+        if "file_sd_configs" in j
+    }
+    assert discovered == {
+        "patroni": [f"{tmp_path}/targets/patroni.yml"],
+        "postgres": [f"{tmp_path}/targets/postgres.yml"],
+    }
+    listed = yaml.safe_load((tmp_path / "targets" / "postgres.yml").read_text())
+    assert listed == [{"targets": ["pg4-exporter:9187", "pg5-exporter:9187"]}]
+    static = sum(len(hosts) for _, hosts in LAB_TARGETS.jobs)
+    assert expected_targets(tmp_path) == static + 4
+    write_member_targets(tmp_path, [])  # scaled back in
+    assert expected_targets(tmp_path) == static
+    tool.check_config(config)
 
 
 def test_alertmanager_sends_resolved_to_the_webhook() -> None:
