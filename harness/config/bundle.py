@@ -20,6 +20,7 @@ import yaml
 from harness.clients.docker import ContainerRuntime, DockerRuntime
 from harness.config.inventory import Host, Inventory
 from harness.config.monitoring import (
+    MONITORING_IMAGE,
     NODE_EXPORTER,
     PGBOUNCER_EXPORTER,
     POSTGRES_EXPORTER,
@@ -52,7 +53,6 @@ from harness.lab.topology import (
 )
 
 # The lab images each role's packages come from, and the packages it runs on a server.
-MONITORING_IMAGE = "gardenlab/monitoring:2.53"
 PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "database": (
         (

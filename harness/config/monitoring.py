@@ -39,6 +39,8 @@ from harness.lab.topology import (
 )
 
 RULES_FILE = "alerts.yml"
+MONITORING_IMAGE = "gardenlab/monitoring:2.53"  # Prometheus, Alertmanager, promtool, exporters
+PROMETHEUS_DIR = "/etc/prometheus"  # where the lab's Prometheus reads the rendered files
 # How often Prometheus looks; alerts' `for` durations are multiples of it.
 SCRAPE_INTERVAL = "5s"
 EVALUATION_INTERVAL = "5s"
@@ -247,6 +249,24 @@ def alert_rules() -> str:
     ]
     header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
     return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)
+
+
+# promtool's refusals: "FILE: LINE:COL: what" (a rule) or "FILE: yaml: line N: what" (YAML)
+_REFUSAL = re.compile(
+    r"^(?P<file>/\S+?): (?:yaml: line (?P<yaml_line>\d+)|(?P<line>\d+):\d+): (?P<what>.+)$",
+    re.M,
+)
+
+
+def promtool_refusal(output: str, inside: str, outside: Path) -> str:
+    """promtool's first refusal as `file:line: what`, the file named where it is on this
+    machine (promtool ran in a container with `outside` mounted at `inside`)."""
+    found = _REFUSAL.search(output)
+    if found is None:
+        last = ([line.strip() for line in output.splitlines() if line.strip()] or ["?"])[-1]
+        return f"{outside}: promtool refuses the monitoring configuration: {last}"
+    path = found["file"].replace(inside, str(outside), 1)
+    return f"{path}:{found['line'] or found['yaml_line']}: {found['what'].strip()}"
 
 
 BACKUP_OUTCOME_FILE = "gardenlab_backup.prom"  # in node_exporter's textfile directory

@@ -21,7 +21,12 @@ from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, D
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
-from harness.config.monitoring import write_member_targets
+from harness.config.monitoring import (
+    MONITORING_IMAGE,
+    PROMETHEUS_DIR,
+    promtool_refusal,
+    write_member_targets,
+)
 from harness.config.render import (
     DATA_DIR,
     RESTART_PARAMETERS,
@@ -29,7 +34,7 @@ from harness.config.render import (
     lab_live_parameters,
     write_rendered,
 )
-from harness.core.errors import HarnessError, PortInUseError, StateError
+from harness.core.errors import CommandError, ConfigError, HarnessError, PortInUseError, StateError
 from harness.core.polling import poll
 from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
@@ -268,6 +273,24 @@ class Stack:
         copy_extra_cas(self.lab.compose_dir / "images")
         self.compose(profiles).build(services, on_line)
 
+    def check_monitoring(self) -> None:
+        """The rendered prometheus.yml and its rule file, read by the monitoring image's own
+        promtool before anything starts: a rule that does not parse is named with its file and
+        line, instead of a Prometheus that never comes up and a readiness timeout."""
+        try:
+            self.runtime.run_once(
+                MONITORING_IMAGE,
+                ["check", "config", f"{PROMETHEUS_DIR}/prometheus.yml"],
+                entrypoint="promtool",
+                mounts=((self.lab.rendered_dir, PROMETHEUS_DIR),),
+            )
+        except CommandError as exc:
+            raise ConfigError(
+                promtool_refusal(exc.stderr, PROMETHEUS_DIR, self.lab.rendered_dir),
+                "the rules and scrape jobs come from harness/config/monitoring.py: fix them "
+                "there; nothing was started",
+            ) from None
+
     def start(self) -> None:
         self.compose().up()
 
@@ -314,6 +337,7 @@ class Stack:
             self.check_ports(profiles)
         with report.phase("build"):
             self.build(on_build_line)
+            self.check_monitoring()
         with report.phase("start"):
             self.start()
         with report.phase("ready"):

@@ -23,10 +23,12 @@ from harness.config.monitoring import (
     backup_outcome,
     expected_targets,
     prometheus_config,
+    promtool_refusal,
     rule_metrics,
     write_member_targets,
 )
-from harness.core.errors import EngineError
+from harness.core import process
+from harness.core.errors import CommandError, EngineError
 
 CASES = Path(__file__).parent / "alerts" / "alerts_test.yml"
 
@@ -177,3 +179,26 @@ def test_the_workloads_latency_histogram_is_the_series_the_latency_rule_reads(
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no partial left behind
     published.remove()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "says"),
+    [
+        (
+            "groups:\n- name: g\n  rules:\n  - alert: Good\n    expr: up == 0\n"
+            "  - alert: Bad\n    expr: sum(up ==\n",
+            'alerts.yml:7: group "g", rule 2, "Bad": could not parse expression',
+        ),
+        ("groups:\n- name: g\n  rules:\n  - alert: X\n    expr: [up\n", "alerts.yml:4: did not"),
+    ],
+)
+def test_promtools_refusal_names_the_file_and_line(
+    tool: promtool.Promtool, tmp_path: Path, rules: str, says: str
+) -> None:
+    (tmp_path / RULES_FILE).write_text(rules)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(rules_dir=str(tmp_path)))
+    with pytest.raises(CommandError) as refused:
+        process.run([str(tool.path), "check", "config", str(config)], timeout=60)
+    named = promtool_refusal(refused.value.stderr, str(tmp_path), tmp_path)
+    assert named.startswith(f"{tmp_path}/{says}"), named

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import pytest
 from harness.clients.docker import Volume
 from harness.clients.haproxy import parse_stats_csv
 from harness.clients.patroni import Cluster
-from harness.core.errors import PortInUseError, StateError
+from harness.core.errors import CommandError, ConfigError, PortInUseError, StateError
 from harness.lab.presets import get_preset
 from harness.lab.project import PUBLISHED_PORTS, Lab
 from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
@@ -175,3 +175,43 @@ def test_restart_waits_for_patroni_to_notice_patched_settings(tmp_path: Path) ->
     assert stack.restart_pending() == []  # at once: nothing yet
     assert stack.restart_pending(settle=5) == ["pg2", "pg3", "pg1"]  # replicas, then the leader
     assert len(restarted) == 3
+
+
+class RefusingRuntime(FakeRuntime):
+    """The monitoring image's promtool refusing a rule, as it words it."""
+
+    def run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        entrypoint: str,
+        mounts: Sequence[tuple[Path, str]] = (),
+    ) -> str:
+        self.ran = (image, list(command), entrypoint, list(mounts))
+        raise CommandError(
+            ["docker", "run"],
+            1,
+            '  FAILED:\n/etc/prometheus/alerts.yml: 7:11: group "g", rule 2, "Bad": could '
+            "not parse expression: 1:10: parse error: unclosed left parenthesis\n",
+        )
+
+
+def test_a_rule_that_does_not_parse_is_named_with_file_and_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    runtime = RefusingRuntime()
+    stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
+    with pytest.raises(ConfigError) as refused:
+        stack.check_monitoring()
+    rendered = stack.lab.rendered_dir
+    assert refused.value.message == (
+        f'{rendered}/alerts.yml:7: group "g", rule 2, "Bad": could not parse expression: 1:10: '
+        "parse error: unclosed left parenthesis"
+    )
+    assert "harness/config/monitoring.py" in refused.value.hint
+    assert runtime.ran[1:] == (
+        ["check", "config", "/etc/prometheus/prometheus.yml"],
+        "promtool",
+        [(rendered, "/etc/prometheus")],
+    )
+    assert runtime.actions == []  # nothing started
