@@ -222,30 +222,81 @@ EXPORTED_LATER = frozenset(
 _NAME = re.compile(r"[a-z_][a-z0-9_:]*")
 
 
+def metrics_of(expr: str) -> set[str]:
+    """The metric names an expression reads (a recorded series stands for what it records)."""
+    # label matchers and grouping lists name labels, not metrics
+    bare = re.sub(r"\{[^}]*\}|\b(?:by|on|without)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for match in _NAME.finditer(bare):
+        rest = bare[match.end() :].lstrip()
+        if "_" in match.group() and not rest.startswith("("):
+            names.add(match.group())
+    recorded = {n for n in names if n in RECORDINGS}
+    return (names - recorded) | {m for n in recorded for m in metrics_of(RECORDINGS[n])}
+
+
 def rule_metrics() -> set[str]:
     """The metric names the alerts read: what some target must export, or the rule is blind."""
-    names = set()
-    for alert in ALERTS:
-        # label matchers and grouping lists name labels, not metrics
-        expr = re.sub(r"\{[^}]*\}|\b(?:by|on|without)\s*\([^)]*\)", " ", alert.expr)
-        for match in _NAME.finditer(expr):
-            rest = expr[match.end() :].lstrip()
-            if "_" in match.group() and not rest.startswith("("):
-                names.add(match.group())
-    recorded = set(RECORDINGS)
-    return {n for n in names if n not in recorded} | {
-        m for e in RECORDINGS.values() for m in _NAME.findall(e) if m.startswith("patroni_")
-    }
+    return {m for alert in ALERTS for m in metrics_of(alert.expr)}
 
 
-def alert_rules() -> str:
+# What each scrape job exports that a rule reads (the integration test asks the running lab's
+# Prometheus for each, per job). A rule reading anything else reads nothing: `harness up`
+# refuses it before anything starts (Patroni 4's `patroni_master` is gone, for one).
+EXPORTS: dict[str, frozenset[str]] = {
+    "patroni": frozenset({"patroni_primary", "patroni_postgres_timeline"}),
+    "postgres": frozenset(
+        {
+            "pg_up",
+            "pg_replication_lag_seconds",
+            "pg_settings_max_connections",
+            "pg_stat_activity_count",
+            "pg_stat_archiver_archived_count",
+            "pg_stat_archiver_failed_count",
+        }
+    ),
+    "etcd": frozenset({"etcd_server_has_leader"}),
+    "haproxy": frozenset({"haproxy_backend_active_servers"}),
+    "pgbouncer": frozenset({"pgbouncer_pools_client_waiting_connections"}),
+    "pgbackrest": frozenset({"pgbackrest_backup_since_last_completion_seconds"}),
+    # the host's, and the textfile collector's: the backup's outcome, the latency histograms
+    "node": frozenset(
+        {
+            "node_cpu_seconds_total",
+            "node_filesystem_avail_bytes",
+            "node_filesystem_size_bytes",
+            "gardenlab_backup_last_status",
+            f"{LATENCY_HISTOGRAM}_bucket",
+        }
+    ),
+}
+
+
+def blind_rules(where: str = RULES_FILE, alerts: Sequence[Alert] = ALERTS) -> list[str]:
+    """`WHERE:LINE: ...` for each rule reading a metric no job exports (EXPORTS), the line
+    the rule's in the rendered file."""
+    exported = frozenset().union(*EXPORTS.values())
+    lines = alert_rules(alerts).splitlines()
+    found = []
+    for alert in alerts:
+        missing = sorted(metrics_of(alert.expr) - exported)
+        if missing:
+            line = 1 + next(i for i, t in enumerate(lines) if t.strip() == f"- alert: {alert.name}")
+            found.append(
+                f"{where}:{line}: rule {alert.name} reads {', '.join(missing)}, which no "
+                "target exports"
+            )
+    return found
+
+
+def alert_rules(alerts: Sequence[Alert] = ALERTS) -> str:
     """The rule file Prometheus loads (and `promtool test rules` tests)."""
     groups = [
         {
             "name": "gardenlab-recordings",
             "rules": [{"record": name, "expr": expr} for name, expr in RECORDINGS.items()],
         },
-        {"name": "gardenlab-alerts", "rules": [a.rule() for a in ALERTS]},
+        {"name": "gardenlab-alerts", "rules": [a.rule() for a in alerts]},
     ]
     header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
     return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)

@@ -24,6 +24,8 @@ from harness.clients.patroni import Cluster, PatroniClient
 from harness.config.monitoring import (
     MONITORING_IMAGE,
     PROMETHEUS_DIR,
+    RULES_FILE,
+    blind_rules,
     promtool_refusal,
     write_member_targets,
 )
@@ -276,7 +278,15 @@ class Stack:
     def check_monitoring(self) -> None:
         """The rendered prometheus.yml and its rule file, read by the monitoring image's own
         promtool before anything starts: a rule that does not parse is named with its file and
-        line, instead of a Prometheus that never comes up and a readiness timeout."""
+        line, instead of a Prometheus that never comes up and a readiness timeout; so is a
+        rule reading a metric no target exports, which would never fire."""
+        hint = (
+            "the rules and scrape jobs come from harness/config/monitoring.py: fix them "
+            "there; nothing was started"
+        )
+        blind = blind_rules(str(self.lab.rendered_dir / RULES_FILE))
+        if blind:
+            raise ConfigError("\n".join(blind), hint)
         try:
             self.runtime.run_once(
                 MONITORING_IMAGE,
@@ -286,9 +296,7 @@ class Stack:
             )
         except CommandError as exc:
             raise ConfigError(
-                promtool_refusal(exc.stderr, PROMETHEUS_DIR, self.lab.rendered_dir),
-                "the rules and scrape jobs come from harness/config/monitoring.py: fix them "
-                "there; nothing was started",
+                promtool_refusal(exc.stderr, PROMETHEUS_DIR, self.lab.rendered_dir), hint
             ) from None
 
     def start(self) -> None:

@@ -16,11 +16,13 @@ from harness.config.monitoring import (
     ALERTS,
     LAB_TARGETS,
     RULES_FILE,
+    Alert,
     LatencyFile,
     LatencyHistogram,
     alert_rules,
     alertmanager_config,
     backup_outcome,
+    blind_rules,
     expected_targets,
     prometheus_config,
     promtool_refusal,
@@ -202,3 +204,14 @@ def test_promtools_refusal_names_the_file_and_line(
         process.run([str(tool.path), "check", "config", str(config)], timeout=60)
     named = promtool_refusal(refused.value.stderr, str(tmp_path), tmp_path)
     assert named.startswith(f"{tmp_path}/{says}"), named
+
+
+def test_a_rule_reading_a_metric_no_target_exports_is_named_with_its_line() -> None:
+    assert blind_rules() == []  # every metric the rules read is one a job exports
+    old = Alert("LeaderGone", "max(patroni_master) < 1", "10s", "critical", "Patroni 3's name")
+    [found] = blind_rules("alerts.yml", (*ALERTS, old))
+    line = found.split(":")[1]
+    assert (
+        found == f"alerts.yml:{line}: rule LeaderGone reads patroni_master, which no target exports"
+    )
+    assert alert_rules((*ALERTS, old)).splitlines()[int(line) - 1].strip() == "- alert: LeaderGone"

@@ -19,6 +19,7 @@ from harness.lab.presets import get_preset
 from harness.lab.project import PUBLISHED_PORTS, Lab
 from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
 from harness.lab.topology import SUPABASE
+from harness.stack import lifecycle
 from harness.stack.lifecycle import SECRETS_LABEL, Stack, StackStatus, stop_order
 from tests.fakes import FakeRuntime, container, free_ports
 
@@ -215,3 +216,15 @@ def test_a_rule_that_does_not_parse_is_named_with_file_and_line_before_anything_
         [(rendered, "/etc/prometheus")],
     )
     assert runtime.actions == []  # nothing started
+
+
+def test_a_blind_rule_is_refused_before_promtool_and_anything_else_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = RefusingRuntime()
+    stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
+    found = "x/alerts.yml:9: rule LeaderGone reads patroni_master, which no target exports"
+    monkeypatch.setattr(lifecycle, "blind_rules", lambda where: [found])
+    with pytest.raises(ConfigError, match="patroni_master, which no target exports"):
+        stack.check_monitoring()
+    assert not hasattr(runtime, "ran") and runtime.actions == []
