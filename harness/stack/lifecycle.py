@@ -292,7 +292,9 @@ class Stack:
                 MONITORING_IMAGE,
                 ["check", "config", f"{PROMETHEUS_DIR}/prometheus.yml"],
                 entrypoint="promtool",
-                mounts=((self.lab.rendered_dir, PROMETHEUS_DIR),),
+                mounts=(
+                    (self.lab.rendered_dir.resolve(), PROMETHEUS_DIR),
+                ),  # a path, not a volume name
             )
         except CommandError as exc:
             raise ConfigError(

@@ -213,7 +213,7 @@ def test_a_rule_that_does_not_parse_is_named_with_file_and_line_before_anything_
     assert runtime.ran[1:] == (
         ["check", "config", "/etc/prometheus/prometheus.yml"],
         "promtool",
-        [(rendered, "/etc/prometheus")],
+        [(rendered.resolve(), "/etc/prometheus")],
     )
     assert runtime.actions == []  # nothing started
 
