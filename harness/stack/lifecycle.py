@@ -290,11 +290,10 @@ class Stack:
         try:
             self.runtime.run_once(
                 MONITORING_IMAGE,
-                ["check", "config", f"{PROMETHEUS_DIR}/prometheus.yml"],
-                entrypoint="promtool",
-                mounts=(
-                    (self.lab.rendered_dir.resolve(), PROMETHEUS_DIR),
-                ),  # a path, not a volume name
+                # its refusals go to stderr, which the engine does not hand back: merged
+                ["-c", f"exec promtool check config {PROMETHEUS_DIR}/prometheus.yml 2>&1"],
+                entrypoint="sh",
+                mounts=((self.lab.rendered_dir.resolve(), PROMETHEUS_DIR),),
             )
         except CommandError as exc:
             raise ConfigError(

@@ -211,8 +211,8 @@ def test_a_rule_that_does_not_parse_is_named_with_file_and_line_before_anything_
     )
     assert "harness/config/monitoring.py" in refused.value.hint
     assert runtime.ran[1:] == (
-        ["check", "config", "/etc/prometheus/prometheus.yml"],
-        "promtool",
+        ["-c", "exec promtool check config /etc/prometheus/prometheus.yml 2>&1"],
+        "sh",
         [(rendered.resolve(), "/etc/prometheus")],
     )
     assert runtime.actions == []  # nothing started
