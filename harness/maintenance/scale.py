@@ -211,7 +211,7 @@ class Scale:
             ),
         )
         # scraped once it streams: a clone's PostgreSQL is down by design, not an alert
-        self.stack.scrape_members([n for n in EXTRA_NODES if n in self.stack.running_services()])
+        self.stack.scrape_members()
         for name in names:
             self.say(
                 f"{name} streams after {streaming[name]:.1f} s, in HAProxy's ro pool after "
