@@ -90,7 +90,7 @@ test-unit: venv ## Fast unit tests only (no engine needed)
 	$(BIN)/pytest tests/unit
 
 test: lint ## Lint, unit, proxy conformance, integration and the CI chaos subset (real stack)
-	$(BIN)/pytest -m "not chaos or chaos_ci"
+	$(BIN)/pytest -m "not chaos or chaos_ci" --durations=25
 
 bench-startup: venv ## Figures: cold and warm start, memory of the running stack
 	$(BIN)/python -m benchmarks.startup $(if $(COLD),--cold)

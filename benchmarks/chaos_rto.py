@@ -39,9 +39,9 @@ def main() -> None:
             v = result.verdict
             gaps.append(v.outage.write_gap)
             acked += v.acknowledged
-            lost += len(v.lost)
+            lost += len(v.accounting.lost)
             unknown_ += v.unknown
-            ghosts += len(v.ghosts)
+            ghosts += len(v.accounting.ghosts)
             passed += result.passed
         total_lost += lost
         print(

@@ -19,6 +19,7 @@ import statistics
 import time
 
 from benchmarks.stats import percentile
+from harness.chaos.workload import Workload, WorkloadTarget
 from harness.cli.migration import lab_ddl_dumper
 from harness.lab.project import Lab
 from harness.lab.topology import SOURCE_SERVICE
@@ -27,7 +28,7 @@ from harness.migration.endpoint import Endpoint
 from harness.migration.plan import Move
 from harness.migration.slots import PatroniSlots
 from harness.migration.sync import finish, start, wait_copied
-from harness.migration.writes import Writes, names_on
+from harness.migration.writes import APP_WRITES
 from harness.provision.source import write_endpoint
 from harness.stack.lifecycle import Stack
 
@@ -74,32 +75,34 @@ def main() -> None:
         finish(move, slots)
         if endpoint.upstream() != move.source_upstream:
             endpoint.repoint(*move.source_upstream)
-        writes = Writes()
-        writes.start(lab.dsn("endpoint", connect_timeout=2, keepalives=True), args.writers, 3600)
-        try:
+        app = lab.dsn("endpoint", connect_timeout=2, keepalives=True)
+        target = WorkloadTarget(app, app, move.source_dsn, tuple(lab.rest_urls()))
+        writes = Workload(
+            target, writers=args.writers, readers=0, max_seconds=3600, table=APP_WRITES
+        )
+        with writes:
             began = time.monotonic()
             start(move, lab_ddl_dumper(stack), reset=True)
             wait_copied(move, lambda _: None)
             copies.append(time.monotonic() - began)
             time.sleep(2)
             for name in ("cutover", "rollback"):
-                low = time.monotonic()
+                low = writes.now()
                 if name == "cutover":
                     report = cutover(move, endpoint, slots=slots)
                 else:
                     report = rollback(move, endpoint)
-                high = time.monotonic()
+                high = writes.now()
                 paused[name].append(report.paused_seconds)
-                gaps[name].append(writes.largest_gap(low - 1, high + 1))
+                gaps[name].append(writes.record.ack_gap(low - 1, high + 1))
                 time.sleep(2)
-        finally:
-            writes.finish()
-        errors += writes.count("fail") + writes.count("unknown")
-        lost += len(writes.acked() - names_on(move.source_dsn))
+        record = writes.record
+        errors += record.count("fail") + record.count("unknown")
+        lost += len(record.acked() - APP_WRITES.ids_on(move.source_dsn))
         print(
             f"run {run}: copy {copies[-1]:.1f} s; cutover gap {gaps['cutover'][-1]:.3f} s "
             f"(paused {paused['cutover'][-1]:.3f}); rollback gap {gaps['rollback'][-1]:.3f} s; "
-            f"{writes.count('ack')} acks"
+            f"{record.count('ack')} acks"
         )
     finish(move, slots)
     print(

@@ -9,6 +9,7 @@ import re
 import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class FakeRuntime:
     executed: list[tuple[str, list[str]]] = field(default_factory=list)
     on_exec: Exec | None = None
     removed: dict[str, list[str]] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)  # container name -> its log
 
     @classmethod
     def with_services(cls, *names: str, **kwargs: Any) -> FakeRuntime:
@@ -139,6 +141,9 @@ class FakeRuntime:
 
     def exposure(self, container: str, log_lines: int = 2000) -> Exposure:
         raise NotImplementedError("the security suite asks the real engine")
+
+    def logs_since(self, container: str, since: datetime) -> str:
+        return self.logs.get(container, "")
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         return ["exec", container, *command]

@@ -2,6 +2,8 @@
 
 - lost: acknowledged writes missing afterwards (must be 0 under synchronous replication);
 - unexpected: rows present that no writer attempted;
+- refused yet present: writes the server refused on a live connection that committed all the
+  same (the outcome was classified wrongly: every "fail" must be absent);
 - ghosts: unknown outcomes that did commit (counted, not a failure);
 - split brain: two servers acknowledging writes in interleaved time without the leader
   having changed that often;
@@ -33,18 +35,13 @@ class Outage:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    attempted: int
-    acknowledged: int
-    failed: int
-    unknown: int
-    lost: list[int]
-    unexpected: list[int]
-    ghosts: list[int]
-    split_brain: list[str]
-    converged: bool
-    differing_tables: list[str]
-    outage: Outage
+class Accounting:
+    """Each recorded outcome against the ids a side holds."""
+
+    lost: list[int]  # acknowledged, absent
+    unexpected: list[int]  # present, never attempted
+    refused_present: list[int]  # refused, present all the same
+    ghosts: list[int]  # unknown outcome, committed
 
     @property
     def problems(self) -> list[str]:
@@ -53,6 +50,42 @@ class Verdict:
             found.append(f"{len(self.lost)} acknowledged writes lost (e.g. {self.lost[:5]})")
         if self.unexpected:
             found.append(f"{len(self.unexpected)} unexpected rows (e.g. {self.unexpected[:5]})")
+        if self.refused_present:
+            found.append(
+                f"{len(self.refused_present)} refused writes committed all the same "
+                f"(e.g. {self.refused_present[:5]})"
+            )
+        return found
+
+
+def account(record: Record, present: set[int], acked_before: float = float("inf")) -> Accounting:
+    """Lost counts the acks before `acked_before` only: a side that stopped taking the
+    application's writes then need not hold the later ones."""
+    failed = {a.id for a in record.attempts if a.outcome == "fail"}
+    unknown = {a.id for a in record.attempts if a.outcome == "unknown"}
+    return Accounting(
+        lost=sorted(record.acked(acked_before) - present),
+        unexpected=sorted(present - {a.id for a in record.attempts}),
+        refused_present=sorted(failed & present),
+        ghosts=sorted(unknown & present),
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    attempted: int
+    acknowledged: int
+    failed: int
+    unknown: int
+    accounting: Accounting
+    split_brain: list[str]
+    converged: bool
+    differing_tables: list[str]
+    outage: Outage
+
+    @property
+    def problems(self) -> list[str]:
+        found = self.accounting.problems
         found += [f"split brain: {s}" for s in self.split_brain]
         if not self.converged:
             found.append(f"nodes differ on {', '.join(self.differing_tables)}")
@@ -155,18 +188,12 @@ def split_brain(record: Record) -> list[str]:
 def judge(
     record: Record, present: set[int], fault_at: float, differing_tables: list[str]
 ) -> Verdict:
-    by_outcome: dict[str, set[int]] = {"ack": set(), "fail": set(), "unknown": set()}
-    for attempt in record.attempts:
-        by_outcome[attempt.outcome].add(attempt.id)
-    attempted = {a.id for a in record.attempts}
     return Verdict(
-        attempted=len(attempted),
-        acknowledged=len(by_outcome["ack"]),
-        failed=len(by_outcome["fail"]),
-        unknown=len(by_outcome["unknown"]),
-        lost=sorted(by_outcome["ack"] - present),
-        unexpected=sorted(present - attempted),
-        ghosts=sorted(by_outcome["unknown"] & present),
+        attempted=len({a.id for a in record.attempts}),
+        acknowledged=record.count("ack"),
+        failed=record.count("fail"),
+        unknown=record.count("unknown"),
+        accounting=account(record, present),
         split_brain=split_brain(record),
         converged=not differing_tables,
         differing_tables=differing_tables,

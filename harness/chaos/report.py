@@ -29,8 +29,10 @@ def summary(result: Result) -> str:
         f"    Patroni promoted after {secs(o.promoted_after)}, HAProxy switched after "
         f"{secs(o.haproxy_after)}, client wrote again after {secs(o.client_after)}",
         f"  writes: {v.attempted} attempted, {v.acknowledged} acknowledged, {v.failed} failed, "
-        f"{v.unknown} unknown ({len(v.ghosts)} of them committed: ghosts)",
-        f"  lost acknowledged: {len(v.lost)}, unexpected: {len(v.unexpected)}, "
+        f"{v.unknown} unknown ({len(v.accounting.ghosts)} of them committed: ghosts)",
+        f"  lost acknowledged: {len(v.accounting.lost)}, "
+        f"unexpected: {len(v.accounting.unexpected)}, "
+        f"refused yet present: {len(v.accounting.refused_present)}, "
         f"split brain: {'yes' if v.split_brain else 'no'}, converged: {v.converged}",
     ]
     lines += alert_lines(result.alerts, result.alert_marks)

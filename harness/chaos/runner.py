@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import psycopg
-
 from harness.chaos.alerts import (
     NEVER_FIRE,
     AlertExpectation,
@@ -31,7 +29,7 @@ from harness.core.progress import Say
 from harness.data.verify import verify
 from harness.faults.controller import Faults
 from harness.faults.model import Fault
-from harness.lab.topology import ALERT_LOG, EndpointName
+from harness.lab.topology import ALERT_LOG, NODES, EndpointName
 from harness.stack.lifecycle import Stack
 
 RECOVERY_TIMEOUT = 180.0
@@ -118,11 +116,6 @@ def budget_failures(scenario: Scenario, verdict: Verdict, errors: int = 0) -> li
     return failures
 
 
-def present_ids(dsn: str) -> set[int]:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return {row[0] for row in conn.execute(f"SELECT id FROM {TABLE}")}
-
-
 WorkloadFactory = Callable[[WorkloadTarget, int], Workload]
 
 
@@ -186,10 +179,11 @@ def run(
             )
     cluster = stack.status().cluster
     leader = cluster.leader.name if cluster and cluster.leader else ""
-    checks = verify(stack.node_sql, leader, tables=(TABLE,))
+    members = [m.name for m in cluster.members] if cluster else list(NODES)
+    checks = verify(stack.node_sql, leader, tables=(TABLE,), nodes=members)
     differing = [c.table for c in checks if not c.passed]
     verdict = judge(
-        load.record, present_ids(target.setup_dsn), load.record.marks["fault"], differing
+        load.record, load.table.ids_on(target.setup_dsn), load.record.marks["fault"], differing
     )
     result = Result(scenario.name, description, verdict, load.record, scenario.expect.note)
     errors = client_errors(load.record, load.record.marks["fault"])

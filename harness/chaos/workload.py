@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +34,41 @@ from harness.lab.topology import EndpointName
 TABLE = "chaos_writes"
 ID_STRIDE = 1_000_000_000  # writer w writes ids w * ID_STRIDE + n
 Outcome = Literal["ack", "fail", "unknown"]
+
+
+@dataclass(frozen=True)
+class WriteTable:
+    """What the writers insert into: the INSERT takes %(id)s and %(writer)s and returns the
+    answering server's address; `create`, when set, makes the table afresh before the run;
+    `ids` reads back the ids a side holds; the readers count `name`'s rows."""
+
+    name: str
+    insert: str
+    ids: str
+    create: tuple[str, ...] = ()
+
+    def prepare(self, dsn: str) -> None:
+        if self.create:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                for statement in self.create:
+                    conn.execute(statement)
+
+    def ids_on(self, dsn: str) -> set[int]:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return {int(r[0]) for r in conn.execute(self.ids)}
+
+
+CHAOS_WRITES = WriteTable(
+    name=TABLE,
+    insert=f"INSERT INTO {TABLE} (id, writer) VALUES (%(id)s, %(writer)s) "
+    "RETURNING host(inet_server_addr())",
+    ids=f"SELECT id FROM {TABLE}",
+    create=(
+        f"DROP TABLE IF EXISTS {TABLE}",
+        f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, writer int NOT NULL, "
+        "server inet DEFAULT inet_server_addr(), at timestamptz DEFAULT clock_timestamp())",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +128,23 @@ class Record:
         """A mark as epoch seconds."""
         return self.epoch + self.marks[mark]
 
+    def acked(self, before: float = float("inf")) -> set[int]:
+        """The ids acknowledged before a moment (seconds since the start)."""
+        return {a.id for a in self.attempts if a.outcome == "ack" and a.ended < before}
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(a.outcome == outcome for a in self.attempts)
+
+    def ack_gap(self, low: float, high: float) -> float:
+        """The longest stretch without an acknowledgement between two moments."""
+        ends = sorted(
+            a.ended for a in self.attempts if a.outcome == "ack" and low <= a.ended <= high
+        )
+        return max((b - a for a, b in pairwise([low, *ends, high])), default=0.0)
+
+    def errors_between(self, low: float, high: float) -> int:
+        return sum(1 for a in self.attempts if a.outcome != "ack" and low <= a.ended <= high)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
@@ -100,15 +153,6 @@ class Record:
             "samples": [s.__dict__ for s in self.samples],
             "marks": self.marks,
         }
-
-
-def prepare_table(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        conn.execute(
-            f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, writer int NOT NULL, "
-            "server inet DEFAULT inet_server_addr(), at timestamptz DEFAULT clock_timestamp())"
-        )
 
 
 class Workload:
@@ -122,8 +166,10 @@ class Workload:
         readers: int = 1,
         rate: float = 25.0,  # writes per second per writer
         max_seconds: float = 300.0,
+        table: WriteTable = CHAOS_WRITES,
     ) -> None:
         self.target = target
+        self.table = table
         self.writers = writers
         self.readers = readers
         self.interval = 1.0 / rate
@@ -142,7 +188,7 @@ class Workload:
         self.record.marks[name] = self.now()
 
     def __enter__(self) -> Workload:
-        prepare_table(self.target.setup_dsn)
+        self.table.prepare(self.target.setup_dsn)
         self._start = time.monotonic()
         self.record.epoch = time.time()
         self._stop.clear()
@@ -192,9 +238,7 @@ class Workload:
                         conn = None  # a failed connect below is a plain failure
                         conn = psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
                     row = conn.execute(
-                        f"INSERT INTO {TABLE} (id, writer) VALUES (%s, %s) "
-                        "RETURNING host(inet_server_addr())",
-                        (write_id, writer),
+                        self.table.insert, {"id": write_id, "writer": writer}
                     ).fetchone()
                     outcome, server = "ack", str(row[0]) if row else ""
                     if self.latency:
@@ -225,7 +269,7 @@ class Workload:
             ok = True
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute(f"SELECT count(*) FROM {TABLE}")
+                    conn.execute(f"SELECT count(*) FROM {self.table.name}")
             except psycopg.Error:
                 ok = False
             with self._lock:

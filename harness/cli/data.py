@@ -102,28 +102,28 @@ def verify_command(app: App) -> None:
     from harness.cli.output import err, out
     from harness.core.errors import HarnessError
     from harness.data.verify import verify
-    from harness.lab.topology import NODES
 
     stack = app.stack()
     with stack.patroni() as patroni:
-        leader = patroni.cluster().leader
-    if leader is None:
+        cluster = patroni.cluster()
+    if cluster.leader is None:
         raise HarnessError("no leader to compare against", "`make status` shows the cluster")
-    checks = verify(stack.node_sql, leader.name)
-    table = Table(title=f"content per node (primary: {leader.name})", title_justify="left")
+    nodes = [m.name for m in cluster.members]
+    checks = verify(stack.node_sql, cluster.leader.name, nodes=nodes)
+    table = Table(title=f"content per node (primary: {cluster.leader.name})", title_justify="left")
     table.add_column("table")
-    for node in NODES:
+    for node in nodes:
         table.add_column(f"{node} rows", justify="right")
     table.add_column("checksums")
     for check in checks:
         sums = {s for _, s in check.per_node.values()}
         table.add_row(
             check.table,
-            *(f"{check.per_node[n][0]:,}" for n in NODES),
+            *(f"{check.per_node[n][0]:,}" for n in nodes),
             "[green]equal[/]" if check.passed else f"[bold red]DIFFER ({len(sums)})[/]",
         )
     out.print(table)
     different = [c.table for c in checks if not c.passed]
     if different:
         raise HarnessError(f"nodes differ on: {', '.join(different)}", "a replica lags or diverged")
-    err.print(f"all {len(checks)} tables equal on {', '.join(NODES)}")
+    err.print(f"all {len(checks)} tables equal on {', '.join(nodes)}")

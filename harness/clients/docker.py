@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -136,6 +137,10 @@ class ContainerRuntime(Protocol):
     def memory_used(self, names: Sequence[str]) -> dict[str, int]: ...
 
     def exposure(self, container: str, log_lines: int = 2000) -> Exposure: ...
+
+    def logs_since(self, container: str, since: datetime) -> str:
+        """What the container wrote (stdout and stderr) from a moment on."""
+        ...
 
     def exec_line(self, container: str, command: Sequence[str], env: Sequence[str]) -> list[str]:
         """The command line that runs `command` interactively in the container, passing the
@@ -298,6 +303,10 @@ class DockerRuntime:
         with docker_errors():
             stats = self.docker.stats(list(names)) if names else []
         return {s.container_name: int(s.memory_used) for s in stats}
+
+    def logs_since(self, container: str, since: datetime) -> str:
+        with docker_errors():
+            return str(self.docker.container.logs(container, since=since))
 
     def exposure(self, container: str, log_lines: int = 2000) -> Exposure:
         from python_on_whales.utils import run as whales

@@ -3,7 +3,7 @@ replicas have replayed what the primary had written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.core.polling import holds, poll
@@ -29,22 +29,24 @@ def verify(
     primary: str,
     catch_up_seconds: float = 30,
     tables: tuple[str, ...] = (*TABLES, "app.seed_runs"),
+    nodes: Sequence[str] = NODES,
 ) -> list[TableCheck]:
     """Counts and checksums per table on every node, once replicas replayed the primary's WAL.
 
-    run_sql(node, query) returns the stripped, unaligned result of the query on that node.
+    run_sql(node, query) returns the stripped, unaligned result of the query on that node;
+    `nodes` are the cluster's members (pg4 and pg5 too when the lab was scaled out).
     """
     target = run_sql(primary, "select pg_current_wal_lsn()")
     replay = f"select pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
 
     def caught_up() -> bool:
-        return all(run_sql(node, replay) == "t" for node in NODES if node != primary)
+        return all(run_sql(node, replay) == "t" for node in nodes if node != primary)
 
     poll(caught_up, holds, timeout=catch_up_seconds)  # compared as they are, caught up or not
     checks = []
     for table in tables:
         per_node = {}
-        for node in NODES:
+        for node in nodes:
             count, checksum = run_sql(node, CHECKSUM.format(table)).split("|")
             per_node[node] = (int(count), int(checksum))
         checks.append(TableCheck(table, per_node))

@@ -3,23 +3,31 @@ container used.
 
 Statements come from pg_stat_statements on every node, reset before the run and merged by
 statement after it: the mix reads on the replicas and writes on the leader, so one node's view
-is half the story. CPU comes from each container's cgroup counter read before and after:
-`docker stats` only samples a rate. What cannot be read is noted, never a failed run: these
-figures explain a verdict, they do not make it.
+is half the story. The plans of the slow ones come from auto_explain's entries in the nodes'
+logs during the run (PostgreSQL logs to stderr, so the container's log holds them). CPU comes
+from each container's cgroup counter read before and after: `docker stats` only samples a rate.
+What cannot be read is noted, never a failed run: these figures explain a verdict, they do not
+make it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.core.errors import HarnessError
-from harness.lab.topology import NODES
+from harness.lab.topology import MEMBERS
 from harness.stack.lifecycle import Stack
 
 TOP = 5  # statements listed per ranking
+PLANS = 3  # slow statements whose plan the report prints
+PLAN_LINES = 30  # of each plan, at most
+# auto_explain's entry: "... LOG:  duration: 171.586 ms  plan:", then tab-indented lines.
+EXPLAINED = re.compile(r"^(\S+ \S+) \S+ \[\d+\] LOG:  duration: ([\d.]+) ms  plan:$")
 # The container's own cgroup: v2 (cpu.stat, usage_usec), else v1 (cpuacct.usage, ns).
 CPU_COUNTER = (
     "cat /sys/fs/cgroup/cpu.stat 2>/dev/null || cat /sys/fs/cgroup/cpuacct/cpuacct.usage "
@@ -98,12 +106,56 @@ def parse_cpu(text: str) -> float:
     return int(text.strip()) / 1e9
 
 
+@dataclass(frozen=True)
+class SlowPlan:
+    """One statement auto_explain logged: slower than its threshold, with its plan."""
+
+    node: str
+    at: str  # the log's timestamp
+    duration_ms: float
+    query: str
+    plan: tuple[str, ...]  # the plan's lines, as logged
+
+
+def parse_slow_plans(log: str, node: str) -> list[SlowPlan]:
+    """auto_explain's entries in a node's log; the other lines (Patroni's) are skipped."""
+    found: list[SlowPlan] = []
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        match = EXPLAINED.match(line)
+        if match is None:
+            continue
+        body: list[str] = []
+        for following in lines[i + 1 :]:
+            if not following.startswith("\t"):
+                break
+            body.append(following[1:])
+        query = next((b[len("Query Text: ") :] for b in body if b.startswith("Query Text: ")), "")
+        plan = tuple(b for b in body if not b.startswith(("Query Text: ", "Query Parameters: ")))
+        found.append(SlowPlan(node, match[1], float(match[2]), query, plan))
+    return found
+
+
+def slowest_plans(plans: list[SlowPlan], n: int = PLANS) -> list[tuple[SlowPlan, int]]:
+    """The slowest entry of each statement, slowest first, with how often it was logged."""
+    by_query: dict[str, list[SlowPlan]] = {}
+    for plan in plans:
+        by_query.setdefault(plan.query, []).append(plan)
+    ranked = sorted(
+        ((max(group, key=lambda p: p.duration_ms), len(group)) for group in by_query.values()),
+        key=lambda pair: pair[0].duration_ms,
+        reverse=True,
+    )
+    return ranked[:n]
+
+
 @dataclass
 class ServerUse:
     seconds: float  # wall time between the two readings
     cpu: dict[str, float]  # service -> CPU seconds used in that time
     statements: list[Statement]
     notes: list[str] = field(default_factory=list)
+    plans: list[SlowPlan] = field(default_factory=list)  # auto_explain's, during the run
 
     @property
     def cpu_total(self) -> float:
@@ -122,6 +174,7 @@ class ServerUse:
                 for s in self.statements
             ],
             "notes": self.notes,
+            "slow_plans": [asdict(p) for p in self.plans],
         }
 
 
@@ -140,12 +193,13 @@ class ServerWatch:
         self.notes: list[str] = []
         self._cpu_before: dict[str, float] = {}
         self._started = 0.0
+        self._since = datetime.now(UTC)
 
     def _services(self) -> list[str]:
         return sorted(self.stack.running_services())
 
     def _nodes(self) -> list[str]:
-        return [s for s in self._services() if s in NODES]
+        return [s for s in self._services() if s in MEMBERS]
 
     def _cpu(self) -> dict[str, float]:
         found: dict[str, float] = {}
@@ -171,6 +225,7 @@ class ServerWatch:
                 )
         self._cpu_before = self._cpu()
         self._started = time.time()
+        self._since = datetime.now(UTC)
 
     def finish(self) -> ServerUse:
         seconds = time.time() - self._started
@@ -184,12 +239,17 @@ class ServerWatch:
                 continue
             cpu[service] = used - self._cpu_before[service]
         per_node: dict[str, list[dict[str, Any]]] = {}
+        plans: list[SlowPlan] = []
         for node in self._nodes():
             try:
                 per_node[node] = json.loads(self.stack.node_sql(node, STATEMENTS_SQL) or "[]")
             except (HarnessError, ValueError) as exc:
                 self._note(f"no statements from {node}: {why(exc)}")
-        return ServerUse(seconds, cpu, merge_statements(per_node), self.notes)
+            try:
+                plans += parse_slow_plans(self.stack.logs_since(node, self._since), node)
+            except HarnessError as exc:
+                self._note(f"no log from {node}: {why(exc)}")
+        return ServerUse(seconds, cpu, merge_statements(per_node), self.notes, plans)
 
 
 def one_line(query: str, width: int = 96) -> str:
@@ -223,5 +283,17 @@ def summary_lines(use: ServerUse, requests: int) -> list[str]:
             f"{100 * s.hit_ratio:>7.1f}  {'' if s.toplevel else '(nested) '}{one_line(s.query)}"
             for s in top
         ]
+    if use.plans:
+        lines.append(
+            f"slow statements (auto_explain, {len(use.plans)} logged); the slowest's plans:"
+        )
+        for plan, times in slowest_plans(use.plans):
+            lines.append(
+                f"  {plan.duration_ms:.1f} ms on {plan.node} at {plan.at} "
+                f"(logged {times}x): {one_line(plan.query)}"
+            )
+            lines += [f"    {row}" for row in plan.plan[:PLAN_LINES]]
+            if len(plan.plan) > PLAN_LINES:
+                lines.append(f"    ... {len(plan.plan) - PLAN_LINES} more lines in the JSON")
     lines += [f"  note: {note}" for note in use.notes]
     return lines

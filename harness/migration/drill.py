@@ -25,14 +25,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from harness.chaos.invariants import leader_changes
-from harness.chaos.workload import TABLE, Record, Workload, WorkloadTarget
+from harness.chaos.invariants import Accounting, account, leader_changes
+from harness.chaos.workload import CHAOS_WRITES, TABLE, Record, Workload, WorkloadTarget
 from harness.core.errors import HarnessError, first_line
 from harness.core.polling import holds, poll
 from harness.core.progress import Say, silent
@@ -90,8 +89,8 @@ class DrillResult:
     verified: dict[str, list[Comparison]] = field(default_factory=dict)
     finished: FinishReport | None = None
     leftovers: list[str] = field(default_factory=list)
-    lost_forward: list[int] = field(default_factory=list)
-    lost_back: list[int] = field(default_factory=list)
+    on_cluster: Accounting | None = None  # the writers' outcomes against the cluster's rows
+    on_source: Accounting | None = None  # ... and against the source's, at the end
     error: str = ""  # the step that stopped the drill, with its error
     checks: list[Check] = field(default_factory=list)
     figures: dict[str, float] = field(default_factory=dict)
@@ -116,8 +115,8 @@ class DrillResult:
             "verified": {k: [asdict(c) for c in v] for k, v in self.verified.items()},
             "finished": asdict(self.finished) if self.finished else None,
             "leftovers": self.leftovers,
-            "lost_forward": self.lost_forward,
-            "lost_back": self.lost_back,
+            "on_cluster": asdict(self.on_cluster) if self.on_cluster else None,
+            "on_source": asdict(self.on_source) if self.on_source else None,
             "lag": self.lag,
             "workload": self.record.to_json(),
         }
@@ -258,11 +257,6 @@ def back_streaming(move: Move) -> Callable[[], bool]:
     return streaming
 
 
-def written_ids(dsn: str, what: str) -> set[int]:
-    with connect(dsn, what) as conn:
-        return {r[0] for r in conn.execute(f"select id from {WRITES_TABLE}")}
-
-
 def leftovers(stack: Stack, move: Move) -> list[str]:
     """Whatever of the move still exists after finish: slots (on every node, Patroni's
     replica copies too), publications, subscriptions, a permanent slot in Patroni's config."""
@@ -287,34 +281,29 @@ def leftovers(stack: Stack, move: Move) -> list[str]:
     return found + poll(copies, lambda left: not left, timeout=LEFTOVER_TIMEOUT).value
 
 
-def ack_gap(record: Record, low: float, high: float) -> float:
-    """The longest stretch without an acknowledgement between two moments."""
-    ends = sorted(a.ended for a in record.attempts if a.outcome == "ack" and low <= a.ended <= high)
-    return max((b - a for a, b in pairwise([low, *ends, high])), default=0.0)
-
-
-def errors_between(record: Record, low: float, high: float) -> int:
-    return sum(1 for a in record.attempts if a.outcome != "ack" and low <= a.ended <= high)
-
-
 def judge(result: DrillResult) -> None:
     """The checks (each can fail) and the figures, from what the drill recorded."""
     record, marks = result.record, result.record.marks
     checks = [Check("drill completed", not result.error, result.error or "every step ran")]
-    checks.append(
-        Check(
-            "no acknowledged write lost on the way to the cluster",
-            not result.lost_forward,
-            f"{len(result.lost_forward)} lost: {result.lost_forward[:5]}",
+    for way, accounting in (
+        ("on the way to the cluster", result.on_cluster),
+        ("on the way back to the source", result.on_source),
+    ):
+        problems = accounting.problems if accounting else []
+        checks.append(
+            Check(
+                f"every write as its outcome says {way}: none acknowledged lost, none refused "
+                "or unattempted present",
+                not problems,
+                "; ".join(problems)
+                or (
+                    f"{len(accounting.ghosts)} of {record.count('unknown')} unknown outcomes "
+                    "committed"
+                    if accounting
+                    else "not reached"
+                ),
+            )
         )
-    )
-    checks.append(
-        Check(
-            "no acknowledged write lost on the way back to the source",
-            not result.lost_back,
-            f"{len(result.lost_back)} lost: {result.lost_back[:5]}",
-        )
-    )
     for way in ("after cutover", "after rollback"):
         compared = result.verified.get(way)
         differing = [c.source_table for c in compared or [] if not c.passed]
@@ -350,9 +339,9 @@ def judge(result: DrillResult) -> None:
     )
     result.checks = checks
     figures: dict[str, float] = {
-        "acknowledged": sum(a.outcome == "ack" for a in record.attempts),
-        "failed": sum(a.outcome == "fail" for a in record.attempts),
-        "unknown": sum(a.outcome == "unknown" for a in record.attempts),
+        "acknowledged": record.count("ack"),
+        "failed": record.count("fail"),
+        "unknown": record.count("unknown"),
     }
     for name, report in (("cutover", result.cutover), ("rollback", result.rollback)):
         if report is None:
@@ -360,15 +349,15 @@ def judge(result: DrillResult) -> None:
         low, high = marks[f"{name} start"], marks[f"{name} end"]
         figures[f"{name} seconds"] = high - low
         figures[f"{name} paused seconds"] = report.paused_seconds
-        figures[f"{name} write gap seconds"] = ack_gap(record, low - 1, high + 1)
-        figures[f"{name} client errors"] = errors_between(record, low - 1, high + 1)
+        figures[f"{name} write gap seconds"] = record.ack_gap(low - 1, high + 1)
+        figures[f"{name} client errors"] = record.errors_between(low - 1, high + 1)
     for failover in result.failovers:
         at = marks[f"failover ({failover.phase})"]
-        figures[f"failover ({failover.phase}) write gap seconds"] = ack_gap(
-            record, at - 1, at + failover.seconds + 1
+        figures[f"failover ({failover.phase}) write gap seconds"] = record.ack_gap(
+            at - 1, at + failover.seconds + 1
         )
-        figures[f"failover ({failover.phase}) client errors"] = errors_between(
-            record, at - 1, at + (failover.resumed_seconds or failover.seconds) + 1
+        figures[f"failover ({failover.phase}) client errors"] = record.errors_between(
+            at - 1, at + (failover.resumed_seconds or failover.seconds) + 1
         )
     result.figures = figures
 
@@ -463,14 +452,14 @@ def run_drill(
     try:
         if result.rollback is not None:
             result.verified["after rollback"] = verify(move, "source", skip=(WRITES_TABLE,))
-        acked = {a.id for a in result.record.attempts if a.outcome == "ack"}
+        record = result.record
         if result.cutover is not None:
-            until = result.record.marks.get("rollback start", float("inf"))
-            before = {
-                a.id for a in result.record.attempts if a.outcome == "ack" and a.ended < until
-            }
-            result.lost_forward = sorted(before - written_ids(move.cluster_dsn, "cluster"))
-        result.lost_back = sorted(acked - written_ids(move.source_dsn, "source"))
+            result.on_cluster = account(
+                record,
+                CHAOS_WRITES.ids_on(move.cluster_dsn),
+                record.marks.get("rollback start", float("inf")),
+            )
+        result.on_source = account(record, CHAOS_WRITES.ids_on(move.source_dsn))
     except (HarnessError, psycopg.Error) as exc:
         message = exc.message if isinstance(exc, HarnessError) else first_line(exc)
         result.error = result.error or f"checks: {message}"

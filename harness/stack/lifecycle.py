@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 
@@ -430,6 +431,10 @@ class Stack:
     def execute(self, service: str, command: Sequence[str], user: str = "root") -> str:
         """A command in a service's container; its stdout, stripped."""
         return self.runtime.execute(self.container(service).name, command, user).strip()
+
+    def logs_since(self, service: str, since: datetime) -> str:
+        """What a service's container logged from a moment on."""
+        return self.runtime.logs_since(self.container(service).name, since)
 
     def node_sql(self, node: str, query: str) -> str:
         """A query on one node over its local socket: answers even while its network is cut."""

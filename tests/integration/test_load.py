@@ -19,6 +19,8 @@ from harness.load.plan import LoadPlan
 from harness.load.report import ALL, Limit
 from harness.load.run import panel_window, run_load, run_load_chaos
 from harness.stack.dashboard import draw_window
+from harness.load.run import run_load, run_load_chaos
+from harness.load.servers import ServerWatch
 from harness.stack.lifecycle import Stack
 from loadtests.mix import REQUEST_NAMES
 from tests.realstack import ready, seed_small
@@ -131,3 +133,13 @@ def test_a_lab_that_is_down_is_named_before_any_load(test_env: dict[str, str]) -
     )
     assert done.returncode == 1
     assert "the lab is down" in done.stderr and "make dev-up" in done.stderr
+
+
+def test_a_slow_statements_plan_is_read_from_the_nodes_log(stack: Stack) -> None:
+    watch = ServerWatch(stack)
+    watch.start()
+    stack.node_sql("pg1", "SELECT pg_sleep(0.2)")
+    use = watch.finish()
+    slept = [p for p in use.plans if "pg_sleep" in p.query]
+    assert slept and slept[0].node == "pg1" and slept[0].duration_ms >= 200, use.plans
+    assert slept[0].plan and slept[0].plan[0].startswith("Result"), slept[0].plan

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 
 from harness.chaos.invariants import client_errors, client_gaps
-from harness.chaos.runner import present_ids
 from harness.chaos.workload import Workload, WorkloadTarget
 from harness.clients.pgbouncer import PgBouncerAdmin
 from harness.core.errors import StateError
@@ -49,10 +48,10 @@ def test_a_switchover_through_pgbouncer_costs_its_clients_no_error(
         eventually(lambda: any(a.started > after for a in load.record.attempts), 5, "writes after")
         time.sleep(2)
     record = load.record
-    acked = {a.id for a in record.attempts if a.outcome == "ack"}
+    acked = record.acked()
     assert result.leader == old and stack.leader() == result.candidate != old
     assert client_errors(record) == 0, [a.error for a in record.attempts if a.outcome != "ack"]
-    assert acked <= present_ids(target.setup_dsn)
+    assert acked <= load.table.ids_on(target.setup_dsn)
     gaps = client_gaps(record, record.marks["fault"])
     print(f"pgbouncer: paused {result.paused:.2f} s, largest client gap {max(gaps.values()):.2f} s")
 

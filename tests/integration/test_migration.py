@@ -2,10 +2,11 @@
 rollback with writers running through the application endpoint the whole time, and nothing
 lost either way.
 
-Writers insert unique names through the endpoint (127.0.0.1:6433 in the dev lab) and record
-every attempt as ack / fail / unknown; every row acknowledged before the rollback must be on
-the cluster under the clean table name, and every row acknowledged at all must be on the
-source at the end. Write gaps are printed, never asserted.
+The chaos workload's writers insert unique ids under the legacy table name through the
+endpoint (127.0.0.1:6433 in the dev lab) and record every attempt as ack / fail / unknown;
+every row acknowledged before the rollback must be on the cluster, and every row
+acknowledged at all must be on the source at the end. Write gaps are printed, never
+asserted.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from harness.chaos.invariants import account
+from harness.chaos.workload import Workload, WorkloadTarget
 from harness.cli.migration import lab_ddl_dumper
 from harness.core.errors import StateError
 from harness.migration.check import check
@@ -25,7 +28,7 @@ from harness.migration.plan import NAME, RENAMES, REVERSE, Move
 from harness.migration.slots import PatroniSlots
 from harness.migration.sync import finish, start, status, wait_copied
 from harness.migration.verify import verify
-from harness.migration.writes import Writes, names_on
+from harness.migration.writes import APP_WRITES
 from harness.provision.source import start_source, write_endpoint
 from harness.stack.lifecycle import Stack
 from tests.realstack import ready
@@ -99,12 +102,13 @@ def test_ctrl_c_while_preparing_undoes_the_preparation(move: Move) -> None:
 
 
 def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: Stack) -> None:
-    writes = Writes()
     endpoint = Endpoint.at(
         move.endpoint_admin_dsn, lambda host, port: write_endpoint(stack.lab, host, port)
     )
-    writes.start(stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True), WRITERS, 150)
-    try:
+    app = stack.lab.dsn("endpoint", connect_timeout=2, keepalives=True)
+    target = WorkloadTarget(app, app, move.source_dsn, tuple(stack.lab.rest_urls()))
+    writes = Workload(target, writers=WRITERS, readers=0, max_seconds=150, table=APP_WRITES)
+    with writes:
         started = time.monotonic()
         start(move, lab_ddl_dumper(stack), reset=True)
         with pytest.raises(StateError, match="no move running"):
@@ -124,24 +128,23 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
             conn.execute(add)
         assert status(move).drift == []
 
-        cut_at = time.monotonic()
+        cut_at = writes.now()
         forward = cutover(move, endpoint, slots=PatroniSlots(stack))
-        cut_done = time.monotonic()
+        cut_done = writes.now()
         assert endpoint.upstream() == move.cluster_upstream
         time.sleep(2)  # writes land on the cluster, and flow back to the source
         window = status(move)
         assert not window.enabled and window.reverse_lag_bytes is not None
 
-        back_at = time.monotonic()
+        back_at = writes.now()
         back = rollback(move, endpoint)
-        back_done = time.monotonic()
+        back_done = writes.now()
         assert endpoint.upstream() == move.source_upstream
         time.sleep(1)
-    finally:
-        writes.finish()
+    record = writes.record
     print(
-        f"writes: {writes.count('ack')} ack, {writes.count('fail')} fail, "
-        f"{writes.count('unknown')} unknown"
+        f"writes: {record.count('ack')} ack, {record.count('fail')} fail, "
+        f"{record.count('unknown')} unknown"
     )
     for name, report, low, high in (
         ("cutover", forward, cut_at, cut_done),
@@ -150,16 +153,15 @@ def test_sync_cutover_and_rollback_under_writes_lose_nothing(move: Move, stack: 
         print(
             f"{name}: steps {', '.join(f'{k} {v:.3f}' for k, v in report.steps.items())}; "
             f"paused {report.paused_seconds:.3f} s; "
-            f"largest gap between acks {writes.largest_gap(low - 1, high + 1):.3f} s"
+            f"largest gap between acks {record.ack_gap(low - 1, high + 1):.3f} s"
         )
         assert report.orphans == {}
 
-    on_cluster, on_source = names_on(move.cluster_dsn), names_on(move.source_dsn)
-    lost_forward = writes.acked(before=back_at) - on_cluster
-    assert not lost_forward, f"{len(lost_forward)} lost on the way: {sorted(lost_forward)[:5]}"
-    lost_back = writes.acked() - on_source
-    assert not lost_back, f"{len(lost_back)} lost on the way back: {sorted(lost_back)[:5]}"
-    taken_by_cluster = writes.acked(before=back_at) - writes.acked(before=cut_at)
+    on_cluster, on_source = APP_WRITES.ids_on(move.cluster_dsn), APP_WRITES.ids_on(move.source_dsn)
+    to_cluster, to_source = account(record, on_cluster, back_at), account(record, on_source)
+    assert not to_cluster.problems, f"on the way to the cluster: {to_cluster.problems}"
+    assert not to_source.problems, f"on the way back: {to_source.problems}"
+    taken_by_cluster = record.acked(before=back_at) - record.acked(before=cut_at)
     assert taken_by_cluster, "no write acknowledged in the rollback window"
 
     with psycopg.connect(move.cluster_dsn, autocommit=True) as conn:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.chaos.invariants import judge, leader_changes, outage, split_brain
+from harness.chaos.invariants import account, judge, leader_changes, outage, split_brain
 from harness.chaos.workload import Attempt, Outcome, Record, Sample
 
 
@@ -33,7 +33,7 @@ def test_a_clean_failover_passes_every_check() -> None:
     verdict = judge(record, present, 5.0, [])
     assert verdict.problems == []
     assert (verdict.acknowledged, verdict.failed, verdict.unknown) == (69, 1, 1)
-    assert verdict.ghosts == []
+    assert verdict.accounting.ghosts == []
     gap = verdict.outage
     assert gap.client_after is not None
     assert round(gap.write_gap, 1) == 20.1 and round(gap.client_after, 1) == 20.0
@@ -41,14 +41,24 @@ def test_a_clean_failover_passes_every_check() -> None:
     assert gap.promoted_after == 19.0 and gap.haproxy_after == 20.0
 
 
-def test_lost_unexpected_and_ghost_writes_are_found() -> None:
+def test_lost_unexpected_refused_and_ghost_writes_are_found() -> None:
     record = failover_record()
-    present = {a.id for a in record.attempts if a.outcome == "ack"} - {7} | {100, 999}
+    present = {a.id for a in record.attempts if a.outcome == "ack"} - {7} | {100, 101, 999}
     verdict = judge(record, present, 5.0, ["chaos_writes"])
-    assert verdict.lost == [7]
-    assert verdict.unexpected == [999]
-    assert verdict.ghosts == [100]
-    assert len(verdict.problems) == 3  # lost, unexpected, not converged; ghosts are reported
+    accounting = verdict.accounting
+    assert accounting.lost == [7]
+    assert accounting.unexpected == [999]
+    assert accounting.refused_present == [101]
+    assert accounting.ghosts == [100]
+    # lost, unexpected, refused yet present, not converged; ghosts are reported, not failed
+    assert len(verdict.problems) == 4
+
+
+def test_only_the_acks_before_a_moment_are_owed_by_a_side_that_stopped_taking_writes() -> None:
+    record = failover_record()
+    early = {a.id for a in record.attempts if a.outcome == "ack" and a.ended < 10}
+    assert account(record, early, acked_before=10).problems == []
+    assert account(record, early).lost == [200 + i for i in range(20)]
 
 
 def test_two_servers_acknowledging_in_turns_without_failovers_is_split_brain() -> None:

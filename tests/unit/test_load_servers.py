@@ -16,6 +16,8 @@ from harness.load.servers import (
     ServerWatch,
     merge_statements,
     parse_cpu,
+    parse_slow_plans,
+    slowest_plans,
     summary_lines,
 )
 from harness.stack.lifecycle import Stack
@@ -75,6 +77,7 @@ def test_the_watch_resets_statements_and_counts_cpu_between_its_readings(tmp_pat
         return ""
 
     runtime = FakeRuntime.with_services("pg1", "pg2", "haproxy", on_exec=on_exec)
+    runtime.logs["gardenlab-pg2-1"] = NODE_LOG
     stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
     watch = ServerWatch(stack)
     watch.start()
@@ -83,6 +86,7 @@ def test_the_watch_resets_statements_and_counts_cpu_between_its_readings(tmp_pat
     use = watch.finish()
     assert use.cpu == {"pg1": 3.0, "pg2": 0.5, "haproxy": 0.25}
     assert [(s.calls, s.nodes) for s in use.statements] == [(200, ("pg1", "pg2"))]
+    assert [(p.node, p.duration_ms) for p in use.plans] == [("pg2", 171.586), ("pg2", 120.0)]
     assert use.notes == []
 
 
@@ -112,3 +116,47 @@ def test_the_summary_lists_cpu_per_request_and_both_rankings() -> None:
     by_total, by_mean = text.split("by mean time")
     assert by_total.index("SELECT many rows") < by_total.index("SELECT slow")
     assert by_mean.index("SELECT slow") < by_mean.index("SELECT many rows")
+
+
+# A node's log as the container has it: Patroni's lines between PostgreSQL's.
+NODE_LOG = """2026-12-03 06:17:43,100 INFO: no action. I am (pg2), a secondary
+2026-12-03 06:17:44.076 UTC [208] LOG:  duration: 171.586 ms  plan:
+\tQuery Text: SELECT * FROM leads WHERE agency_id = 2 ORDER BY created_at DESC LIMIT 20
+\tLimit  (cost=730.59..730.59 rows=1 width=80) (actual rows=0 loops=1)
+\t  Buffers: shared hit=539
+2026-12-03 06:17:44.076 UTC [208] CONTEXT:  PL/pgSQL function app.search_leads(text,integer)
+2026-12-03 06:17:45.001 UTC [209] LOG:  duration: 120.000 ms  plan:
+\tQuery Text: SELECT * FROM app.search_leads($1)
+\tQuery Parameters: $1 = 'x'
+\tFunction Scan on search_leads  (cost=0.25..10.25 rows=1000 width=112) (actual rows=0 loops=1)
+2026-12-03 06:17:45,151 WARNING: Exception happened during processing of request
+"""
+
+
+def test_auto_explains_entries_are_read_from_the_log_between_patronis_lines() -> None:
+    plans = parse_slow_plans(NODE_LOG, "pg2")
+    assert [(p.at, p.duration_ms) for p in plans] == [
+        ("2026-12-03 06:17:44.076", 171.586),
+        ("2026-12-03 06:17:45.001", 120.0),
+    ]
+    first, second = plans
+    assert first.query.startswith("SELECT * FROM leads WHERE agency_id = 2")
+    assert first.plan == (
+        "Limit  (cost=730.59..730.59 rows=1 width=80) (actual rows=0 loops=1)",
+        "  Buffers: shared hit=539",
+    )
+    assert second.plan == (
+        "Function Scan on search_leads  (cost=0.25..10.25 rows=1000 width=112) "
+        "(actual rows=0 loops=1)",
+    )
+
+
+def test_the_report_prints_the_slowest_plan_of_each_statement_once() -> None:
+    plans = parse_slow_plans(NODE_LOG, "pg2") * 2
+    ranked = slowest_plans(plans)
+    assert [(p.duration_ms, times) for p, times in ranked] == [(171.586, 2), (120.0, 2)]
+    use = ServerUse(10.0, {"pg2": 1.0}, [], plans=plans)
+    text = "\n".join(summary_lines(use, requests=10))
+    assert "slow statements (auto_explain, 4 logged)" in text
+    assert "171.6 ms on pg2 at 2026-12-03 06:17:44.076 (logged 2x)" in text
+    assert "    Limit  (cost=730.59" in text

@@ -19,8 +19,6 @@ from harness.migration.endpoint import Endpoint
 from harness.migration.plan import RENAMES, Move, clean_name, quoted
 from harness.migration.sync import runnable_ddl
 from harness.migration.verify import digest_sql
-from harness.migration.writes import Attempt as WriteAttempt
-from harness.migration.writes import Writes
 from harness.provision.source import endpoint_file, endpoint_upstream, write_endpoint
 from harness.stack.lifecycle import Stack
 
@@ -160,15 +158,6 @@ def test_a_reload_that_does_not_take_is_an_error() -> None:
     endpoint = Endpoint(bouncer, lambda host, port: None)  # writes the wrong file
     with pytest.raises(HarnessError, match="still points at source:5432"):
         endpoint.repoint("haproxy", 5000)
-
-
-def test_the_write_gap_is_the_longest_time_without_an_acknowledgement() -> None:
-    writes = Writes()
-    for n, (end, outcome) in enumerate([(1.0, "ack"), (1.2, "ack"), (1.5, "fail"), (2.0, "ack")]):
-        writes.attempts.append(WriteAttempt(0, n, end - 0.01, end, outcome))
-    assert writes.largest_gap(1.0, 2.0) == pytest.approx(0.8)
-    assert writes.largest_gap(0.5, 2.5) == pytest.approx(0.8)
-    assert writes.acked(before=1.5) == {"mw-0-0", "mw-0-1"} and writes.count("fail") == 1
 
 
 def test_the_endpoints_file_is_rendered_anew_keeping_where_it_points(tmp_path: Path) -> None:

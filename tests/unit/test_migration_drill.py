@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
+from harness.chaos.invariants import Accounting
 from harness.chaos.workload import Attempt, Record
 from harness.cli.app import App
 from harness.core.progress import Say
@@ -17,7 +18,6 @@ from harness.migration.cutover import CutoverReport
 from harness.migration.drill import (
     DrillResult,
     Failover,
-    ack_gap,
     judge,
     live_lag,
     summary,
@@ -32,6 +32,10 @@ SOURCE, CLUSTER = "172.20.0.9", "172.20.0.3"
 
 def attempt(n: int, ended: float, outcome: str = "ack", server: str = SOURCE) -> Attempt:
     return Attempt(n, 1, ended - 0.01, ended, outcome, server if outcome == "ack" else "", "")  # type: ignore[arg-type]
+
+
+def lost(ids: list[int]) -> Accounting:
+    return Accounting(ids, [], [], [])
 
 
 def equal(table: str) -> Comparison:
@@ -60,6 +64,7 @@ def a_clean_run() -> DrillResult:
     ]
     result.verified = {"after cutover": [equal("public.leads")], "after rollback": [equal("x")]}
     result.finished = FinishReport(dropped=["slot"])
+    result.on_cluster = result.on_source = Accounting([], [], [], [4])
     return result
 
 
@@ -75,8 +80,16 @@ def test_a_clean_run_passes_every_check_and_gets_its_figures() -> None:
 @pytest.mark.parametrize(
     ("spoil", "failing"),
     [
-        (lambda r: setattr(r, "lost_forward", [7]), "on the way to the cluster"),
-        (lambda r: setattr(r, "lost_back", [7]), "on the way back to the source"),
+        (lambda r: setattr(r, "on_cluster", lost([7])), "on the way to the cluster"),
+        (lambda r: setattr(r, "on_source", lost([7])), "on the way back to the source"),
+        (
+            lambda r: setattr(r, "on_source", Accounting([], [], [3], [])),
+            "on the way back to the source",
+        ),
+        (
+            lambda r: setattr(r, "on_cluster", Accounting([], [99], [], [])),
+            "on the way to the cluster",
+        ),
         (
             lambda r: r.verified.update(
                 {"after rollback": [Comparison("t", "t", (1, 1), (2, 2), None)]}
@@ -105,8 +118,10 @@ def test_each_check_can_fail(spoil: object, failing: str) -> None:
 def test_the_gap_counts_from_the_window_edges() -> None:
     record = Record()
     record.attempts = [attempt(1, 1.0), attempt(2, 1.2), attempt(3, 1.5, "fail"), attempt(4, 2.0)]
-    assert ack_gap(record, 1.0, 2.0) == pytest.approx(0.8)
-    assert ack_gap(record, 0.0, 3.0) == pytest.approx(1.0)
+    assert record.ack_gap(1.0, 2.0) == pytest.approx(0.8)
+    assert record.ack_gap(0.0, 3.0) == pytest.approx(1.0)
+    assert record.acked(before=1.5) == {1, 2} and record.count("fail") == 1
+    assert record.errors_between(1.0, 2.0) == 1 and record.errors_between(1.6, 2.0) == 0
 
 
 def test_the_plotted_lag_is_the_path_the_writes_take() -> None:
