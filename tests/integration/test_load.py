@@ -18,9 +18,8 @@ from harness.load.pgbench import DATABASE, PgbenchPlan
 from harness.load.plan import LoadPlan
 from harness.load.report import ALL, Limit
 from harness.load.run import panel_window, run_load, run_load_chaos
-from harness.stack.dashboard import draw_window
-from harness.load.run import run_load, run_load_chaos
 from harness.load.servers import ServerWatch
+from harness.stack.dashboard import draw_window
 from harness.stack.lifecycle import Stack
 from loadtests.mix import REQUEST_NAMES
 from tests.realstack import ready, seed_small
