@@ -8,7 +8,7 @@ PRESET ?= fast
 .DEFAULT_GOAL := help
 .PHONY: help venv dev-up dev-down status logs migrate seed verify test test-unit lint bench-rto \
 	test-failover chaos load load-chaos load-capacity \
-	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans backup backups restore drill bench-backup migration-drill gate render rehearse
+	bench-startup bench-seed bench-import bench-import-chaos bench-proxy bench-migration bench-switchover bench-plans bench-monitoring backup backups restore drill bench-backup migration-drill gate render rehearse
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -109,6 +109,9 @@ bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) 
 
 bench-switchover: venv ## Figures: a switchover's client errors and largest gap, via PgBouncer and direct (RUNS=5)
 	$(BIN)/python -m benchmarks.switchover --runs $(or $(RUNS),5)
+
+bench-monitoring: venv ## Figures: monitoring's memory and CPU at rest and under load, and the alerts a steady load fires (must be none; USERS=100 MINUTES=10)
+	$(BIN)/python -m benchmarks.monitoring --users $(or $(USERS),100) --minutes $(or $(MINUTES),10)
 
 bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
 	$(BIN)/python -m benchmarks.backup

@@ -115,7 +115,13 @@ class FakeRuntime:
     def pull(self, image: str) -> None:
         pass
 
-    def run_once(self, image: str, command: Sequence[str], entrypoint: str) -> str:
+    def run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        entrypoint: str,
+        mounts: Sequence[tuple[Path, str]] = (),
+    ) -> str:
         return ""
 
     def build_image(self, context: Path, tag: str, build_args: Mapping[str, str]) -> None:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.chaos.alerts import Seen
 from harness.chaos.invariants import leader_changes
 from harness.chaos.runner import Result
 from harness.chaos.workload import Record
-from harness.clients.monitoring import PrometheusClient
 from harness.reports import timeline
-from harness.stack.dashboard import Window, draw
+from harness.stack.dashboard import Window
 
 
 def summary(result: Result) -> str:
@@ -72,13 +72,17 @@ def write_report(result: Result, directory: Path) -> tuple[Path, Path]:
     return json_path, png_path
 
 
-def draw_panels(record: Record, prometheus: PrometheusClient, directory: Path) -> list[Path]:
-    """The dashboard's panels for the scenario's own window, on the timeline's clock (0 s is
-    the workload's start), the fault and the heal marked: a spike reads next to the server."""
+def record_window(
+    record: Record, marks: Sequence[str] | None = ("fault", "heal")
+) -> tuple[Window, list[float]]:
+    """A workload's run as the dashboard's window, on the timeline's clock (0 s is the
+    workload's start), with its marks (the named ones, or all with None): a spike in the
+    report then reads next to what the servers did."""
     end = max([a.ended for a in record.attempts] + [1.0]) + 5
-    window = Window(record.epoch, record.epoch + end, record.epoch)
-    marks = [record.marks[m] for m in ("fault", "heal") if m in record.marks]
-    return draw(prometheus, window, directory / "panels", marks=marks)
+    names = record.marks if marks is None else [m for m in marks if m in record.marks]
+    return Window(record.epoch, record.epoch + end, record.epoch), sorted(
+        record.marks[m] for m in names
+    )
 
 
 def plot_timeline(result: Result, path: Path) -> None:

@@ -25,7 +25,7 @@ import psycopg
 
 from harness.clients.haproxy import fetch_backends
 from harness.clients.patroni import PatroniClient
-from harness.config.monitoring import LATENCY_FILE, LatencyHistogram, write_textfile
+from harness.config.monitoring import LatencyFile
 from harness.config.render import TEXTFILE_DIR
 from harness.core.errors import HarnessError, first_line
 from harness.lab.project import Lab
@@ -97,22 +97,6 @@ class WorkloadTarget:
 
 
 PUBLISH_INTERVAL = 2.0  # seconds; node_exporter reads the file at each 5 s scrape
-
-
-class LatencyFile:
-    """The workload's latency histogram where node_exporter's textfile collector reads it, so
-    Prometheus sees it without scraping the harness: nothing crosses from the lab to the host.
-    Removed when the workload stops: the series then ends with it."""
-
-    def __init__(self, directory: Path, source: str = "chaos") -> None:
-        self.directory = directory
-        self.histogram = LatencyHistogram(source)
-
-    def publish(self) -> None:
-        write_textfile(self.directory, LATENCY_FILE, self.histogram.exposition())
-
-    def remove(self) -> None:
-        (self.directory / LATENCY_FILE).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -197,7 +181,7 @@ class Workload:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._start = 0.0
-        self.latency = LatencyFile(target.textfile_dir) if target.textfile_dir else None
+        self.latency = LatencyFile(target.textfile_dir, "chaos") if target.textfile_dir else None
 
     def now(self) -> float:
         return time.monotonic() - self._start

@@ -47,11 +47,10 @@ def chaos_run(app: App, name: str, writers: int, out_dir: str | None) -> None:
     from pathlib import Path
 
     from harness.chaos.catalog import scenario_named
-    from harness.chaos.report import draw_panels, summary, write_report
+    from harness.chaos.report import record_window, summary, write_report
     from harness.chaos.runner import run
+    from harness.cli.dashboard import report_panels
     from harness.cli.output import err, out
-    from harness.clients.monitoring import PrometheusClient
-    from harness.core.errors import HarnessError
 
     scenario = scenario_named(name)
     stack = app.stack()
@@ -60,12 +59,5 @@ def chaos_run(app: App, name: str, writers: int, out_dir: str | None) -> None:
     json_path, png_path = write_report(result, directory)
     out.print(summary(result), highlight=False)
     out.print(f"  report: {json_path}, {png_path}", highlight=False)
-    prometheus = PrometheusClient(app.lab.url("prometheus"), timeout=10)
-    try:
-        panels = draw_panels(result.record, prometheus, directory)
-        out.print(f"  panels: {panels[0].parent / 'index.html'}", highlight=False)
-    except HarnessError as exc:  # the scenario's verdict stands without its pictures
-        err.print(f"  panels not drawn: {exc.message}", highlight=False)
-    finally:
-        prometheus.close()
+    report_panels(app, directory, *record_window(result.record))
     sys.exit(0 if result.passed else 1)

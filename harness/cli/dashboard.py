@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from harness.cli.app import App, pass_app
 from harness.cli.params import Duration
+
+if TYPE_CHECKING:
+    from harness.stack.dashboard import Window
 
 # Prometheus keeps two days (--storage.tsdb.retention.time in the compose file).
 LONGEST = 2 * 24 * 3600.0
@@ -34,11 +41,9 @@ def dashboard_command(app: App, since: float, out_dir: str | None) -> None:
     bar on the alerts panel and a shaded span on the others. Open index.html to see them all.
     """
     import time
-    from pathlib import Path
 
     from harness.cli.output import out
-    from harness.clients.monitoring import PrometheusClient
-    from harness.stack.dashboard import Window, draw
+    from harness.stack.dashboard import Window, draw_window
 
     if not 0 < since <= LONGEST:
         raise click.BadParameter(
@@ -47,9 +52,22 @@ def dashboard_command(app: App, since: float, out_dir: str | None) -> None:
         )
     end = time.time()
     directory = Path(out_dir) if out_dir else app.lab.artifacts("dashboard")
-    prometheus = PrometheusClient(app.lab.url("prometheus"), timeout=10)
-    try:
-        written = draw(prometheus, Window(end - since, end, end - since), directory)
-    finally:
-        prometheus.close()
+    written = draw_window(
+        app.lab.url("prometheus"), Window(end - since, end, end - since), directory
+    )
     out.print(f"{len(written)} panels in {directory} (open index.html)", highlight=False)
+
+
+def report_panels(app: App, directory: Path, window: Window, marks: Sequence[float]) -> None:
+    """A report's panels for its own window in `directory`/panels; the report's verdict stands
+    without its pictures when Prometheus cannot draw them."""
+    from harness.cli.output import err, out
+    from harness.core.errors import HarnessError
+    from harness.stack.dashboard import draw_window
+
+    try:
+        panels = draw_window(app.lab.url("prometheus"), window, directory / "panels", marks=marks)
+    except HarnessError as exc:
+        err.print(f"  panels not drawn: {exc.message}", highlight=False)
+        return
+    out.print(f"  panels: {panels[0].parent / 'index.html'}", highlight=False)

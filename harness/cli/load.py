@@ -166,13 +166,14 @@ def load_command(
 
     from harness.chaos.catalog import scenario_named
     from harness.chaos.report import summary
+    from harness.cli.dashboard import report_panels
     from harness.cli.output import err, out
     from harness.core.errors import ConfigError
     from harness.load.capacity import CapacityPlan, run_capacity
     from harness.load.capacity import summary as capacity_summary
     from harness.load.pgbench import PgbenchPlan
     from harness.load.plan import LoadPlan
-    from harness.load.run import run_load, run_load_chaos, run_load_import
+    from harness.load.run import panel_window, run_load, run_load_chaos, run_load_import
     from harness.load.run import summary as load_summary
 
     modes = [
@@ -241,4 +242,5 @@ def load_command(
     if result.chaos is not None:
         out.print(summary(result.chaos), highlight=False)
     out.print(load_summary(result), highlight=False)
+    report_panels(app, directory, *panel_window(result))
     sys.exit(0 if result.passed else 1)

@@ -447,6 +447,8 @@ def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -
     lost forward or back, verify equal both ways, the way back alive after the failover,
     nothing left that holds WAL.
     """
+    from harness.chaos.report import record_window
+    from harness.cli.dashboard import report_panels
     from harness.cli.output import err, out
     from harness.migration.drill import DrillOptions, run_drill, write_report
     from harness.migration.slots import PatroniSlots
@@ -481,4 +483,5 @@ def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -
     paths = write_report(result, directory)
     out.print(paths[1].read_text(), highlight=False, end="")
     err.print(f"report: {', '.join(str(p) for p in paths)}", highlight=False)
+    report_panels(app, directory, *record_window(result.record, marks=None))
     sys.exit(0 if result.passed else 1)

@@ -116,7 +116,15 @@ class ContainerRuntime(Protocol):
 
     def pull(self, image: str) -> None: ...
 
-    def run_once(self, image: str, command: Sequence[str], entrypoint: str) -> str: ...
+    def run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        entrypoint: str,
+        mounts: Sequence[tuple[Path, str]] = (),
+    ) -> str:
+        """A throwaway container's output; `mounts`: (host directory, path inside), read-only."""
+        ...
 
     def build_image(self, context: Path, tag: str, build_args: Mapping[str, str]) -> None: ...
 
@@ -245,10 +253,20 @@ class DockerRuntime:
         with docker_errors():
             self.docker.image.pull(image, quiet=True)
 
-    def run_once(self, image: str, command: Sequence[str], entrypoint: str) -> str:
+    def run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        entrypoint: str,
+        mounts: Sequence[tuple[Path, str]] = (),
+    ) -> str:
         with docker_errors():
             output = self.docker.container.run(
-                image, list(command), entrypoint=entrypoint, remove=True
+                image,
+                list(command),
+                entrypoint=entrypoint,
+                remove=True,
+                volumes=[(str(host), inside, "ro") for host, inside in mounts],
             )
         return str(output or "")
 

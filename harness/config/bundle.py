@@ -20,6 +20,10 @@ import yaml
 from harness.clients.docker import ContainerRuntime, DockerRuntime
 from harness.config.inventory import Host, Inventory
 from harness.config.monitoring import (
+    MONITORING_IMAGE,
+    NODE_EXPORTER,
+    PGBOUNCER_EXPORTER,
+    POSTGRES_EXPORTER,
     PRODUCTION_ROUTING,
     RULES_FILE,
     Targets,
@@ -41,40 +45,52 @@ from harness.config.render import (
 from harness.core.errors import CommandError, ConfigError
 from harness.lab.topology import (
     ALERTMANAGER_PORT,
+    ENDPOINTS,
     ETCD_CLIENT_PORT,
     HAPROXY_METRICS_PORT,
     PG_PORT,
     REST_PORT,
 )
 
-# The lab image each role's packages come from, and the packages it runs on a server.
-PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+# The lab images each role's packages come from, and the packages it runs on a server.
+PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "database": (
-        "gardenlab/postgres:17",
         (
-            "postgresql-17",
-            "postgresql-17-pgvector",
-            "postgresql-17-wal2json",
-            "patroni",
-            "python3-etcd",
-            "python3-psycopg2",
-            "pgbackrest",
+            "gardenlab/postgres:17",
+            (
+                "postgresql-17",
+                "postgresql-17-pgvector",
+                "postgresql-17-wal2json",
+                "patroni",
+                "python3-etcd",
+                "python3-psycopg2",
+                "pgbackrest",
+            ),
         ),
+        (MONITORING_IMAGE, (POSTGRES_EXPORTER.package, NODE_EXPORTER.package)),
     ),
-    "etcd": ("gardenlab/etcd:3.5", ("etcd-server", "etcd-client")),
-    "haproxy": ("gardenlab/haproxy:3.0", ("haproxy",)),
-    "pgbouncer": ("gardenlab/pgbouncer:1.24", ("pgbouncer",)),
-    "backup": ("gardenlab/postgres:17", ("pgbackrest",)),
-    "monitoring": ("gardenlab/monitoring:2.53", ("prometheus", "prometheus-alertmanager")),
+    "etcd": (("gardenlab/etcd:3.5", ("etcd-server", "etcd-client")),),
+    "haproxy": (
+        ("gardenlab/haproxy:3.0", ("haproxy",)),
+        (MONITORING_IMAGE, (NODE_EXPORTER.package,)),
+    ),
+    "pgbouncer": (
+        ("gardenlab/pgbouncer:1.24", ("pgbouncer",)),
+        (MONITORING_IMAGE, (PGBOUNCER_EXPORTER.package, NODE_EXPORTER.package)),
+    ),
+    "backup": (("gardenlab/postgres:17", ("pgbackrest",)),),
+    "monitoring": ((MONITORING_IMAGE, ("prometheus", "prometheus-alertmanager")),),
 }
 SERVICES: dict[str, tuple[str, ...]] = {
-    "database": ("gardenlab-patroni",),
+    "database": ("gardenlab-patroni", POSTGRES_EXPORTER.package, NODE_EXPORTER.package),
     "etcd": ("etcd",),
-    "haproxy": ("haproxy",),
-    "pgbouncer": ("pgbouncer",),
+    "haproxy": ("haproxy", NODE_EXPORTER.package),
+    "pgbouncer": ("pgbouncer", PGBOUNCER_EXPORTER.package, NODE_EXPORTER.package),
     "backup": ("gardenlab-pgbackrest",),
     "monitoring": ("prometheus", "prometheus-alertmanager"),
 }
+# The roles whose hosts run a node exporter: the database and load-balancing hosts.
+NODE_EXPORTER_ROLES = ("database", "haproxy", "pgbouncer")
 TLS_DIR = "/etc/pgbackrest/tls"  # the repository host's certificates, provisioned by the operator
 
 PATRONI_UNIT = """\
@@ -217,24 +233,55 @@ def backup_server_conf(host: Host) -> str:
 
 
 def targets_of(inventory: Inventory) -> Targets:
-    """What the monitoring host scrapes: the services that serve /metrics themselves. The
-    exporters the lab runs beside them are not in the bundle yet."""
+    """What the monitoring host scrapes: the services' own /metrics and the exporters the
+    bundle runs beside them, the jobs the lab's Prometheus has."""
+
+    def at(role: str, port: int) -> tuple[str, ...]:
+        return tuple(f"{h.address}:{port}" for h in inventory.with_role(role))
+
+    node_hosts = [h for h in inventory.hosts if set(h.roles) & set(NODE_EXPORTER_ROLES)]
     return Targets(
         jobs=(
-            ("patroni", tuple(f"{h.address}:{REST_PORT}" for h in inventory.with_role("database"))),
-            ("etcd", tuple(f"{h.address}:{ETCD_CLIENT_PORT}" for h in inventory.with_role("etcd"))),
-            (
-                "haproxy",
-                tuple(
-                    f"{h.address}:{HAPROXY_METRICS_PORT}" for h in inventory.with_role("haproxy")
-                ),
-            ),
+            ("patroni", at("database", REST_PORT)),
+            ("postgres", at("database", POSTGRES_EXPORTER.port)),
+            ("etcd", at("etcd", ETCD_CLIENT_PORT)),
+            ("haproxy", at("haproxy", HAPROXY_METRICS_PORT)),
+            ("pgbouncer", at("pgbouncer", PGBOUNCER_EXPORTER.port)),
+            ("node", tuple(f"{h.address}:{NODE_EXPORTER.port}" for h in node_hosts)),
         ),
         alertmanagers=tuple(
             f"127.0.0.1:{ALERTMANAGER_PORT}" for _ in inventory.with_role("monitoring")
         ),
         https_ca=inventory.tls.ca_file if inventory.tls else None,
     )
+
+
+def client_tls(inventory: Inventory) -> str:
+    """An exporter's connection parameters: verify-full against the servers' CA, as the lab's."""
+    if inventory.tls is None:
+        return "sslmode=disable"
+    return f"sslmode=verify-full&sslrootcert={inventory.tls.ca_file}"
+
+
+def exporter_templates(inventory: Inventory, host: Host, role: str) -> Templates:
+    """The exporters' /etc/default files of a role's host; their connection strings hold the
+    password, so they are templates Ansible fills."""
+    if role == "database":
+        dsn = f"postgresql://postgres:{{{{ postgres_password }}}}@{host.address}:{PG_PORT}"
+        return {
+            f"etc/default/{POSTGRES_EXPORTER.package}": POSTGRES_EXPORTER.defaults(
+                {"DATA_SOURCE_NAME": f"{dsn}/postgres?{client_tls(inventory)}"}
+            )
+        }
+    if role == "pgbouncer":
+        port = ENDPOINTS["pooler"].port
+        dsn = f"postgres://postgres:{{{{ postgres_password }}}}@{host.address}:{port}"
+        return {
+            f"etc/default/{PGBOUNCER_EXPORTER.package}": PGBOUNCER_EXPORTER.defaults(
+                {"PGBOUNCER_EXPORTER_CONNECTION_STRING": f"{dsn}/pgbouncer?{client_tls(inventory)}"}
+            )
+        }
+    return {}
 
 
 Files = dict[str, str]  # path on the server -> content
@@ -298,8 +345,8 @@ def lab_package_versions(
     runtime = runtime or DockerRuntime()
     images: dict[str, set[str]] = {}
     for role in roles:
-        image, names = PACKAGES[role]
-        images.setdefault(image, set()).update(names)
+        for image, names in PACKAGES[role]:
+            images.setdefault(image, set()).update(names)
     versions: dict[str, str] = {}
     for image, wanted in sorted(images.items()):
         try:
@@ -326,7 +373,7 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
     for host in inventory.hosts:
         bundle = HostBundle(host)
         for role in host.roles:
-            _, packages = PACKAGES[role]
+            packages = [p for _, names in PACKAGES[role] for p in names]
             bundle.packages += [
                 f"{p}={versions[p]}"
                 for p in packages
@@ -334,8 +381,10 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
             ]
             files, templates = ROLE_FILES[role](inventory, host)
             bundle.files.update(files)
-            bundle.templates.update(templates)
-            bundle.services.extend(SERVICES[role])
+            bundle.templates.update({**templates, **exporter_templates(inventory, host, role)})
+            if role in NODE_EXPORTER_ROLES:
+                bundle.files[f"etc/default/{NODE_EXPORTER.package}"] = NODE_EXPORTER.defaults()
+            bundle.services += [s for s in SERVICES[role] if s not in bundle.services]
         bundles.append(bundle)
     return bundles
 

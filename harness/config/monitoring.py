@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,12 @@ from harness.lab.topology import (
     POSTGRES_EXPORTER_PORT,
     REST_PORT,
     SCOPE,
+    postgres_exporter,
 )
 
 RULES_FILE = "alerts.yml"
+MONITORING_IMAGE = "gardenlab/monitoring:2.53"  # Prometheus, Alertmanager, promtool, exporters
+PROMETHEUS_DIR = "/etc/prometheus"  # where the lab's Prometheus reads the rendered files
 # How often Prometheus looks; alerts' `for` durations are multiples of it.
 SCRAPE_INTERVAL = "5s"
 EVALUATION_INTERVAL = "5s"
@@ -219,33 +223,102 @@ EXPORTED_LATER = frozenset(
 _NAME = re.compile(r"[a-z_][a-z0-9_:]*")
 
 
+def metrics_of(expr: str) -> set[str]:
+    """The metric names an expression reads (a recorded series stands for what it records)."""
+    # label matchers and grouping lists name labels, not metrics
+    bare = re.sub(r"\{[^}]*\}|\b(?:by|on|without)\s*\([^)]*\)", " ", expr)
+    names = set()
+    for match in _NAME.finditer(bare):
+        rest = bare[match.end() :].lstrip()
+        if "_" in match.group() and not rest.startswith("("):
+            names.add(match.group())
+    recorded = {n for n in names if n in RECORDINGS}
+    return (names - recorded) | {m for n in recorded for m in metrics_of(RECORDINGS[n])}
+
+
 def rule_metrics() -> set[str]:
     """The metric names the alerts read: what some target must export, or the rule is blind."""
-    names = set()
-    for alert in ALERTS:
-        # label matchers and grouping lists name labels, not metrics
-        expr = re.sub(r"\{[^}]*\}|\b(?:by|on|without)\s*\([^)]*\)", " ", alert.expr)
-        for match in _NAME.finditer(expr):
-            rest = expr[match.end() :].lstrip()
-            if "_" in match.group() and not rest.startswith("("):
-                names.add(match.group())
-    recorded = set(RECORDINGS)
-    return {n for n in names if n not in recorded} | {
-        m for e in RECORDINGS.values() for m in _NAME.findall(e) if m.startswith("patroni_")
-    }
+    return {m for alert in ALERTS for m in metrics_of(alert.expr)}
 
 
-def alert_rules() -> str:
+# What each scrape job exports that a rule reads (the integration test asks the running lab's
+# Prometheus for each, per job). A rule reading anything else reads nothing: `harness up`
+# refuses it before anything starts (Patroni 4's `patroni_master` is gone, for one).
+EXPORTS: dict[str, frozenset[str]] = {
+    "patroni": frozenset({"patroni_primary", "patroni_postgres_timeline"}),
+    "postgres": frozenset(
+        {
+            "pg_up",
+            "pg_replication_lag_seconds",
+            "pg_settings_max_connections",
+            "pg_stat_activity_count",
+            "pg_stat_archiver_archived_count",
+            "pg_stat_archiver_failed_count",
+        }
+    ),
+    "etcd": frozenset({"etcd_server_has_leader"}),
+    "haproxy": frozenset({"haproxy_backend_active_servers"}),
+    "pgbouncer": frozenset({"pgbouncer_pools_client_waiting_connections"}),
+    "pgbackrest": frozenset({"pgbackrest_backup_since_last_completion_seconds"}),
+    # the host's, and the textfile collector's: the backup's outcome, the latency histograms
+    "node": frozenset(
+        {
+            "node_cpu_seconds_total",
+            "node_filesystem_avail_bytes",
+            "node_filesystem_size_bytes",
+            "gardenlab_backup_last_status",
+            f"{LATENCY_HISTOGRAM}_bucket",
+        }
+    ),
+}
+
+
+def blind_rules(where: str = RULES_FILE, alerts: Sequence[Alert] = ALERTS) -> list[str]:
+    """`WHERE:LINE: ...` for each rule reading a metric no job exports (EXPORTS), the line
+    the rule's in the rendered file."""
+    exported = frozenset().union(*EXPORTS.values())
+    lines = alert_rules(alerts).splitlines()
+    found = []
+    for alert in alerts:
+        missing = sorted(metrics_of(alert.expr) - exported)
+        if missing:
+            line = 1 + next(i for i, t in enumerate(lines) if t.strip() == f"- alert: {alert.name}")
+            found.append(
+                f"{where}:{line}: rule {alert.name} reads {', '.join(missing)}, which no "
+                "target exports"
+            )
+    return found
+
+
+def alert_rules(alerts: Sequence[Alert] = ALERTS) -> str:
     """The rule file Prometheus loads (and `promtool test rules` tests)."""
     groups = [
         {
             "name": "gardenlab-recordings",
             "rules": [{"record": name, "expr": expr} for name, expr in RECORDINGS.items()],
         },
-        {"name": "gardenlab-alerts", "rules": [a.rule() for a in ALERTS]},
+        {"name": "gardenlab-alerts", "rules": [a.rule() for a in alerts]},
     ]
     header = "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n"
     return header + yaml.safe_dump({"groups": groups}, sort_keys=False, width=120)
+
+
+# promtool's refusals: "FILE: LINE:COL: what" (a rule) or "FILE: yaml: line N: what" (YAML)
+_REFUSAL = re.compile(
+    r"^(?P<file>/\S+?): (?:yaml: line (?P<yaml_line>\d+)|(?P<line>\d+):\d+): (?P<what>.+)$",
+    re.M,
+)
+
+
+def promtool_refusal(output: str, inside: str, outside: Path) -> str:
+    """promtool's first refusal as `file:line: what`, the file named where it is on this
+    machine (promtool ran in a container with `outside` mounted at `inside`)."""
+    found = _REFUSAL.search(output)
+    if found is None:
+        last = ([line.strip() for line in output.splitlines() if line.strip()] or ["?"])[-1]
+        return f"{outside}: promtool refuses the monitoring configuration: {last}"
+    path = found["file"].replace(inside, str(outside), 1)
+    return f"{path}:{found['line'] or found['yaml_line']}: {found['what'].strip()}"
 
 
 BACKUP_OUTCOME_FILE = "gardenlab_backup.prom"  # in node_exporter's textfile directory
@@ -259,7 +332,6 @@ def write_textfile(directory: Path, name: str, text: str) -> None:
     partial.replace(directory / name)
 
 
-LATENCY_FILE = "gardenlab_query_latency.prom"  # in node_exporter's textfile directory
 # Upper bounds in seconds: fine around the plans' 500 ms p95, coarse up to a failover's seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -301,6 +373,29 @@ class LatencyHistogram:
         return "\n".join(lines) + "\n"
 
 
+def latency_file(source: str) -> str:
+    """The histogram's file in node_exporter's textfile directory, one per source: the chaos
+    workload and the load run side by side in `harness load --scenario`."""
+    return f"gardenlab_query_latency_{source}.prom"
+
+
+class LatencyFile:
+    """A latency histogram where node_exporter's textfile collector reads it, so Prometheus
+    sees it without scraping the harness: nothing crosses from the lab to the host. Removed
+    when its source stops: the series then ends with it."""
+
+    def __init__(self, directory: Path, source: str) -> None:
+        self.directory = directory
+        self.name = latency_file(source)
+        self.histogram = LatencyHistogram(source)
+
+    def publish(self) -> None:
+        write_textfile(self.directory, self.name, self.histogram.exposition())
+
+    def remove(self) -> None:
+        (self.directory / self.name).unlink(missing_ok=True)
+
+
 def backup_outcome(failed: bool, kind: str, at: float) -> str:
     """What the backup command says of its own run, for node_exporter's textfile collector:
     a failed backup leaves nothing in `pgbackrest info`, so only the command can tell."""
@@ -315,13 +410,57 @@ def backup_outcome(failed: bool, kind: str, at: float) -> str:
     )
 
 
+# Debian's own textfile directory (the package makes it): the lab mounts its rendered one there.
+TEXTFILE_PATH = "/var/lib/prometheus/node-exporter"
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """An exporter as the lab's container and a server's systemd unit both run it: Debian's
+    package, whose unit reads ARGS (and its connection string) from /etc/default/<package>."""
+
+    package: str
+    port: int
+    flags: tuple[str, ...] = ()
+
+    def args(self) -> tuple[str, ...]:
+        return (f"--web.listen-address=:{self.port}", *self.flags)
+
+    def command(self) -> tuple[str, ...]:
+        return (self.package, *self.args())
+
+    def defaults(self, environment: dict[str, str] | None = None) -> str:
+        """/etc/default/<package> for a server (systemd's EnvironmentFile syntax)."""
+        settings = {**(environment or {}), "ARGS": " ".join(self.args())}
+        return "# Rendered by gardenlab (harness/config/monitoring.py). Do not edit.\n" + "".join(
+            f"{key}='{value}'\n" for key, value in settings.items()
+        )
+
+
+POSTGRES_EXPORTER = Exporter(
+    # stat_checkpointer (PostgreSQL 17's checkpoint counters) is off by default: the dashboard
+    # draws it
+    "prometheus-postgres-exporter",
+    POSTGRES_EXPORTER_PORT,
+    ("--collector.stat_checkpointer",),
+)
+PGBOUNCER_EXPORTER = Exporter("prometheus-pgbouncer-exporter", PGBOUNCER_EXPORTER_PORT)
+NODE_EXPORTER = Exporter(
+    "prometheus-node-exporter",
+    NODE_EXPORTER_PORT,
+    (f"--collector.textfile.directory={TEXTFILE_PATH}",),
+)
+
+
 @dataclass(frozen=True)
 class Targets:
-    """host:port per scrape job: the lab's services, or an inventory's servers."""
+    """host:port per scrape job: the lab's services, or an inventory's servers. Jobs in
+    `discovered` also scrape what their file under targets/ lists (members that come and go)."""
 
     jobs: tuple[tuple[str, tuple[str, ...]], ...]
     alertmanagers: tuple[str, ...]
     https_ca: str | None = None  # the CA the TLS_JOBS' certificates are verified with
+    discovered: tuple[str, ...] = ()
 
 
 # Jobs whose targets serve /metrics on HTTPS when the site has TLS: Patroni's REST API.
@@ -338,7 +477,7 @@ def scrape_tls(job: str, ca_file: str | None) -> dict[str, Any]:
 LAB_TARGETS = Targets(
     jobs=(
         ("patroni", tuple(f"{n}:{REST_PORT}" for n in NODES)),
-        ("postgres", tuple(f"{n}-exporter:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
+        ("postgres", tuple(f"{postgres_exporter(n)}:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
         ("etcd", tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS)),
         ("haproxy", (f"{HAPROXY}:{HAPROXY_METRICS_PORT}",)),
         ("pgbouncer", (f"{PGBOUNCER}-exporter:{PGBOUNCER_EXPORTER_PORT}",)),
@@ -347,7 +486,36 @@ LAB_TARGETS = Targets(
     ),
     alertmanagers=(f"{ALERTMANAGER}:{ALERTMANAGER_PORT}",),
     https_ca=LAB_PATHS.ca_file,
+    discovered=("patroni", "postgres"),
 )
+TARGETS_DIR = "targets"  # beside prometheus.yml: one file per discovered job
+
+
+def member_targets(members: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The discovered jobs' targets for extra members (pg4, pg5 while `harness scale` runs
+    them): their Patroni and their postgres_exporter, named as the static ones are."""
+    return {
+        "patroni": tuple(f"{n}:{REST_PORT}" for n in members),
+        "postgres": tuple(f"{postgres_exporter(n)}:{POSTGRES_EXPORTER_PORT}" for n in members),
+    }
+
+
+def write_member_targets(rendered: Path, members: Sequence[str]) -> None:
+    """Prometheus's file discovery reads these at once (and every 5 s at the latest)."""
+    for job, hosts in member_targets(members).items():
+        text = yaml.safe_dump([{"targets": list(hosts)}] if hosts else [])
+        write_textfile(rendered / TARGETS_DIR, f"{job}.yml", text)
+
+
+def expected_targets(rendered: Path, targets: Targets = LAB_TARGETS) -> int:
+    """The static targets and those the discovery files list now: after a scale-in, a member
+    gone is no longer expected."""
+    listed = 0
+    for job in targets.discovered:
+        path = rendered / TARGETS_DIR / f"{job}.yml"
+        groups = yaml.safe_load(path.read_text()) if path.exists() else None
+        listed += sum(len(g.get("targets", [])) for g in groups or [])
+    return sum(len(hosts) for _, hosts in targets.jobs) + listed
 
 
 def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/prometheus") -> str:
@@ -366,6 +534,18 @@ def prometheus_config(targets: Targets = LAB_TARGETS, rules_dir: str = "/etc/pro
                 "job_name": job,
                 **scrape_tls(job, targets.https_ca),
                 "static_configs": [{"targets": list(hosts)}],
+                **(
+                    {
+                        "file_sd_configs": [
+                            {
+                                "files": [f"{rules_dir}/{TARGETS_DIR}/{job}.yml"],
+                                "refresh_interval": SCRAPE_INTERVAL,
+                            }
+                        ]
+                    }
+                    if job in targets.discovered
+                    else {}
+                ),
                 # name the instance by its host, so a rule's label reads pg1, not pg1:8008
                 "relabel_configs": [
                     {

@@ -13,6 +13,13 @@ NODES = ("pg1", "pg2", "pg3")  # service names, which are also Patroni member na
 EXTRA_NODES = ("pg4", "pg5")
 MEMBERS = (*NODES, *EXTRA_NODES)  # every member the lab can run, core nodes first
 SCALE_PROFILE = "scale"
+
+
+def postgres_exporter(node: str) -> str:
+    """A node's postgres_exporter service (pg1-exporter): pg4's and pg5's come and go with them."""
+    return f"{node}-exporter"
+
+
 ETCD_MEMBERS = ("etcd1", "etcd2", "etcd3")
 FAULTPROXY = "faultproxy"
 # pgBackRest's repository lives in an S3 bucket, as production's does: the lab's S3-API server

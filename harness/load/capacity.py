@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.config.render import TEXTFILE_DIR
 from harness.core.errors import ConfigError, HarnessError
 from harness.core.polling import poll
 from harness.core.progress import Say
@@ -328,7 +329,12 @@ def run_capacity(
     )
     watch = ServerWatch(stack)
     watch.start()
-    with LocustProcess(capacity_command(plan, directory), env, directory / "locust.log") as locust:
+    with LocustProcess(
+        capacity_command(plan, directory),
+        env,
+        directory / "locust.log",
+        stack.lab.rendered_dir / TEXTFILE_DIR,
+    ) as locust:
         follow(locust, plan, directory, say)
     stopped = time.time()
     # The final judgement reads the complete logs once Locust has written them.

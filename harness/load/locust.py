@@ -10,6 +10,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,22 +18,25 @@ from pathlib import Path
 from typing import IO
 
 import loadtests
+from harness.config.monitoring import LatencyFile
 from harness.core import process
 from harness.core.polling import poll
 from harness.core.progress import Say
 from harness.lab.project import Lab
 from harness.lab.topology import PRIMARY_PATHS, Via
 from harness.load.plan import LoadPlan
+from harness.load.report import REQUEST_LOGS, RequestTail
 
 STOP_GRACE = 30.0  # s Locust gets to write its reports after being asked to stop
 PROGRESS_EVERY = 10.0  # s between progress lines
+PUBLISH_INTERVAL = 2.0  # s between latency publications; node_exporter reads at each 5 s scrape
 LOCUSTFILE = Path(loadtests.__file__).parent / "locustfile.py"
 
 
 def prepare_directory(directory: Path) -> None:
     """Request logs of an earlier run in the same directory would be read as this run's."""
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("requests-*.csv"):
+    for stale in directory.glob(REQUEST_LOGS):
         stale.unlink()
 
 
@@ -102,11 +106,53 @@ def locust_command(plan: LoadPlan, directory: Path, run_time: float) -> list[str
     )
 
 
-class LocustProcess:
-    """Locust running headless; stopping it always lets it write its reports first."""
+class LoadLatency:
+    """The load's requests as the latency histogram QueryLatencyHigh reads, as the chaos
+    workload exports its own: what Locust's processes logged since the last look, published
+    through node_exporter's textfile directory (source "load") every PUBLISH_INTERVAL by a
+    thread of its own, so a scenario run meanwhile does not stop it."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, directory: Path, textfile_dir: Path) -> None:
+        self.tail = RequestTail(directory)
+        self.file = LatencyFile(textfile_dir, "load")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def publish(self) -> None:
+        for record in self.tail.new():
+            self.file.histogram.observe(record.ms / 1000)
+        self.file.publish()
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.wait(PUBLISH_INTERVAL):
+                self.publish()
+
+        self._stop.clear()
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """The series ends with the load: the file goes."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(PUBLISH_INTERVAL * 5)
+        self.file.remove()
+
+
+class LocustProcess:
+    """Locust running headless; stopping it always lets it write its reports first. With a
+    textfile directory (the lab's), its latency histogram is published while it runs."""
+
+    def __init__(
+        self,
+        command: list[str],
+        env: dict[str, str],
+        log: Path,
+        textfile_dir: Path | None = None,
+    ) -> None:
         self.command, self.env, self.log_path = command, env, log
+        self.latency = LoadLatency(log.parent, textfile_dir) if textfile_dir else None
         self.started = 0.0
         self.cpu_seconds = 0.0  # Locust's processes, user + system
         self._proc: subprocess.Popen[bytes] | None = None
@@ -118,6 +164,8 @@ class LocustProcess:
         self._cpu_before = children_cpu()
         self.started = time.time()
         self._proc = process.start(self.command, self._log, env=self.env)
+        if self.latency:
+            self.latency.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -151,6 +199,8 @@ class LocustProcess:
                 self._proc.kill()
                 self._proc.wait()
         self.cpu_seconds = children_cpu() - self._cpu_before
+        if self.latency:
+            self.latency.stop()
         if self._log:
             self._log.close()
         self._proc = None

@@ -9,6 +9,7 @@ fault window and the recovery, with exact percentiles.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections import defaultdict
@@ -23,6 +24,7 @@ from harness.reports import timeline
 ALL = "*"  # the aggregate over every request type, in stats and limits
 EACH = "each"  # in limits: every request type on its own, unless it has a limit of its own
 METRICS = ("p50", "p95", "p99", "errors")
+REQUEST_LOGS = "requests-*.csv"  # one per load process (loadtests/locustfile.py)
 LIMIT_SYNTAX = re.compile(r"^(?:(?P<request>[a-z_]+):)?(?P<metric>\w+)=(?P<value>[0-9.]+)$")
 
 
@@ -36,26 +38,56 @@ class RequestRecord:
     error: str
 
 
+def request_of(row: dict[str, str]) -> RequestRecord | None:
+    """One row of a request log; None for a row cut short (a killed process, or one still
+    being written)."""
+    try:
+        return RequestRecord(
+            at=float(row["timestamp"]),
+            name=row["name"],
+            kind=row["request_type"],
+            ms=float(row["response_time_ms"]),
+            ok=not row["exception"],
+            error=row["exception"],
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def read_request_logs(directory: Path) -> list[RequestRecord]:
     """Every request of every load process, in start order (Locust's CsvRequestLogger files)."""
     records: list[RequestRecord] = []
-    for path in sorted(directory.glob("requests-*.csv")):
+    for path in sorted(directory.glob(REQUEST_LOGS)):
         with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                if not row.get("response_time_ms"):
-                    continue  # a row cut short by a killed process
-                records.append(
-                    RequestRecord(
-                        at=float(row["timestamp"]),
-                        name=row["name"],
-                        kind=row["request_type"],
-                        ms=float(row["response_time_ms"]),
-                        ok=not row["exception"],
-                        error=row["exception"],
-                    )
-                )
+            records += [r for r in map(request_of, csv.DictReader(f)) if r is not None]
     records.sort(key=lambda r: r.at)
     return records
+
+
+class RequestTail:
+    """The rows the load processes have flushed to their request logs since the last look:
+    only whole lines, so a row Locust is still writing is read the next time."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._read: dict[Path, int] = {}  # bytes consumed per file
+        self._header: dict[Path, list[str]] = {}
+
+    def new(self) -> list[RequestRecord]:
+        records: list[RequestRecord] = []
+        for path in sorted(self.directory.glob(REQUEST_LOGS)):
+            with path.open("rb") as f:
+                f.seek(self._read.get(path, 0))
+                chunk = f.read()
+            whole = chunk.rfind(b"\n") + 1
+            self._read[path] = self._read.get(path, 0) + whole
+            rows = csv.reader(io.StringIO(chunk[:whole].decode("utf-8", errors="replace")))
+            for row in rows:
+                header = self._header.setdefault(path, row)
+                if row is not header:
+                    record = request_of(dict(zip(header, row, strict=False)))
+                    records += [record] if record else []
+        return records
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from harness.chaos.imports import FINISHED_TIMEOUT, STARTED_TIMEOUT, ImportAlong
 from harness.chaos.report import write_report as write_chaos_report
 from harness.chaos.runner import RECOVERY_TIMEOUT, Result, Scenario
 from harness.chaos.runner import run as run_scenario
+from harness.config.render import TEXTFILE_DIR
 from harness.core.errors import HarnessError, first_line
 from harness.core.progress import Say
 from harness.data.seed import seeded
@@ -54,6 +55,7 @@ from harness.load.report import (
     window_stats,
 )
 from harness.load.servers import ServerUse, ServerWatch, summary_lines
+from harness.stack.dashboard import Window as PanelWindow
 from harness.stack.lifecycle import Stack
 
 WARMUP = 20.0  # s of steady load after the ramp before a scenario starts
@@ -233,7 +235,12 @@ def run_load(stack: Stack, plan: LoadPlan, directory: Path, say: Say = print) ->
     its servers did meanwhile."""
     preflight(stack, plan)
     return run_target(
-        LoadTarget.of_lab(stack.lab, plan.via), plan, directory, say, ServerWatch(stack)
+        LoadTarget.of_lab(stack.lab, plan.via),
+        plan,
+        directory,
+        say,
+        ServerWatch(stack),
+        stack.lab.rendered_dir / TEXTFILE_DIR,
     )
 
 
@@ -243,8 +250,10 @@ def run_target(
     directory: Path,
     say: Say = print,
     watch: ServerWatch | None = None,
+    textfile_dir: Path | None = None,
 ) -> LoadResult:
-    """Steady load for the plan's duration; the thresholds are checked after the ramp."""
+    """Steady load for the plan's duration; the thresholds are checked after the ramp. With
+    a textfile directory (the lab's node_exporter), its latency histogram goes to Prometheus."""
     prepare_directory(directory)
     command = locust_command(plan, directory, plan.duration)
     env = locust_environment(target, plan, directory)
@@ -254,7 +263,7 @@ def run_target(
     )
     if watch:
         watch.start()
-    with LocustProcess(command, env, directory / "locust.log") as locust:
+    with LocustProcess(command, env, directory / "locust.log", textfile_dir) as locust:
         wait_with_progress(locust, locust.started + plan.duration + STOP_GRACE, directory, say)
     return analyse(plan, directory, locust, {}, servers=watch.finish() if watch else None)
 
@@ -286,7 +295,9 @@ def run_load_chaos(
         f"load: {plan.users} users via {plan.via}, ramp {plan.ramp:.0f} s, then scenario "
         f"{scenario.name}; reports in {directory}"
     )
-    with LocustProcess(command, env, directory / "locust.log") as locust:
+    with LocustProcess(
+        command, env, directory / "locust.log", stack.lab.rendered_dir / TEXTFILE_DIR
+    ) as locust:
         wait_with_progress(locust, locust.started + plan.ramp + WARMUP, directory, say)
         if not locust.running:
             raise HarnessError(
@@ -323,7 +334,9 @@ def run_load_import(
         f"without an import, then an import of {rows:,} rows; reports in {directory}"
     )
     try:
-        with LocustProcess(command, env, directory / "locust.log") as locust:
+        with LocustProcess(
+            command, env, directory / "locust.log", stack.lab.rendered_dir / TEXTFILE_DIR
+        ) as locust:
             wait_with_progress(locust, locust.started + plan.ramp + WARMUP, directory, say)
             if not locust.running:
                 raise HarnessError(
@@ -349,6 +362,13 @@ def run_load_import(
     finally:
         alongside.folder.cleanup()
     return analyse(plan, directory, locust, marks, servers=watch.finish(), imported=imported)
+
+
+def panel_window(result: LoadResult) -> tuple[PanelWindow, list[float]]:
+    """The run as the dashboard's window, on the load timeline's clock (0 s is the first
+    request), each window's start marked: a p95 spike reads next to what the servers did."""
+    origin, end = result.windows[0].start, result.windows[-1].end
+    return PanelWindow(origin, end, origin), [w.start - origin for w in result.windows[1:]]
 
 
 def import_lines(result: LoadResult) -> list[str]:

@@ -36,6 +36,7 @@ from harness.lab.topology import (
     NODES,
     SCALE_PROFILE,
     SCOPE,
+    postgres_exporter,
 )
 from harness.maintenance.planned import SETTLED_STATES, Planned, refuse_if_busy
 from harness.stack.lifecycle import STOP_TIMEOUT
@@ -44,7 +45,8 @@ MIN_MEMBERS = len(NODES)
 MAX_MEMBERS = len(MEMBERS)
 DCS_NAMESPACE = "/service"  # patroni.yml's namespace, without its trailing slash
 
-ReadPool = Callable[[], list[str]]  # the nodes HAProxy's ro listener has UP
+ReadPool = Callable[[], list[str]]
+# the nodes HAProxy's ro listener has UP
 
 
 @dataclass
@@ -181,7 +183,9 @@ class Scale:
             self.say(f"removed leftover volumes {', '.join(stale)}")
         self.say(f"starting {', '.join(names)}: Patroni clones each from the leader")
         start = self.clock.now()
-        self.stack.compose((SCALE_PROFILE,)).up(names, dependencies=False)
+        self.stack.compose((SCALE_PROFILE,)).up(
+            [*names, *(postgres_exporter(n) for n in names)], dependencies=False
+        )
         streaming: dict[str, float] = {}
         routed: dict[str, float] = {}
 
@@ -206,6 +210,8 @@ class Scale:
                 f"{', '.join(self.read_pool()) or 'none'}"
             ),
         )
+        # scraped once it streams: a clone's PostgreSQL is down by design, not an alert
+        self.stack.scrape_members()
         for name in names:
             self.say(
                 f"{name} streams after {streaming[name]:.1f} s, in HAProxy's ro pool after "
@@ -220,7 +226,10 @@ class Scale:
         and volume. Returns seconds."""
         start = self.clock.now()
         self.say(f"removing {name}")
-        gone = [c for c in self.stack.containers() if c.service == name]
+        # no longer scraped before it stops: a member leaving on purpose trips no alert
+        running = self.stack.running_services()
+        self.stack.scrape_members([n for n in EXTRA_NODES if n in running and n != name])
+        gone = [c for c in self.stack.containers() if c.service in (name, postgres_exporter(name))]
         if gone:
             self.stack.runtime.act("stop", [c.name for c in gone], timeout=STOP_TIMEOUT)
         self._delete_member_key(name)

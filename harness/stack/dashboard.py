@@ -163,3 +163,15 @@ def draw(
         f"{images}\n"
     )
     return written
+
+
+def draw_window(
+    url: str, window: Window, out: Path, *, marks: Sequence[float] = (), timeout: float = 10.0
+) -> list[Path]:
+    """The panels of one window from the Prometheus at `url`: what `harness dashboard` draws,
+    and what a chaos, load or migration-drill report adds for its own run."""
+    prometheus = PrometheusClient(url, timeout=timeout)
+    try:
+        return draw(prometheus, window, out, marks=marks)
+    finally:
+        prometheus.close()

@@ -22,6 +22,14 @@ from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, D
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
+from harness.config.monitoring import (
+    MONITORING_IMAGE,
+    PROMETHEUS_DIR,
+    RULES_FILE,
+    blind_rules,
+    promtool_refusal,
+    write_member_targets,
+)
 from harness.config.render import (
     DATA_DIR,
     RESTART_PARAMETERS,
@@ -29,7 +37,7 @@ from harness.config.render import (
     lab_live_parameters,
     write_rendered,
 )
-from harness.core.errors import HarnessError, PortInUseError, StateError
+from harness.core.errors import CommandError, ConfigError, HarnessError, PortInUseError, StateError
 from harness.core.polling import poll
 from harness.core.progress import Say
 from harness.lab.presets import TimingPreset
@@ -40,6 +48,7 @@ from harness.lab.topology import (
     APP_ENDPOINT,
     ENDPOINTS,
     ETCD_MEMBERS,
+    EXTRA_NODES,
     FAULTPROXY,
     MEMBERS,
     NODES,
@@ -185,6 +194,14 @@ class Stack:
     def running_services(self) -> set[str]:
         return {c.service for c in self.containers() if c.serving}
 
+    def scrape_members(self, members: Sequence[str] | None = None) -> None:
+        """Prometheus scrapes the extra members (pg4, pg5) named, by default those that run;
+        one that left is no longer expected up."""
+        if members is None:
+            running = self.running_services()
+            members = [n for n in EXTRA_NODES if n in running]
+        write_member_targets(self.lab.rendered_dir, members)
+
     def container(self, service: str) -> Container:
         """The container of a service, as it is now."""
         for container in self.containers():
@@ -216,6 +233,7 @@ class Stack:
         self.lab.tls.check()
         self.check_volume_secrets()
         write_rendered(preset, self.lab.rendered_dir, self.lab.compose_settings(), restore)
+        self.scrape_members()
 
     def check_volume_secrets(self) -> None:
         """Existing data must have been initialised with the secrets in .env."""
@@ -259,6 +277,31 @@ class Stack:
         """Build the images from the Debian base; layers are cached, so rebuilds are quick."""
         copy_extra_cas(self.lab.compose_dir / "images")
         self.compose(profiles).build(services, on_line)
+
+    def check_monitoring(self) -> None:
+        """The rendered prometheus.yml and its rule file, read by the monitoring image's own
+        promtool before anything starts: a rule that does not parse is named with its file and
+        line, instead of a Prometheus that never comes up and a readiness timeout; so is a
+        rule reading a metric no target exports, which would never fire."""
+        hint = (
+            "the rules and scrape jobs come from harness/config/monitoring.py: fix them "
+            "there; nothing was started"
+        )
+        blind = blind_rules(str(self.lab.rendered_dir / RULES_FILE))
+        if blind:
+            raise ConfigError("\n".join(blind), hint)
+        try:
+            self.runtime.run_once(
+                MONITORING_IMAGE,
+                # its refusals go to stderr, which the engine does not hand back: merged
+                ["-c", f"exec promtool check config {PROMETHEUS_DIR}/prometheus.yml 2>&1"],
+                entrypoint="sh",
+                mounts=((self.lab.rendered_dir.resolve(), PROMETHEUS_DIR),),
+            )
+        except CommandError as exc:
+            raise ConfigError(
+                promtool_refusal(exc.stderr, PROMETHEUS_DIR, self.lab.rendered_dir), hint
+            ) from None
 
     def start(self) -> None:
         self.compose().up()
@@ -306,6 +349,7 @@ class Stack:
             self.check_ports(profiles)
         with report.phase("build"):
             self.build(on_build_line)
+            self.check_monitoring()
         with report.phase("start"):
             self.start()
         with report.phase("ready"):

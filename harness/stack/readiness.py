@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import httpx
@@ -17,7 +18,7 @@ from harness.clients.faultproxy import FaultProxyClient
 from harness.clients.monitoring import PrometheusClient
 from harness.clients.patroni import PatroniClient
 from harness.clients.s3 import S3Client
-from harness.config.monitoring import LAB_TARGETS
+from harness.config.monitoring import expected_targets
 from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
@@ -118,19 +119,24 @@ class BucketThere:
 
 @dataclass(frozen=True)
 class TargetsUp:
-    """Prometheus scrapes every target it is configured for, and each answered."""
+    """Prometheus scrapes every target it is configured for, and each answered: the static
+    ones and the extra members listed in the rendered discovery files at this moment."""
 
     prometheus: PrometheusClient
-    expected: int = sum(len(hosts) for _, hosts in LAB_TARGETS.jobs)
+    rendered: Path
     name: str = "Prometheus: every target up"
 
+    @property
+    def expected(self) -> int:
+        return expected_targets(self.rendered)
+
     def probe(self) -> Observation:
-        targets = self.prometheus.targets()
+        targets, expected = self.prometheus.targets(), self.expected
         down = [f"{t.job}/{t.instance} ({t.error or t.health})" for t in targets if not t.up]
-        ok = len(targets) == self.expected and not down
+        ok = len(targets) == expected and not down
         up = len(targets) - len(down)
         return Observation(
-            ok, f"{up}/{self.expected} up" + (f"; down: {', '.join(down)}" if down else "")
+            ok, f"{up}/{expected} up" + (f"; down: {', '.join(down)}" if down else "")
         )
 
 
@@ -149,7 +155,7 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
         HttpOk("CSV import service answering", lab.url(CSV_IMPORT, "/health")),
         HttpOk("Alertmanager ready", lab.url("alertmanager", "/-/ready")),
         HttpOk("Alert log ready", lab.url(ALERT_LOG, "/-/ready")),
-        TargetsUp(PrometheusClient(lab.url("prometheus"), timeout=2)),
+        TargetsUp(PrometheusClient(lab.url("prometheus"), timeout=2), lab.rendered_dir),
     ]
 
 

@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 from harness.chaos.catalog import CATALOG
+from harness.clients.monitoring import PrometheusClient
+from harness.config.render import TEXTFILE_DIR
 from harness.load.capacity import CapacityPlan, run_capacity
 from harness.load.pgbench import DATABASE, PgbenchPlan
 from harness.load.plan import LoadPlan
 from harness.load.report import ALL, Limit
-from harness.load.run import run_load, run_load_chaos
+from harness.load.run import panel_window, run_load, run_load_chaos
 from harness.load.servers import ServerWatch
+from harness.stack.dashboard import draw_window
 from harness.stack.lifecycle import Stack
 from loadtests.mix import REQUEST_NAMES
 from tests.realstack import ready, seed_small
@@ -51,6 +54,20 @@ def test_every_request_type_runs_and_the_reports_are_written(seeded: Stack, tmp_
     assert phone and phone[0].calls >= logged  # a request cut off at the stop runs unlogged
     assert {"pg1", "pg2", "pg3", "haproxy"} <= set(servers.cpu)
     assert all(servers.cpu[s] > 0 for s in ("pg1", "pg2", "pg3", "haproxy"))
+    # The load's latency histogram reached Prometheus through node_exporter (its file went
+    # with the load), and the report's panels are drawn for the run's own window.
+    assert not list((seeded.lab.rendered_dir / TEXTFILE_DIR).glob("*_load.prom"))
+    prometheus = PrometheusClient(seeded.lab.url("prometheus"), timeout=5)
+    try:
+        [seen] = prometheus.query(
+            'max_over_time(gardenlab_query_duration_seconds_count{source="load"}[2m])'
+        )
+    finally:
+        prometheus.close()
+    assert float(seen["value"][1]) > 50
+    window, marks = panel_window(result)
+    written = draw_window(seeded.lab.url("prometheus"), window, tmp_path / "panels", marks=marks)
+    assert len(written) == 11 and marks
 
 
 def test_capacity_steps_are_judged_and_pgbench_runs_beside_them(

@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from harness.clients.monitoring import AlertLogClient, AlertmanagerClient, PrometheusClient
-from harness.config.monitoring import ALERT_NAMES, EXPORTED_LATER, LAB_TARGETS, rule_metrics
+from harness.config.monitoring import (
+    ALERT_NAMES,
+    EXPORTED_LATER,
+    EXPORTS,
+    LAB_TARGETS,
+    rule_metrics,
+)
 from harness.core.polling import poll
 from harness.lab.topology import ALERT_LOG, NODES
 from harness.stack.dashboard import PANELS, Window, draw, fetch_lines
@@ -43,6 +49,14 @@ def test_every_metric_the_rules_read_is_exported(prometheus: PrometheusClient) -
     ]
     assert missing == []
     assert not prometheus.query('count({__name__="patroni_master"})')
+    # each job exports what `harness up` believes it does (EXPORTS, its check of blind rules)
+    misplaced = [
+        f"{job}/{name}"
+        for job, names in EXPORTS.items()
+        for name in sorted(names - EXPORTED_LATER)
+        if not prometheus.query(f'count({{__name__="{name}", job="{job}"}})')
+    ]
+    assert misplaced == []
 
 
 def test_the_cluster_reads_healthy_through_its_metrics(prometheus: PrometheusClient) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from harness.chaos.invariants import client_errors, client_gaps
 from harness.chaos.workload import Workload, WorkloadTarget
+from harness.clients.monitoring import PrometheusClient, Target
 from harness.data.scales import TABLES
 from harness.data.verify import verify
 from harness.lab.topology import SCOPE
@@ -38,6 +39,18 @@ def ro_servers(stack: Stack, tries: int = 12) -> set[str]:
     return seen
 
 
+def scraped(stack: Stack, instance: str) -> list[Target]:
+    prometheus = PrometheusClient(stack.lab.url("prometheus"), timeout=2)
+    try:
+        return [t for t in prometheus.targets() if t.instance == instance]
+    finally:
+        prometheus.close()
+
+
+def scraped_up(stack: Stack, instance: str) -> set[str]:
+    return {t.job for t in scraped(stack, instance) if t.up}
+
+
 def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stack) -> None:
     scale = Scale(Planned(stack, say=print))
     target = WorkloadTarget.of_lab(stack.lab, "pooler")
@@ -49,6 +62,9 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
         assert stack.node_sql("pg4", "SELECT pg_is_in_recovery()") == "t"
         pg4 = stack.container("pg4").addresses
         assert set(pg4) & ro_servers(stack), f"pg4 ({pg4}) never answered on the ro port"
+        # Prometheus scrapes pg4's Patroni and its exporter, and readiness expects them
+        eventually(lambda: scraped_up(stack, "pg4") == {"patroni", "postgres"}, 30, "pg4 scraped")
+        stack.wait_ready(30)
         # The content check covers the fourth member as every other one (on the CRM's
         # tables: the writers' table moves on while the nodes are read one by one).
         checks = verify(stack.node_sql, stack.leader(), tables=TABLES, nodes=out.after)
@@ -60,6 +76,9 @@ def test_a_fourth_member_joins_the_ro_pool_and_leaves_nothing_behind(stack: Stac
     assert "pg4" not in scale.leader_slots()
     assert "pg4" not in {c.service for c in stack.containers()}
     assert f"{stack.lab.project}_pg4" not in {v.name for v in stack.volumes()}
+    assert "pg4-exporter" not in {c.service for c in stack.containers()}
+    eventually(lambda: not scraped(stack, "pg4"), 30, "pg4 no longer scraped")
+    stack.wait_ready(30)  # "every target up" holds without pg4
     acked = record.acked()
     assert client_errors(record) == 0, [a.error for a in record.attempts if a.outcome != "ack"]
     assert acked <= load.table.ids_on(target.setup_dsn)

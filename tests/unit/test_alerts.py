@@ -10,21 +10,27 @@ import httpx
 import pytest
 import yaml
 
-from harness.chaos.workload import LatencyFile
 from harness.config import promtool
 from harness.config.monitoring import (
     ALERT_NAMES,
     ALERTS,
-    LATENCY_FILE,
+    LAB_TARGETS,
     RULES_FILE,
+    Alert,
+    LatencyFile,
     LatencyHistogram,
     alert_rules,
     alertmanager_config,
     backup_outcome,
+    blind_rules,
+    expected_targets,
     prometheus_config,
+    promtool_refusal,
     rule_metrics,
+    write_member_targets,
 )
-from harness.core.errors import EngineError
+from harness.core import process
+from harness.core.errors import CommandError, EngineError
 
 CASES = Path(__file__).parent / "alerts" / "alerts_test.yml"
 
@@ -76,6 +82,32 @@ def test_prometheus_config_loads_with_the_rules(tool: promtool.Promtool, tmp_pat
     tool.check_config(config)
     jobs = {j["job_name"] for j in yaml.safe_load(config.read_text())["scrape_configs"]}
     assert jobs == {"patroni", "postgres", "etcd", "haproxy", "pgbouncer", "pgbackrest", "node"}
+
+
+def test_extra_members_are_scraped_while_listed_and_expected_only_then(
+    tool: promtool.Promtool, tmp_path: Path
+) -> None:
+    (tmp_path / RULES_FILE).write_text(alert_rules())
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(rules_dir=str(tmp_path)))
+    write_member_targets(tmp_path, ["pg4", "pg5"])
+    tool.check_config(config)  # the discovery files too
+    discovered = {
+        j["job_name"]: j["file_sd_configs"][0]["files"]
+        for j in yaml.safe_load(config.read_text())["scrape_configs"]
+        if "file_sd_configs" in j
+    }
+    assert discovered == {
+        "patroni": [f"{tmp_path}/targets/patroni.yml"],
+        "postgres": [f"{tmp_path}/targets/postgres.yml"],
+    }
+    listed = yaml.safe_load((tmp_path / "targets" / "postgres.yml").read_text())
+    assert listed == [{"targets": ["pg4-exporter:9187", "pg5-exporter:9187"]}]
+    static = sum(len(hosts) for _, hosts in LAB_TARGETS.jobs)
+    assert expected_targets(tmp_path) == static + 4
+    write_member_targets(tmp_path, [])  # scaled back in
+    assert expected_targets(tmp_path) == static
+    tool.check_config(config)
 
 
 def test_alertmanager_sends_resolved_to_the_webhook() -> None:
@@ -141,10 +173,45 @@ def test_the_workloads_latency_histogram_is_the_series_the_latency_rule_reads(
     assert 'gardenlab_query_duration_seconds_count{source="chaos"} 5\n' in text
     assert "gardenlab_query_duration_seconds_bucket" in rule_metrics()
     tool.check_metrics(text)
-    published = LatencyFile(tmp_path)
+    published = LatencyFile(tmp_path, "chaos")
     published.histogram.observe(0.01)
     published.publish()
-    assert (tmp_path / LATENCY_FILE).read_text() == published.histogram.exposition()
-    assert [p.name for p in tmp_path.iterdir()] == [LATENCY_FILE]  # no partial left behind
+    name = "gardenlab_query_latency_chaos.prom"
+    assert (tmp_path / name).read_text() == published.histogram.exposition()
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no partial left behind
     published.remove()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "says"),
+    [
+        (
+            "groups:\n- name: g\n  rules:\n  - alert: Good\n    expr: up == 0\n"
+            "  - alert: Bad\n    expr: sum(up ==\n",
+            'alerts.yml:7: group "g", rule 2, "Bad": could not parse expression',
+        ),
+        ("groups:\n- name: g\n  rules:\n  - alert: X\n    expr: [up\n", "alerts.yml:4: did not"),
+    ],
+)
+def test_promtools_refusal_names_the_file_and_line(
+    tool: promtool.Promtool, tmp_path: Path, rules: str, says: str
+) -> None:
+    (tmp_path / RULES_FILE).write_text(rules)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(prometheus_config(rules_dir=str(tmp_path)))
+    with pytest.raises(CommandError) as refused:
+        process.run([str(tool.path), "check", "config", str(config)], timeout=60)
+    named = promtool_refusal(refused.value.stderr, str(tmp_path), tmp_path)
+    assert named.startswith(f"{tmp_path}/{says}"), named
+
+
+def test_a_rule_reading_a_metric_no_target_exports_is_named_with_its_line() -> None:
+    assert blind_rules() == []  # every metric the rules read is one a job exports
+    old = Alert("LeaderGone", "max(patroni_master) < 1", "10s", "critical", "Patroni 3's name")
+    [found] = blind_rules("alerts.yml", (*ALERTS, old))
+    line = found.split(":")[1]
+    assert (
+        found == f"alerts.yml:{line}: rule LeaderGone reads patroni_master, which no target exports"
+    )
+    assert alert_rules((*ALERTS, old)).splitlines()[int(line) - 1].strip() == "- alert: LeaderGone"

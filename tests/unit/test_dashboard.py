@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from harness import cli
-from harness.chaos.report import draw_panels
+from harness.chaos.report import record_window
 from harness.chaos.workload import Attempt, Record
 from harness.cli.app import App
+from harness.cli.dashboard import report_panels
 from harness.clients.monitoring import PrometheusClient
 from harness.core.errors import HarnessError
 from harness.lab.project import Lab
@@ -110,7 +111,38 @@ def test_help_names_the_panels() -> None:
 def test_a_chaos_report_draws_the_panels_of_its_own_window(tmp_path: Path) -> None:
     asked: list[dict[str, str]] = []
     attempt = Attempt(1, 1, 0.0, 95.0, "ack", "10.0.0.2", "")
-    record = Record(attempts=[attempt], marks={"fault": 30.0, "heal": 60.0}, epoch=START)
-    written = draw_panels(record, fake_prometheus(asked), tmp_path)
+    record = Record(
+        attempts=[attempt], marks={"fault": 30.0, "heal": 60.0, "ready": 70.0}, epoch=START
+    )
+    window, marks = record_window(record)
+    assert marks == [30.0, 60.0]
+    written = draw(fake_prometheus(asked), window, tmp_path / "panels", marks=marks)
     assert written[0] == tmp_path / "panels" / "alerts.png"
     assert {(a["start"], a["end"]) for a in asked} == {("1000000.000", "1000100.000")}
+    assert record_window(record, marks=None)[1] == [30.0, 60.0, 70.0]  # a drill's every step
+
+
+def test_a_load_report_draws_the_panels_of_its_own_window() -> None:
+    from harness.load.plan import LoadPlan
+    from harness.load.report import Window as LoadWindow
+    from harness.load.run import LoadResult, panel_window
+
+    windows = [
+        LoadWindow("ramp", START, START + 10),
+        LoadWindow("steady", START + 10, START + 40),
+        LoadWindow("fault", START + 40, START + 55),
+        LoadWindow("recovery", START + 55, START + 90),
+    ]
+    result = LoadResult(LoadPlan(), Path("x"), windows, {}, "steady", 90.0, 1.0, 0, [])
+    window, marks = panel_window(result)
+    assert (window.start, window.end, window.origin) == (START, START + 90, START)
+    assert marks == [10.0, 40.0, 55.0]  # on the load timeline's clock
+
+
+def test_a_report_without_prometheus_says_so_and_keeps_its_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lab = Lab(root=tmp_path, settings={"GARDENLAB_PROMETHEUS_PORT": str(free_ports(1)[0])})
+    report_panels(App(lab_factory=lambda: lab), tmp_path, Window(START, START + 60, START), [])
+    assert "panels not drawn: Prometheus does not answer" in capsys.readouterr().err
+    assert not (tmp_path / "panels").exists()

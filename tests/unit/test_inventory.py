@@ -21,7 +21,14 @@ from harness.config.bundle import (
     write_bundle,
 )
 from harness.config.inventory import Inventory, InventoryError, load_inventory
-from harness.config.monitoring import alert_rules
+from harness.config.monitoring import (
+    LAB_TARGETS,
+    NODE_EXPORTER,
+    PGBOUNCER_EXPORTER,
+    POSTGRES_EXPORTER,
+    Exporter,
+    alert_rules,
+)
 from harness.config.render import (
     COMPOSE_SITE,
     dcs_config,
@@ -34,7 +41,7 @@ from harness.config.sizing import LAB_NODE, NodeSize
 from harness.promotion.gate import GateReport, markdown
 
 EXAMPLE = Path(__file__).parents[2] / "docs" / "inventory.example.yml"
-VERSIONS = {p: "1.0-1" for _, packages in PACKAGES.values() for p in packages}
+VERSIONS = {p: "1.0-1" for pairs in PACKAGES.values() for _, packages in pairs for p in packages}
 GOOD = """\
 preset: normal
 network: 10.0.1.0/24
@@ -340,3 +347,33 @@ def test_a_bad_s3_section_is_refused_in_one_line_naming_the_key(
 def test_a_bucket_and_a_backup_host_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="s3 and a backup host"):
         load_inventory(write(tmp_path, GOOD + BACKUP_HOST + S3))
+
+
+def test_the_database_and_balancer_hosts_run_the_labs_exporters_and_are_scraped() -> None:
+    by_name = {b.host.name: b for b in plan_bundle(example(), VERSIONS)}
+    db1, lb1 = by_name["db1"], by_name["lb1"]
+    assert {"prometheus-postgres-exporter", "prometheus-node-exporter"} <= set(db1.services)
+    assert {"prometheus-pgbouncer-exporter", "prometheus-node-exporter"} <= set(lb1.services)
+    assert lb1.services.count("prometheus-node-exporter") == 1  # two roles, one exporter
+    assert "prometheus-postgres-exporter=1.0-1" in db1.packages
+    postgres = db1.templates["etc/default/prometheus-postgres-exporter"]
+    assert "DATA_SOURCE_NAME='postgresql://postgres:{{ postgres_password }}@10.0.1.11:5432/" in (
+        postgres
+    )
+    assert "ARGS='--web.listen-address=:9187 --collector.stat_checkpointer'" in postgres
+    pooler = lb1.templates["etc/default/prometheus-pgbouncer-exporter"]
+    assert "@10.0.1.21:6432/pgbouncer?" in pooler and "{{ postgres_password }}" in pooler
+    assert "textfile.directory=" in db1.files["etc/default/prometheus-node-exporter"]
+    scraped = yaml.safe_load(by_name["mon1"].files["etc/prometheus/prometheus.yml"])
+    targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in scraped["scrape_configs"]}
+    assert targets["postgres"] == ["10.0.1.11:9187", "10.0.1.12:9187", "10.0.1.13:9187"]
+    assert targets["pgbouncer"] == ["10.0.1.21:9127"]
+    assert "10.0.1.21:9100" in targets["node"] and "10.0.1.11:9100" in targets["node"]
+    # the jobs the lab's Prometheus has, so every rule reads the same series in both
+    assert set(targets) >= {job for job, _ in LAB_TARGETS.jobs} - {"pgbackrest"}
+
+
+@pytest.mark.parametrize("exporter", [POSTGRES_EXPORTER, PGBOUNCER_EXPORTER, NODE_EXPORTER])
+def test_the_lab_runs_each_exporter_as_the_bundle_does(exporter: Exporter) -> None:
+    compose = (Path(__file__).parents[2] / "compose" / "docker-compose.yml").read_text()
+    assert " ".join(exporter.command()) in compose.replace('", "', " ").replace("\n", " ")

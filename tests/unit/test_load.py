@@ -11,13 +11,14 @@ from harness.cli.params import Wait
 from harness.core.errors import ConfigError
 from harness.core.units import parse_duration
 from harness.lab.project import Lab
-from harness.load.locust import LoadTarget, locust_command, locust_environment
+from harness.load.locust import LoadLatency, LoadTarget, locust_command, locust_environment
 from harness.load.plan import DEFAULT_LIMITS, LoadPlan
 from harness.load.report import (
     ALL,
     EACH,
     Limit,
     RequestRecord,
+    RequestTail,
     Window,
     breaches,
     error_span,
@@ -248,3 +249,40 @@ def test_a_load_with_an_import_compares_the_windows_before_during_and_after(
         "5.0 ms after it"
     )
     assert (tmp_path / "timeline.png").exists()
+
+
+HEADER = "timestamp,request_type,name,response_time_ms,response_length,status_code,exception\r\n"
+
+
+def test_the_tail_reads_only_whole_rows_and_each_once(tmp_path: Path) -> None:
+    log = tmp_path / "requests-1.csv"
+    log.write_text(HEADER + "1.0,ro,search_leads,4.5,1,0,\r\n2.0,rw,create_le")
+    tail = RequestTail(tmp_path)
+    assert [(r.at, r.ms) for r in tail.new()] == [(1.0, 4.5)]
+    with log.open("a") as f:  # Locust flushes the rest of the row, and another process starts
+        f.write('ad,700.0,1,0,"OperationalError: server closed\nthe connection"\r\n')
+    (tmp_path / "requests-2.csv").write_text(HEADER + "3.0,ro,search_leads,20.0,1,0,\r\n")
+    fresh = tail.new()
+    assert [(r.at, r.name, r.ms, r.ok) for r in fresh] == [
+        (2.0, "create_lead", 700.0, False),
+        (3.0, "search_leads", 20.0, True),
+    ]
+    assert tail.new() == []
+
+
+def test_the_loads_latency_reaches_node_exporters_textfile_and_ends_with_it(
+    tmp_path: Path,
+) -> None:
+    logs, textfile = tmp_path / "run", tmp_path / "textfile"
+    logs.mkdir()
+    (logs / "requests-1.csv").write_text(
+        HEADER + "1.0,ro,search_leads,4.5,1,0,\r\n2.0,rw,create_lead,700.0,1,0,\r\n"
+    )
+    latency = LoadLatency(logs, textfile)
+    latency.publish()
+    text = (textfile / "gardenlab_query_latency_load.prom").read_text()
+    assert 'gardenlab_query_duration_seconds_bucket{source="load",le="0.005"} 1\n' in text
+    assert 'gardenlab_query_duration_seconds_bucket{source="load",le="0.5"} 1\n' in text
+    assert 'gardenlab_query_duration_seconds_count{source="load"} 2\n' in text
+    latency.stop()
+    assert list(textfile.iterdir()) == []

@@ -176,7 +176,10 @@ class FakeLocust:
 
     step_ms: dict[int, float] = {}  # noqa: RUF012
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, textfile_dir: Path | None
+    ) -> None:
+        assert textfile_dir == Path("rendered") / "textfile"  # the lab's node_exporter reads it
         self.directory = Path(env["GARDENLAB_LOAD_LOG_DIR"])
         self.command, self.log_path = command, log
         self.cpu_seconds, self.returncode = 1.0, 0
@@ -230,7 +233,8 @@ def faked(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         return parse(PGBENCH_OUTPUT, p)
 
     monkeypatch.setattr(capacity, "run_pgbench", fake_pgbench)
-    return SimpleNamespace(stack=SimpleNamespace(lab=None), pgbench=pgbench_runs)
+    lab = SimpleNamespace(rendered_dir=Path("rendered"))
+    return SimpleNamespace(stack=SimpleNamespace(lab=lab), pgbench=pgbench_runs)
 
 
 def test_the_run_reports_the_knee_the_plot_and_pgbench(

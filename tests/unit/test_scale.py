@@ -14,12 +14,13 @@ from harness import cli
 from harness.cli.app import App
 from harness.clients.docker import Volume
 from harness.clients.faultproxy import FaultProxyClient
+from harness.config.monitoring import LAB_TARGETS, expected_targets
 from harness.core.errors import ConfigError, StateError
 from harness.core.polling import Clock
 from harness.core.progress import Say
 from harness.faults.controller import Faults
 from harness.lab.project import Lab
-from harness.lab.topology import ETCD_MEMBERS, NODES, SCALE_PROFILE, EndpointName
+from harness.lab.topology import ETCD_MEMBERS, NODES, SCALE_PROFILE, EndpointName, postgres_exporter
 from harness.maintenance.planned import Planned
 from harness.maintenance.scale import Scale, ScaleWork, plan
 from harness.stack.lifecycle import Stack
@@ -35,6 +36,7 @@ from tests.fakes import (
 from tests.unit.test_maintenance import SETTINGS, FakeClock
 
 RETAIN = "30min"
+STATIC_TARGETS = sum(len(hosts) for _, hosts in LAB_TARGETS.jobs)
 
 
 class Rig:
@@ -72,7 +74,7 @@ class Rig:
             clock=Clock(self.clock.now, self.clock.sleep),
         )
         self.scale = Scale(self.planned, read_pool=lambda: list(self.pool))
-        self.started(list(extra))
+        self.started([*extra, *(postgres_exporter(n) for n in extra)])
         self.runtime.volume_list += [Volume(f"gardenlab_{n}") for n in extra]
 
     def compose_for(self, lab: Lab, profiles: Sequence[str]) -> FakeCompose:
@@ -85,6 +87,8 @@ class Rig:
     def started(self, services: list[str]) -> None:
         for name in services:
             self.runtime.services[name] = container(name)
+            if name.endswith("-exporter"):
+                continue
             self.patroni.cluster["members"].append(
                 {"name": name, "role": "replica", "state": "streaming", "host": name, "lag": 0}
             )
@@ -126,7 +130,9 @@ def rig(tmp_path: Path) -> Rig:
 
 def test_scaling_out_starts_pg4_and_pg5_and_waits_for_them_in_the_ro_pool(rig: Rig) -> None:
     result = rig.scale.scale(5)
-    assert rig.compose.ups == [((SCALE_PROFILE,), ["pg4", "pg5"])]
+    assert rig.compose.ups == [((SCALE_PROFILE,), ["pg4", "pg5", "pg4-exporter", "pg5-exporter"])]
+    # Prometheus now scrapes their Patroni and their exporter, and readiness expects them
+    assert expected_targets(rig.lab.rendered_dir) == STATIC_TARGETS + 4
     assert set(result.joined) == {"pg4", "pg5"} and not result.left
     assert result.before == ["pg1", "pg2", "pg3"]
     assert result.after == ["pg1", "pg2", "pg3", "pg4", "pg5"]
@@ -137,7 +143,7 @@ def test_scaling_out_clears_a_volume_left_by_an_interrupted_leave(rig: Rig) -> N
     rig.runtime.volume_list.append(Volume("gardenlab_pg4"))
     rig.scale.scale(4)
     assert rig.runtime.removed == {"volumes": ["gardenlab_pg4"]}
-    assert rig.compose.ups == [((SCALE_PROFILE,), ["pg4"])]
+    assert rig.compose.ups == [((SCALE_PROFILE,), ["pg4", "pg4-exporter"])]
 
 
 def test_scaling_in_leaves_no_key_no_slot_no_container_no_volume(tmp_path: Path) -> None:
@@ -146,9 +152,20 @@ def test_scaling_in_leaves_no_key_no_slot_no_container_no_volume(tmp_path: Path)
     assert list(result.left) == ["pg5", "pg4"]  # the last to join leaves first
     assert rig.members() == ["pg1", "pg2", "pg3"] and result.after == ["pg1", "pg2", "pg3"]
     assert rig.slots == {"pg2", "pg3"}
-    assert rig.runtime.actions == [("stop", "pg5"), ("stop", "pg4")]
-    assert "pg4" not in rig.runtime.services and "pg5" not in rig.runtime.services
-    assert rig.runtime.removed["containers"] == ["gardenlab-pg5-1", "gardenlab-pg4-1"]
+    assert rig.runtime.actions == [
+        ("stop", "pg5"),
+        ("stop", "pg5-exporter"),
+        ("stop", "pg4"),
+        ("stop", "pg4-exporter"),
+    ]
+    assert set(rig.runtime.services).isdisjoint({"pg4", "pg5", "pg4-exporter", "pg5-exporter"})
+    assert rig.runtime.removed["containers"] == [
+        "gardenlab-pg5-1",
+        "gardenlab-pg5-exporter-1",
+        "gardenlab-pg4-1",
+        "gardenlab-pg4-exporter-1",
+    ]
+    assert expected_targets(rig.lab.rendered_dir) == STATIC_TARGETS  # readiness after scale-in
     assert rig.runtime.removed["volumes"] == ["gardenlab_pg5", "gardenlab_pg4"]
     deleted = [c for _, c in rig.runtime.executed if c[:2] == ["etcdctl", "del"]]
     assert deleted == [

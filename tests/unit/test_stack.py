@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,11 +14,12 @@ import pytest
 from harness.clients.docker import Volume
 from harness.clients.haproxy import parse_stats_csv
 from harness.clients.patroni import Cluster
-from harness.core.errors import PortInUseError, StateError
+from harness.core.errors import CommandError, ConfigError, PortInUseError, StateError
 from harness.lab.presets import get_preset
 from harness.lab.project import PUBLISHED_PORTS, Lab
 from harness.lab.secrets import ensure_secrets, read_env_file, secrets_fingerprint
 from harness.lab.topology import SUPABASE
+from harness.stack import lifecycle
 from harness.stack.lifecycle import SECRETS_LABEL, Stack, StackStatus, stop_order
 from tests.fakes import FakeRuntime, container, free_ports
 
@@ -175,3 +176,55 @@ def test_restart_waits_for_patroni_to_notice_patched_settings(tmp_path: Path) ->
     assert stack.restart_pending() == []  # at once: nothing yet
     assert stack.restart_pending(settle=5) == ["pg2", "pg3", "pg1"]  # replicas, then the leader
     assert len(restarted) == 3
+
+
+class RefusingRuntime(FakeRuntime):
+    """The monitoring image's promtool refusing a rule, as it words it."""
+
+    def run_once(
+        self,
+        image: str,
+        command: Sequence[str],
+        entrypoint: str,
+        mounts: Sequence[tuple[Path, str]] = (),
+    ) -> str:
+        self.ran = (image, list(command), entrypoint, list(mounts))
+        raise CommandError(
+            ["docker", "run"],
+            1,
+            '  FAILED:\n/etc/prometheus/alerts.yml: 7:11: group "g", rule 2, "Bad": could '
+            "not parse expression: 1:10: parse error: unclosed left parenthesis\n",
+        )
+
+
+def test_a_rule_that_does_not_parse_is_named_with_file_and_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    runtime = RefusingRuntime()
+    stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
+    with pytest.raises(ConfigError) as refused:
+        stack.check_monitoring()
+    rendered = stack.lab.rendered_dir
+    assert refused.value.message == (
+        f'{rendered}/alerts.yml:7: group "g", rule 2, "Bad": could not parse expression: 1:10: '
+        "parse error: unclosed left parenthesis"
+    )
+    assert "harness/config/monitoring.py" in refused.value.hint
+    assert runtime.ran[1:] == (
+        ["-c", "exec promtool check config /etc/prometheus/prometheus.yml 2>&1"],
+        "sh",
+        [(rendered.resolve(), "/etc/prometheus")],
+    )
+    assert runtime.actions == []  # nothing started
+
+
+def test_a_blind_rule_is_refused_before_promtool_and_anything_else_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = RefusingRuntime()
+    stack = Stack(Lab(root=tmp_path, settings={}), say=lambda _: None, runtime=runtime)
+    found = "x/alerts.yml:9: rule LeaderGone reads patroni_master, which no target exports"
+    monkeypatch.setattr(lifecycle, "blind_rules", lambda where: [found])
+    with pytest.raises(ConfigError, match="patroni_master, which no target exports"):
+        stack.check_monitoring()
+    assert not hasattr(runtime, "ran") and runtime.actions == []
