@@ -22,8 +22,9 @@ from tests.security.conftest import CORE_PROFILE_PORTS, lab_secrets, leaked
 ROOT = Path(__file__).parents[2]
 RENDER = (sys.executable, "-m", "harness", "render")
 # Containers whose environment carries secrets because the software reads them only from
-# its environment (Patroni's PATRONI_*, pgBackRest's PGBACKREST_*, libpq's PGPASSWORD, the
-# exporters' DSNs, PgBouncer's entrypoint writing its auth file). Anyone who may run
+# its environment (Patroni's PATRONI_*, pgBackRest's PGBACKREST_* with the S3 repository's
+# key, libpq's PGPASSWORD, the exporters' DSNs, PgBouncer's entrypoint writing its auth file,
+# the S3 server's start script registering the key). Anyone who may run
 # `docker inspect` sees them; on servers they are root-only files (patroni.env, userlist.txt).
 ENV_SECRETS = {
     "pg1": {
@@ -31,12 +32,15 @@ ENV_SECRETS = {
         "REPLICATION_PASSWORD",
         "PATRONI_RESTAPI_PASSWORD",
         "PGBACKREST_CIPHER_PASS",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
     },
     "pgbouncer": {"POSTGRES_PASSWORD", "CRM_APP_PASSWORD"},
     "csv-import": {"CRM_APP_PASSWORD"},
     "pg1-exporter": {"POSTGRES_PASSWORD"},
     "pgbouncer-exporter": {"POSTGRES_PASSWORD"},
-    "pgbackrest-exporter": {"PGBACKREST_CIPHER_PASS"},
+    "pgbackrest-exporter": {"PGBACKREST_CIPHER_PASS", "S3_ACCESS_KEY", "S3_SECRET_KEY"},
+    "s3": {"S3_ACCESS_KEY", "S3_SECRET_KEY"},
 }
 ENV_SECRETS |= {n: ENV_SECRETS["pg1"] for n in ("pg2", "pg3")}
 ENV_SECRETS |= {f"{n}-exporter": ENV_SECRETS["pg1-exporter"] for n in ("pg2", "pg3")}
