@@ -10,6 +10,8 @@ import pytest
 
 from harness.backup.repository import take_backup
 from harness.config.inventory import load_inventory
+from harness.data.scales import TABLES
+from harness.data.verify import verify
 from harness.load.plan import LoadPlan
 from harness.promotion.gate import gate
 from harness.stack.lifecycle import Stack
@@ -65,6 +67,9 @@ def test_the_lab_passes_the_gate_with_load_and_a_switchover(stack: Stack, tmp_pa
     seed_small(stack, reset=False)
     take_backup(stack, "full")
     caught_up(stack)  # the async replica may still replay the seed: the gate would say so
+    # ... and Patroni's lag is what a replica received: the load's samples, read on the ro
+    # port, need what it replayed (verify waits for that, up to its deadline)
+    verify(stack.node_sql, stack.leader(), tables=TABLES)
     report = gate(
         load_inventory(target(stack, tmp_path)),
         stack.lab.settings,
