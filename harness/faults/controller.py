@@ -127,8 +127,7 @@ class Faults:
 
     def members(self) -> list[str]:
         """The database nodes running now: pg1-pg3, and pg4 and pg5 once scaled out."""
-        running = self.stack.running_services()
-        return [n for n in MEMBERS if n in NODES or n in running]
+        return [*NODES, *self.stack.extra_members()]
 
     def resolve_link(self, target: str) -> str:
         """A proxy link: rw/ro/pooler client paths, an application service's database link,

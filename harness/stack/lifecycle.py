@@ -194,13 +194,17 @@ class Stack:
     def running_services(self) -> set[str]:
         return {c.service for c in self.containers() if c.serving}
 
+    def extra_members(self) -> list[str]:
+        """The extra members (pg4, pg5) running now."""
+        running = self.running_services()
+        return [n for n in EXTRA_NODES if n in running]
+
     def scrape_members(self, members: Sequence[str] | None = None) -> None:
         """Prometheus scrapes the extra members (pg4, pg5) named, by default those that run;
         one that left is no longer expected up."""
-        if members is None:
-            running = self.running_services()
-            members = [n for n in EXTRA_NODES if n in running]
-        write_member_targets(self.lab.rendered_dir, members)
+        write_member_targets(
+            self.lab.rendered_dir, self.extra_members() if members is None else members
+        )
 
     def container(self, service: str) -> Container:
         """The container of a service, as it is now."""
