@@ -28,3 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--runs", type=int, default=1, help="Repeat each chaos scenario this many times."
     )
+    parser.addoption(
+        "--reuse-stack",
+        action="store_true",
+        help="Keep the test project's stack up at the end and use it again when healthy "
+        "(for iterating on one test; CI starts from nothing).",
+    )

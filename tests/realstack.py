@@ -59,14 +59,20 @@ def test_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     base = Lab.discover()
     lab = Lab(root=base.root, settings={**base.settings, **TEST_SETTINGS})
     stack = Stack(lab)
     Engine().ensure()
-    stack.down(volumes=True)
+    reuse = bool(request.config.getoption("--reuse-stack"))
+    if not reuse:
+        stack.down(volumes=True)
     try:
-        bring_up(stack)
+        if reuse:
+            ready(stack)
+        else:
+            bring_up(stack)
         yield stack
     finally:
-        stack.down(volumes=True)
+        if not reuse:
+            stack.down(volumes=True)

@@ -17,7 +17,7 @@ from harness.core.progress import Say
 from harness.data.crmdata import CrmData
 from harness.data.scales import TABLES, resolve_counts
 from harness.data.seed import seed, seeded
-from harness.data.verify import CHECKSUM
+from harness.data.verify import checksums_sql
 from harness.lab.presets import TimingPreset
 from harness.stack.lifecycle import Stack
 
@@ -25,11 +25,8 @@ from harness.stack.lifecycle import Stack
 def content_checksums(stack: Stack) -> dict[str, tuple[int, int]]:
     """Rows and a content checksum per CRM table, read on the primary."""
     with psycopg.connect(stack.lab.dsn("rw"), autocommit=True) as conn:
-        sums = {}
-        for table in TABLES:
-            row = conn.execute(CHECKSUM.format(table)).fetchone()
-            sums[table] = (int(row[0]), int(row[1])) if row else (0, 0)
-        return sums
+        rows = conn.execute(checksums_sql(TABLES)).fetchall()
+    return {str(table): (int(count), int(checksum)) for table, count, checksum in rows}
 
 
 def write_batch(stack: Stack, marker: str, rows: int) -> None:

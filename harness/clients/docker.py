@@ -8,18 +8,21 @@ or as ContainerGone when the container is not there."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from harness.core.errors import CommandError, ContainerGone
 
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
+LIST_ATTEMPTS = 3
+LIST_IDS = ("container", "ls", "--all", "--quiet", "--no-trunc", "--filter")
 IMAGE_HISTORY = ("image", "history", "--no-trunc", "--format", "{{.CreatedBy}}")
 GONE_MARKERS = ("No such container", "No such object", "is not running")
 
@@ -148,6 +151,27 @@ class ContainerRuntime(Protocol):
         ...
 
 
+def container_from_inspect(c: dict[str, Any]) -> Container:
+    """A Container from one entry of `docker container inspect`'s JSON."""
+    state = c.get("State") or {}
+    settings = c.get("NetworkSettings") or {}
+    networks = settings.get("Networks") or {}
+    ports = settings.get("Ports") or {}
+    name = str(c["Name"]).lstrip("/")
+    return Container(
+        name=name,
+        id=str(c["Id"]),
+        service=((c.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL, name),
+        status=str(state.get("Status") or "unknown"),
+        running=bool(state.get("Running")),
+        paused=bool(state.get("Paused")),
+        addresses=tuple(n["IPAddress"] for n in networks.values() if n.get("IPAddress")),
+        host_ports=frozenset(
+            int(b["HostPort"]) for bindings in ports.values() for b in bindings or []
+        ),
+    )
+
+
 @contextmanager
 def docker_errors(hint: str = "", evidence: Callable[[], str] | None = None) -> Iterator[None]:
     """Turn python-on-whales' exception into ours, keeping the command, exit code and stderr
@@ -171,29 +195,23 @@ class DockerRuntime:
         self.docker = DockerClient()
 
     def containers(self, label: str) -> list[Container]:
+        """One `docker ps` and one `docker container inspect` of them all, read as JSON:
+        python-on-whales' objects inspect a container again on every attribute read. A
+        container removed between the two calls makes the listing start over."""
+        for _ in range(LIST_ATTEMPTS - 1):
+            with suppress(ContainerGone):
+                return self._list_containers(label)
+        return self._list_containers(label)
+
+    def _list_containers(self, label: str) -> list[Container]:
+        from python_on_whales.utils import run as whales
+
         with docker_errors():
-            found = self.docker.container.list(all=True, filters=[("label", label)])
-        return [self._container(c) for c in found]
-
-    @staticmethod
-    def _container(c: object) -> Container:
-        from python_on_whales import Container as Whale
-
-        assert isinstance(c, Whale)
-        networks = c.network_settings.networks or {}
-        ports = c.network_settings.ports or {}
-        return Container(
-            name=c.name,
-            id=c.id,
-            service=(c.config.labels or {}).get(SERVICE_LABEL, c.name),
-            status=c.state.status or "unknown",
-            running=bool(c.state.running),
-            paused=bool(c.state.paused),
-            addresses=tuple(n.ip_address for n in networks.values() if n.ip_address),
-            host_ports=frozenset(
-                int(b["HostPort"]) for bindings in ports.values() for b in bindings or []
-            ),
-        )
+            ids = str(whales([*self.docker.docker_cmd, *LIST_IDS, f"label={label}"])).split()
+            if not ids:
+                return []
+            found = json.loads(str(whales([*self.docker.docker_cmd, "container", "inspect", *ids])))
+        return [container_from_inspect(c) for c in found]
 
     def networks(self, label: str) -> list[str]:
         with docker_errors():
