@@ -68,7 +68,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     if not reuse:
         stack.down(volumes=True)
     try:
-        if reuse:
+        if reuse and stack.containers():
             ready(stack)
         else:
             bring_up(stack)

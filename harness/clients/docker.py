@@ -22,7 +22,10 @@ from harness.core.errors import CommandError, ContainerGone
 SERVICE_LABEL = "com.docker.compose.service"
 PROJECT_LABEL = "com.docker.compose.project"
 LIST_ATTEMPTS = 3
-LIST_IDS = ("container", "ls", "--all", "--quiet", "--no-trunc", "--filter")
+# Compose puts the project's labels on the images it builds too, so a container that was
+# `docker run` from one would pass for the service; only Compose's own containers carry this.
+COMPOSE_CONTAINER = "label=com.docker.compose.container-number"
+LIST_IDS = ("container", "ls", "--all", "--quiet", "--no-trunc", "--filter", COMPOSE_CONTAINER)
 IMAGE_HISTORY = ("image", "history", "--no-trunc", "--format", "{{.CreatedBy}}")
 GONE_MARKERS = ("No such container", "No such object", "is not running")
 
@@ -207,7 +210,8 @@ class DockerRuntime:
         from python_on_whales.utils import run as whales
 
         with docker_errors():
-            ids = str(whales([*self.docker.docker_cmd, *LIST_IDS, f"label={label}"])).split()
+            listing = [*self.docker.docker_cmd, *LIST_IDS, "--filter", f"label={label}"]
+            ids = str(whales(listing)).split()
             if not ids:
                 return []
             found = json.loads(str(whales([*self.docker.docker_cmd, "container", "inspect", *ids])))
