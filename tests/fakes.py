@@ -58,7 +58,7 @@ class FakeRuntime:
                 return service
         raise ContainerGone(["docker", "x", name], 1, f"No such container: {name}")
 
-    def containers(self, label: str) -> list[Container]:
+    def containers(self, *labels: str) -> list[Container]:
         return list(self.services.values())
 
     def networks(self, label: str) -> list[str]:

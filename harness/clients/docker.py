@@ -24,8 +24,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 LIST_ATTEMPTS = 3
 # Compose puts the project's labels on the images it builds too, so a container that was
 # `docker run` from one would pass for the service; only Compose's own containers carry this.
-COMPOSE_CONTAINER = "label=com.docker.compose.container-number"
-LIST_IDS = ("container", "ls", "--all", "--quiet", "--no-trunc", "--filter", COMPOSE_CONTAINER)
+COMPOSE_CONTAINER_LABEL = "com.docker.compose.container-number"
+LIST_IDS = ("container", "ls", "--all", "--quiet", "--no-trunc")
 IMAGE_HISTORY = ("image", "history", "--no-trunc", "--format", "{{.CreatedBy}}")
 GONE_MARKERS = ("No such container", "No such object", "is not running")
 
@@ -97,9 +97,10 @@ class RunSpec:
 
 
 class ContainerRuntime(Protocol):
-    """What the harness asks of a container engine; `label` filters are `key=value`."""
+    """What the harness asks of a container engine; `label` filters are `key=value` (or a
+    bare key, which a container must carry); containers match every label given."""
 
-    def containers(self, label: str) -> list[Container]: ...
+    def containers(self, *labels: str) -> list[Container]: ...
 
     def networks(self, label: str) -> list[str]: ...
 
@@ -197,21 +198,21 @@ class DockerRuntime:
 
         self.docker = DockerClient()
 
-    def containers(self, label: str) -> list[Container]:
+    def containers(self, *labels: str) -> list[Container]:
         """One `docker ps` and one `docker container inspect` of them all, read as JSON:
         python-on-whales' objects inspect a container again on every attribute read. A
         container removed between the two calls makes the listing start over."""
         for _ in range(LIST_ATTEMPTS - 1):
             with suppress(ContainerGone):
-                return self._list_containers(label)
-        return self._list_containers(label)
+                return self._list_containers(labels)
+        return self._list_containers(labels)
 
-    def _list_containers(self, label: str) -> list[Container]:
+    def _list_containers(self, labels: Sequence[str]) -> list[Container]:
         from python_on_whales.utils import run as whales
 
         with docker_errors():
-            listing = [*self.docker.docker_cmd, *LIST_IDS, "--filter", f"label={label}"]
-            ids = str(whales(listing)).split()
+            filters = [arg for label in labels for arg in ("--filter", f"label={label}")]
+            ids = str(whales([*self.docker.docker_cmd, *LIST_IDS, *filters])).split()
             if not ids:
                 return []
             found = json.loads(str(whales([*self.docker.docker_cmd, "container", "inspect", *ids])))

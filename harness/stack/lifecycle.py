@@ -18,7 +18,14 @@ from datetime import datetime
 import httpx
 
 from harness.clients.compose import ComposeProject, DockerCompose
-from harness.clients.docker import PROJECT_LABEL, Container, ContainerRuntime, DockerRuntime, Volume
+from harness.clients.docker import (
+    COMPOSE_CONTAINER_LABEL,
+    PROJECT_LABEL,
+    Container,
+    ContainerRuntime,
+    DockerRuntime,
+    Volume,
+)
 from harness.clients.haproxy import BackendServer, fetch_backends
 from harness.clients.monitoring import AlertmanagerClient, FiringAlert, PrometheusClient, Target
 from harness.clients.patroni import Cluster, PatroniClient
@@ -178,7 +185,7 @@ class Stack:
     # -- inventory -----------------------------------------------------------------------
 
     def containers(self) -> list[Container]:
-        return self.runtime.containers(self.label)
+        return self.runtime.containers(self.label, COMPOSE_CONTAINER_LABEL)
 
     def volumes(self) -> list[Volume]:
         return self.runtime.volumes(self.label)
