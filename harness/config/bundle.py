@@ -35,6 +35,8 @@ from harness.config.render import (
     REPO_CIPHER,
     REPO_PATH,
     Site,
+    etcd_scheme,
+    etcd_tls_settings,
     haproxy_cfg,
     patroni_config,
     patroni_tls_environment,
@@ -47,6 +49,8 @@ from harness.lab.topology import (
     ALERTMANAGER_PORT,
     ENDPOINTS,
     ETCD_CLIENT_PORT,
+    ETCD_METRICS_PORT,
+    ETCD_PEER_PORT,
     HAPROXY_METRICS_PORT,
     PG_PORT,
     REST_PORT,
@@ -203,19 +207,26 @@ def node_patroni_config(inventory: Inventory, host: Host) -> dict[str, Any]:
 
 
 def etcd_environment(inventory: Inventory, host: Host) -> str:
-    """/etc/default/etcd, read by Debian's etcd unit: the lab's settings with real addresses."""
-    members = ",".join(f"{h.name}=http://{h.address}:2380" for h in inventory.with_role("etcd"))
+    """/etc/default/etcd, read by Debian's etcd unit: the lab's settings with real addresses,
+    TLS with the inventory's certificates when it names them."""
+    scheme = etcd_scheme(inventory.tls)
+    members = ",".join(
+        f"{h.name}={scheme}://{h.address}:{ETCD_PEER_PORT}" for h in inventory.with_role("etcd")
+    )
+    client = f"{scheme}://{host.address}:{ETCD_CLIENT_PORT}"
     settings = {
         "ETCD_NAME": host.name,
         "ETCD_DATA_DIR": "/var/lib/etcd/gardenlab",
         "ETCD_INITIAL_CLUSTER": members,
         "ETCD_INITIAL_CLUSTER_STATE": "new",
         "ETCD_INITIAL_CLUSTER_TOKEN": "gardenlab",
-        "ETCD_LISTEN_PEER_URLS": f"http://{host.address}:2380",
-        "ETCD_LISTEN_CLIENT_URLS": f"http://{host.address}:2379,http://127.0.0.1:2379",
-        "ETCD_ADVERTISE_CLIENT_URLS": f"http://{host.address}:2379",
-        "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"http://{host.address}:2380",
+        "ETCD_LISTEN_PEER_URLS": f"{scheme}://{host.address}:{ETCD_PEER_PORT}",
+        "ETCD_LISTEN_CLIENT_URLS": f"{client},{scheme}://127.0.0.1:{ETCD_CLIENT_PORT}",
+        "ETCD_ADVERTISE_CLIENT_URLS": client,
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"{scheme}://{host.address}:{ETCD_PEER_PORT}",
+        "ETCD_LISTEN_METRICS_URLS": f"http://{host.address}:{ETCD_METRICS_PORT}",
         "ETCD_ENABLE_V2": "false",
+        **etcd_tls_settings(inventory.tls),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -244,7 +255,7 @@ def targets_of(inventory: Inventory) -> Targets:
         jobs=(
             ("patroni", at("database", REST_PORT)),
             ("postgres", at("database", POSTGRES_EXPORTER.port)),
-            ("etcd", at("etcd", ETCD_CLIENT_PORT)),
+            ("etcd", at("etcd", ETCD_METRICS_PORT)),
             ("haproxy", at("haproxy", HAPROXY_METRICS_PORT)),
             ("pgbouncer", at("pgbouncer", PGBOUNCER_EXPORTER.port)),
             ("node", tuple(f"{h.address}:{NODE_EXPORTER.port}" for h in node_hosts)),

@@ -24,8 +24,8 @@ from harness.lab.topology import (
     ALERT_LOG_PORT,
     ALERTMANAGER,
     ALERTMANAGER_PORT,
-    ETCD_CLIENT_PORT,
     ETCD_MEMBERS,
+    ETCD_METRICS_PORT,
     HAPROXY,
     HAPROXY_METRICS_PORT,
     NODE_EXPORTER_PORT,
@@ -478,7 +478,7 @@ LAB_TARGETS = Targets(
     jobs=(
         ("patroni", tuple(f"{n}:{REST_PORT}" for n in NODES)),
         ("postgres", tuple(f"{postgres_exporter(n)}:{POSTGRES_EXPORTER_PORT}" for n in NODES)),
-        ("etcd", tuple(f"{m}:{ETCD_CLIENT_PORT}" for m in ETCD_MEMBERS)),
+        ("etcd", tuple(f"{m}:{ETCD_METRICS_PORT}" for m in ETCD_MEMBERS)),
         ("haproxy", (f"{HAPROXY}:{HAPROXY_METRICS_PORT}",)),
         ("pgbouncer", (f"{PGBOUNCER}-exporter:{PGBOUNCER_EXPORTER_PORT}",)),
         ("pgbackrest", (f"pgbackrest-exporter:{PGBACKREST_EXPORTER_PORT}",)),

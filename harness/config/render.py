@@ -197,6 +197,39 @@ def restapi_tls(tls: TlsPaths | None) -> dict[str, str]:
     return {"certfile": tls.cert_file, "keyfile": tls.key_file, "cafile": tls.ca_file}
 
 
+def etcd_scheme(tls: TlsPaths | None) -> str:
+    return "http" if tls is None else "https"
+
+
+def etcd_tls_settings(tls: TlsPaths | None) -> dict[str, str]:
+    """etcd's TLS for clients and peers (its ETCD_* environment): each side presents a
+    certificate of the CA, TLS 1.3 only (etcd 3.5.16's --tls-min-version)."""
+    if tls is None:
+        return {}
+    return {
+        "ETCD_CERT_FILE": tls.cert_file,
+        "ETCD_KEY_FILE": tls.key_file,
+        "ETCD_TRUSTED_CA_FILE": tls.ca_file,
+        "ETCD_CLIENT_CERT_AUTH": "true",
+        "ETCD_PEER_CERT_FILE": tls.cert_file,
+        "ETCD_PEER_KEY_FILE": tls.key_file,
+        "ETCD_PEER_TRUSTED_CA_FILE": tls.ca_file,
+        "ETCD_PEER_CLIENT_CERT_AUTH": "true",
+        "ETCD_TLS_MIN_VERSION": "TLS1.3",
+        # etcdctl on the member itself (`harness scale` deletes a leaving member's key)
+        "ETCDCTL_CACERT": tls.ca_file,
+        "ETCDCTL_CERT": tls.cert_file,
+        "ETCDCTL_KEY": tls.key_file,
+    }
+
+
+def etcd3_tls(tls: TlsPaths | None) -> dict[str, str]:
+    """Patroni's etcd3 section: HTTPS with the server's own certificate as the client's."""
+    if tls is None:
+        return {}
+    return {"protocol": "https", "cacert": tls.ca_file, "cert": tls.cert_file, "key": tls.key_file}
+
+
 @dataclass(frozen=True)
 class Site:
     """Where a rendering goes: the lab's containers, or an inventory's servers. Everything
@@ -364,7 +397,7 @@ def patroni_config(
         "namespace": "/service/",
         "log": {"level": "INFO"},
         "restapi": {"listen": f"0.0.0.0:{REST_PORT}", **restapi_tls(site.tls)},
-        "etcd3": {"hosts": list(site.etcd_hosts)},
+        "etcd3": {"hosts": list(site.etcd_hosts), **etcd3_tls(site.tls)},
         "bootstrap": bootstrap_config(preset, restore, site),
         "postgresql": {
             "listen": f"0.0.0.0:{PG_PORT}",

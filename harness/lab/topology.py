@@ -43,6 +43,9 @@ PG_PORT = 5432
 REST_PORT = 8008
 ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
+# etcd's /metrics and /health alone, on plain HTTP: the client port requires a certificate of
+# the CA, which admits to the whole keyspace (no RBAC), more than a scraper should hold.
+ETCD_METRICS_PORT = 2381
 
 EndpointName = Literal["rw", "ro", "pooler"]
 Via = Literal["haproxy", "pgbouncer"]
@@ -155,6 +158,7 @@ HAPROXY_METRICS_PORT = 8405
 # and the proxied client ports reach nodes and the pooler through the fault proxy.
 TLS_NAMES: dict[str, tuple[str, ...]] = {
     **{node: (node, "haproxy", FAULTPROXY) for node in MEMBERS},
+    **{member: (member,) for member in ETCD_MEMBERS},  # clients' and peers' URLs name them
     "pgbouncer": ("pgbouncer", FAULTPROXY),
     S3: (S3, FAULTPROXY),  # pgBackRest connects through the fault proxy, asking for `s3`
     SOURCE_SERVICE: (SOURCE_SERVICE,),

@@ -5,9 +5,13 @@ from pathlib import Path
 
 import yaml
 
+from harness.config.bundle import etcd_environment, node_patroni_config, targets_of
+from harness.config.inventory import load_inventory
+from harness.config.monitoring import LAB_TARGETS, prometheus_config
 from harness.config.render import (
     LIVE_PARAMETERS,
     OBSERVE_PARAMETERS,
+    etcd_tls_settings,
     faultproxy_config,
     patroni_config,
     render_files,
@@ -15,6 +19,8 @@ from harness.config.render import (
 )
 from harness.lab.presets import get_preset
 from harness.lab.secrets import read_env_file
+from harness.lab.tls import LAB_PATHS
+from harness.lab.topology import ETCD_MEMBERS, TLS_NAMES
 
 
 def test_patroni_bootstrap_carries_the_safety_settings() -> None:
@@ -105,3 +111,83 @@ def test_hash_changes_only_for_files_the_preset_touches(tmp_path: Path) -> None:
     assert fast["GARDENLAB_PGBOUNCER_CONFIG_HASH"] == safe["GARDENLAB_PGBOUNCER_CONFIG_HASH"]
     assert safe["GARDENLAB_PRESET"] == "safe"
     assert (tmp_path / "a" / "haproxy.cfg").exists()
+
+
+ROOT = Path(__file__).parents[2]
+INVENTORY = """\
+preset: normal
+network: 10.0.1.0/24
+hosts:
+  - {name: db1, address: 10.0.1.11, roles: [database, etcd]}
+  - {name: db2, address: 10.0.1.12, roles: [database, etcd]}
+  - {name: db3, address: 10.0.1.13, roles: [database, etcd, monitoring]}
+  - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
+"""
+TLS_SECTION = "tls: {ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+
+
+def test_patroni_reaches_etcd_over_https_with_a_client_certificate() -> None:
+    etcd3 = patroni_config(get_preset("fast"))["etcd3"]
+    assert etcd3["protocol"] == "https"
+    assert (etcd3["cacert"], etcd3["cert"], etcd3["key"]) == (
+        LAB_PATHS.ca_file,
+        LAB_PATHS.cert_file,
+        LAB_PATHS.key_file,
+    )
+
+
+def test_the_labs_etcd_runs_the_rendered_tls_settings_on_https_urls() -> None:
+    """The Compose file carries etcd_tls_settings, and every member has its certificate."""
+    compose = yaml.safe_load((ROOT / "compose" / "docker-compose.yml").read_text())
+    environment = compose["x-etcd-env"]
+    settings = etcd_tls_settings(LAB_PATHS)
+    assert settings["ETCD_CLIENT_CERT_AUTH"] == settings["ETCD_PEER_CLIENT_CERT_AUTH"] == "true"
+    assert settings["ETCD_TLS_MIN_VERSION"] == "TLS1.3"
+    assert settings.items() <= environment.items()
+    urls = [environment["ETCD_LISTEN_CLIENT_URLS"], environment["ETCD_LISTEN_PEER_URLS"]]
+    for member in ETCD_MEMBERS:
+        service = compose["services"][member]["environment"]
+        urls += [service["ETCD_ADVERTISE_CLIENT_URLS"], service["ETCD_INITIAL_ADVERTISE_PEER_URLS"]]
+        assert member in TLS_NAMES[member]
+    assert all(url.startswith("https://") for url in urls)
+    assert environment["ETCD_INITIAL_CLUSTER"].count("https://") == len(ETCD_MEMBERS)
+
+
+def test_prometheus_scrapes_etcd_on_its_metrics_port_in_the_lab_and_on_servers() -> None:
+    jobs = {job["job_name"]: job for job in yaml.safe_load(prometheus_config())["scrape_configs"]}
+    assert jobs["etcd"]["static_configs"][0]["targets"] == [f"{m}:2381" for m in ETCD_MEMBERS]
+    assert "scheme" not in jobs["etcd"]
+    assert dict(LAB_TARGETS.jobs)["etcd"] == tuple(f"{m}:2381" for m in ETCD_MEMBERS)
+
+
+def test_the_servers_etcd_gets_the_labs_tls_settings_with_the_inventorys_paths(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY + TLS_SECTION)
+    inventory = load_inventory(path)
+    environment = dict(
+        line.split("=", 1) for line in etcd_environment(inventory, inventory.host("db1")).split()
+    )
+    assert etcd_tls_settings(inventory.tls).items() <= environment.items()
+    assert environment["ETCD_CERT_FILE"] == environment["ETCD_PEER_CERT_FILE"] == "/srv/db.pem"
+    assert environment["ETCD_TRUSTED_CA_FILE"] == "/srv/ca.pem"
+    assert environment["ETCD_TLS_MIN_VERSION"] == "TLS1.3"
+    assert environment["ETCD_ADVERTISE_CLIENT_URLS"] == "https://10.0.1.11:2379"
+    assert environment["ETCD_INITIAL_CLUSTER"] == ",".join(
+        f"db{i}=https://10.0.1.1{i}:2380" for i in (1, 2, 3)
+    )
+    assert environment["ETCD_LISTEN_METRICS_URLS"] == "http://10.0.1.11:2381"
+    etcd3 = node_patroni_config(inventory, inventory.host("db1"))["etcd3"]
+    assert etcd3["protocol"] == "https" and etcd3["cert"] == "/srv/db.pem"
+    assert etcd3["hosts"] == [f"10.0.1.1{i}:2379" for i in (1, 2, 3)]
+    assert dict(targets_of(inventory).jobs)["etcd"] == tuple(f"10.0.1.1{i}:2381" for i in (1, 2, 3))
+
+
+def test_the_servers_etcd_without_tls_renders_plain_http(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.yml"
+    path.write_text(INVENTORY)
+    inventory = load_inventory(path)
+    text = etcd_environment(inventory, inventory.host("db2"))
+    assert "https" not in text and "ETCD_CLIENT_CERT_AUTH" not in text
+    assert "protocol" not in node_patroni_config(inventory, inventory.host("db2"))["etcd3"]
