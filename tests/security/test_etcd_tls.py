@@ -6,6 +6,7 @@ One probe run in pg1 tries every way on every member's ports (~1 s)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -24,6 +25,9 @@ members, ports = sys.argv[4].split(","), sys.argv[5].split(",")
 
 def context(client_cert, maximum):
     ctx = ssl.create_default_context(cafile=ca)
+    # Python 3.13's strict X.509 wants an Authority Key Identifier, which labs' certificates
+    # issued before it was added lack: etcd's policy is what is probed here
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
     if client_cert:
         ctx.load_cert_chain(cert, key)
     ctx.maximum_version = maximum
@@ -80,11 +84,19 @@ def test_etcd_answers_a_verified_tls_13_client_with_a_certificate(
     assert answers[f"{member}:{port} right"].startswith("200 "), answers
 
 
+# How each refusal shows: plaintext meets a TLS listener that hangs up (never etcd's answer),
+# the handshake ends with TLS 1.3's certificate_required alert, or with protocol_version.
+REFUSED = {
+    "plaintext": "RemoteDisconnected|Connection reset|^400 ",
+    "no-client-cert": "CERTIFICATE_REQUIRED",
+    "tls12": "PROTOCOL_VERSION",
+}
+
+
 @pytest.mark.parametrize(("member", "port"), TARGETS)
-@pytest.mark.parametrize("way", ["plaintext", "no-client-cert", "tls12"])
+@pytest.mark.parametrize("way", list(REFUSED))
 def test_etcd_refuses_plaintext_a_client_without_a_certificate_and_tls_12(
     answers: dict[str, str], member: str, port: int, way: str
 ) -> None:
     answer = answers[f"{member}:{port} {way}"]
-    # plaintext gets Go's "400 Client sent an HTTP request to an HTTPS server", never etcd's
-    assert not answer.startswith("200 ") and "etcdserver" not in answer, answer
+    assert re.search(REFUSED[way], answer) and "etcdserver" not in answer, answer
