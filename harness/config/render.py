@@ -216,10 +216,6 @@ def etcd_tls_settings(tls: TlsPaths | None) -> dict[str, str]:
         "ETCD_PEER_TRUSTED_CA_FILE": tls.ca_file,
         "ETCD_PEER_CLIENT_CERT_AUTH": "true",
         "ETCD_TLS_MIN_VERSION": "TLS1.3",
-        # etcdctl on the member itself (`harness scale` deletes a leaving member's key)
-        "ETCDCTL_CACERT": tls.ca_file,
-        "ETCDCTL_CERT": tls.cert_file,
-        "ETCDCTL_KEY": tls.key_file,
     }
 
 
