@@ -25,8 +25,9 @@ members, ports = sys.argv[4].split(","), sys.argv[5].split(",")
 
 def context(client_cert, maximum):
     ctx = ssl.create_default_context(cafile=ca)
-    # Python 3.13's strict X.509 wants an Authority Key Identifier, which labs' certificates
-    # issued before it was added lack: etcd's policy is what is probed here
+    # Python 3.13's strict X.509 wants an Authority Key Identifier, which a checkout's
+    # certificates issued before the lab added it lack until `harness tls rotate`: etcd's
+    # policy is what is probed here, not their age
     ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
     if client_cert:
         ctx.load_cert_chain(cert, key)

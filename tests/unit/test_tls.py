@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,6 +84,30 @@ def test_a_node_answers_to_its_name_haproxy_the_proxy_and_the_host(lab_tls: LabT
         "localhost",
     }
     assert san.value.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+
+
+def test_a_strict_verifier_accepts_the_certificates(lab_tls: LabTls) -> None:
+    # Python 3.13's default context is strict: it wants the issuer's key identifier
+    client = ssl.create_default_context(cafile=lab_tls.ca_file)
+    client.verify_flags |= ssl.VERIFY_X509_STRICT
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(lab_tls.cert_file("etcd1"), lab_tls.service_dir("etcd1") / "tls.key")
+    pipes = [ssl.MemoryBIO() for _ in range(4)]
+    ends = [
+        client.wrap_bio(pipes[0], pipes[1], server_hostname="etcd1"),
+        server.wrap_bio(pipes[2], pipes[3], server_side=True),
+    ]
+    done = [False, False]
+    for _ in range(10):
+        for i, end in enumerate(ends):
+            try:
+                end.do_handshake()
+                done[i] = True
+            except ssl.SSLWantReadError:
+                pass
+        pipes[2].write(pipes[1].read())  # client -> server
+        pipes[0].write(pipes[3].read())  # server -> client
+    assert done == [True, True]
 
 
 def test_an_expired_certificate_is_named_with_the_command_that_renews_it(lab_tls: LabTls) -> None:
