@@ -214,16 +214,17 @@ def etcd_environment(inventory: Inventory, host: Host) -> str:
         f"{h.name}={scheme}://{h.address}:{ETCD_PEER_PORT}" for h in inventory.with_role("etcd")
     )
     client = f"{scheme}://{host.address}:{ETCD_CLIENT_PORT}"
+    peer = f"{scheme}://{host.address}:{ETCD_PEER_PORT}"
     settings = {
         "ETCD_NAME": host.name,
         "ETCD_DATA_DIR": "/var/lib/etcd/gardenlab",
         "ETCD_INITIAL_CLUSTER": members,
         "ETCD_INITIAL_CLUSTER_STATE": "new",
         "ETCD_INITIAL_CLUSTER_TOKEN": "gardenlab",
-        "ETCD_LISTEN_PEER_URLS": f"{scheme}://{host.address}:{ETCD_PEER_PORT}",
+        "ETCD_LISTEN_PEER_URLS": peer,
         "ETCD_LISTEN_CLIENT_URLS": f"{client},{scheme}://127.0.0.1:{ETCD_CLIENT_PORT}",
         "ETCD_ADVERTISE_CLIENT_URLS": client,
-        "ETCD_INITIAL_ADVERTISE_PEER_URLS": f"{scheme}://{host.address}:{ETCD_PEER_PORT}",
+        "ETCD_INITIAL_ADVERTISE_PEER_URLS": peer,
         "ETCD_LISTEN_METRICS_URLS": f"http://{host.address}:{ETCD_METRICS_PORT}",
         "ETCD_ENABLE_V2": "false",
         **etcd_tls_settings(inventory.tls),

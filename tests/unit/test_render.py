@@ -21,6 +21,7 @@ from harness.lab.presets import get_preset
 from harness.lab.secrets import read_env_file
 from harness.lab.tls import LAB_PATHS
 from harness.lab.topology import ETCD_MEMBERS, TLS_NAMES
+from tests.unit.test_inventory import GOOD
 
 
 def test_patroni_bootstrap_carries_the_safety_settings() -> None:
@@ -114,15 +115,6 @@ def test_hash_changes_only_for_files_the_preset_touches(tmp_path: Path) -> None:
 
 
 ROOT = Path(__file__).parents[2]
-INVENTORY = """\
-preset: normal
-network: 10.0.1.0/24
-hosts:
-  - {name: db1, address: 10.0.1.11, roles: [database, etcd]}
-  - {name: db2, address: 10.0.1.12, roles: [database, etcd]}
-  - {name: db3, address: 10.0.1.13, roles: [database, etcd, monitoring]}
-  - {name: lb1, address: 10.0.1.21, roles: [haproxy, pgbouncer]}
-"""
 TLS_SECTION = "tls: {ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
 
 
@@ -164,7 +156,7 @@ def test_the_servers_etcd_gets_the_labs_tls_settings_with_the_inventorys_paths(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "inventory.yml"
-    path.write_text(INVENTORY + TLS_SECTION)
+    path.write_text(GOOD + TLS_SECTION)
     inventory = load_inventory(path)
     environment = dict(
         line.split("=", 1) for line in etcd_environment(inventory, inventory.host("db1")).split()
@@ -186,7 +178,7 @@ def test_the_servers_etcd_gets_the_labs_tls_settings_with_the_inventorys_paths(
 
 def test_the_servers_etcd_without_tls_renders_plain_http(tmp_path: Path) -> None:
     path = tmp_path / "inventory.yml"
-    path.write_text(INVENTORY)
+    path.write_text(GOOD)
     inventory = load_inventory(path)
     text = etcd_environment(inventory, inventory.host("db2"))
     assert "https" not in text and "ETCD_CLIENT_CERT_AUTH" not in text
