@@ -8,6 +8,9 @@ hint and exit non-zero; usage errors exit 2, a status that is not healthy exits 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
+import sys
 
 import click
 
@@ -77,3 +80,19 @@ def main() -> None:
         from harness.cli.output import fail
 
         fail(exc)
+    except SystemExit as exc:
+        from harness.cli.output import INTERRUPTED
+
+        if exc.code == INTERRUPTED:
+            end_as_interrupted()
+        raise
+
+
+def end_as_interrupted() -> None:
+    """End killed by SIGINT, as an interrupted program should: a calling shell or make then
+    stops too (a shell shows status 130), and it is one end state whatever Python was doing
+    when the signal came."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)

@@ -167,7 +167,7 @@ def load_command(
     from harness.chaos.catalog import scenario_named
     from harness.chaos.report import summary
     from harness.cli.dashboard import report_panels
-    from harness.cli.output import err, out
+    from harness.cli.output import err, exit_interrupted, out
     from harness.core.errors import ConfigError
     from harness.load.capacity import CapacityPlan, run_capacity
     from harness.load.capacity import summary as capacity_summary
@@ -222,8 +222,7 @@ def load_command(
         try:
             found = run_capacity(stack, capacity, directory, say=err.print)
         except KeyboardInterrupt:
-            err.print(f"interrupted: Locust stopped (its reports so far are in {directory})")
-            sys.exit(130)
+            exit_interrupted(f"interrupted: Locust stopped (its reports so far are in {directory})")
         out.print(capacity_summary(found), highlight=False)
         return
     try:
@@ -234,11 +233,10 @@ def load_command(
         else:
             result = run_load_chaos(stack, plan, chosen, directory, say=err.print)
     except KeyboardInterrupt:
-        err.print(
+        exit_interrupted(
             f"interrupted: Locust stopped (its reports so far are in {directory}); "
             "any fault was healed" + ("; the import goes on in the service" if import_rows else "")
         )
-        sys.exit(130)
     if result.chaos is not None:
         out.print(summary(result.chaos), highlight=False)
     out.print(load_summary(result), highlight=False)

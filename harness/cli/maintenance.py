@@ -3,7 +3,6 @@ members added and removed."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -18,15 +17,14 @@ if TYPE_CHECKING:
 
 @contextmanager
 def planned(app: App) -> Iterator[Planned]:
-    """The planned-work driver; Ctrl-C exits 130 once PgBouncer has been resumed."""
-    from harness.cli.output import err
+    """The planned-work driver; Ctrl-C ends the command once PgBouncer has been resumed."""
+    from harness.cli.output import err, exit_interrupted
     from harness.maintenance.planned import Planned
 
     try:
         yield Planned(app.stack(), say=err.print)
     except KeyboardInterrupt:
-        err.print("interrupted: PgBouncer was resumed; `harness status` shows the cluster")
-        sys.exit(130)
+        exit_interrupted("interrupted: PgBouncer was resumed; `harness status` shows the cluster")
 
 
 def timeout_option(default: float) -> Callable[[Callable[..., None]], Callable[..., None]]:

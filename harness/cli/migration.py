@@ -108,7 +108,7 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from harness.cli.output import err
+    from harness.cli.output import err, exit_interrupted
     from harness.migration.sync import start, wait_copied
 
     stack = app.stack()
@@ -116,14 +116,12 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
     try:
         report = start(move, lab_ddl_dumper(stack), reset=reset, say=err.print)
     except KeyboardInterrupt:
-        err.print(
+        exit_interrupted(
             "interrupted while preparing: undone (no subscription, publication or marks; the "
             "cluster's tables back under their clean names; tables made for the move dropped). "
             "Kept: rows --reset deleted and REPLICA IDENTITY FULL on the source. Run `harness "
-            "migration start` again to resume from the beginning",
-            highlight=False,
+            "migration start` again to resume from the beginning"
         )
-        sys.exit(130)
     for clean, legacy in report.renamed:
         err.print(f"cluster: {clean} is {legacy} until the cutover", highlight=False)
     if report.created:
@@ -145,8 +143,9 @@ def start_command(app: App, reset: bool, copy_timeout: float) -> None:
                 copy_timeout,
             )
     except KeyboardInterrupt:
-        err.print("stopped following: the copy goes on; `harness migration status` follows it")
-        sys.exit(130)
+        exit_interrupted(
+            "stopped following: the copy goes on; `harness migration status` follows it"
+        )
     err.print(f"copied {len(done.tables)} tables; streaming, lag {done.lag_bytes} bytes")
 
 
@@ -266,15 +265,13 @@ def lab_endpoint(app: App, move: Move) -> Endpoint:
 
 
 def interrupted(stage: str) -> NoReturn:
-    from harness.cli.output import err
+    from harness.cli.output import exit_interrupted
 
-    err.print(
+    exit_interrupted(
         f"interrupted: the {stage} was undone unless the endpoint had been repointed; the "
         "endpoint is resumed where it points (`harness migration status` shows which side "
-        f"serves); run `harness migration {stage}` again to retry",
-        highlight=False,
+        f"serves); run `harness migration {stage}` again to retry"
     )
-    sys.exit(130)
 
 
 def show_switch(report: CutoverReport, title: str, out_path: Path | None) -> None:
@@ -449,7 +446,7 @@ def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -
     """
     from harness.chaos.report import record_window
     from harness.cli.dashboard import report_panels
-    from harness.cli.output import err, out
+    from harness.cli.output import err, exit_interrupted, out
     from harness.migration.drill import DrillOptions, run_drill, write_report
     from harness.migration.slots import PatroniSlots
     from harness.provision.source import fresh_source
@@ -473,13 +470,11 @@ def drill_command(app: App, writers: int, window: float, out_dir: Path | None) -
             say=err.print,
         )
     except KeyboardInterrupt:
-        err.print(
+        exit_interrupted(
             "interrupted: the writers are stopped and the endpoint resumed where it points; "
             "`harness migration status` shows the move, `harness migration finish` drops it, "
-            "and the next drill starts afresh",
-            highlight=False,
+            "and the next drill starts afresh"
         )
-        sys.exit(130)
     paths = write_report(result, directory)
     out.print(paths[1].read_text(), highlight=False, end="")
     err.print(f"report: {', '.join(str(p) for p in paths)}", highlight=False)

@@ -34,6 +34,16 @@ def fail(exc: HarnessError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+INTERRUPTED = 130  # what a command's Ctrl-C exits with; `main` turns it into SIGINT's end
+
+
+def exit_interrupted(message: str) -> NoReturn:
+    """After a Ctrl-C was cleaned up: say what was left how, and unwind (the `with` blocks
+    on the way out still close) to `main`, which ends the process as SIGINT would."""
+    err.print(message, highlight=False)
+    sys.exit(INTERRUPTED)
+
+
 def say(text: str) -> None:
     """Progress and notes go to stderr, so stdout stays the command's answer."""
     err.print(text, highlight=False)

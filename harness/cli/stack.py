@@ -53,7 +53,7 @@ def up(
     Debian). Running it again on a healthy stack changes nothing. Ctrl-C stops
     the half-started stack (data volumes are kept) so the next `up` starts clean.
     """
-    from harness.cli.output import ProgressView, err, out, status_table
+    from harness.cli.output import INTERRUPTED, ProgressView, err, out, status_table
     from harness.core.errors import HarnessError
     from harness.lab.presets import get_preset
     from harness.provision.up import bring_up
@@ -80,7 +80,7 @@ def up(
                 stack.down(volumes=False)
             except HarnessError as exc:
                 view.say(f"could not stop it: {exc.message}; run `harness down`")
-            sys.exit(130)
+            sys.exit(INTERRUPTED)
     phases = ", ".join(f"{name} {seconds:.1f}" for name, seconds in report.up.phases.items())
     err.print(
         f"[green]ready[/] in {sum(report.up.phases.values()):.1f} s ({phases}); "

@@ -45,6 +45,7 @@ from harness.config.render import (
     pgbouncer_ini,
 )
 from harness.core.errors import CommandError, ConfigError
+from harness.lab.tls import CA_CERT, CERT, KEY
 from harness.lab.topology import (
     ALERTMANAGER_PORT,
     ENDPOINTS,
@@ -96,6 +97,11 @@ SERVICES: dict[str, tuple[str, ...]] = {
 # The roles whose hosts run a node exporter: the database and load-balancing hosts.
 NODE_EXPORTER_ROLES = ("database", "haproxy", "pgbouncer")
 TLS_DIR = "/etc/pgbackrest/tls"  # the repository host's certificates, provisioned by the operator
+# The inventory's certificates: every host gets the CA; the roles that serve TLS also get a
+# certificate and key, readable by the user each runs as through one group (PostgreSQL
+# accepts a key owned by root at 0640, as in the lab).
+TLS_GROUP = "gardenlab-tls"
+TLS_SERVERS: dict[str, str] = {"database": "postgres", "pgbouncer": "postgres", "etcd": "etcd"}
 
 PATRONI_UNIT = """\
 [Unit]
@@ -307,6 +313,41 @@ class HostBundle:
     files: Files = field(default_factory=dict)
     templates: Templates = field(default_factory=dict)
     services: list[str] = field(default_factory=list)
+    tls: list[dict[str, str]] = field(default_factory=list)  # copied from the operator's dir
+    tls_readers: list[str] = field(default_factory=list)  # users that join TLS_GROUP
+
+
+def certificate_names(inventory: Inventory, host: Host) -> list[str]:
+    """The names a server's certificate must carry for clients that verify them: its own, and
+    on a database server also the load balancer's (HAProxy passes PostgreSQL's TLS through, and
+    a client checks the name it dialled against the certificate of whichever node answers)."""
+    names = [host.name, host.address]
+    if "database" in host.roles:
+        for balancer in inventory.with_role("haproxy"):
+            names += [balancer.name, balancer.address]
+        endpoints = inventory.endpoints
+        names += [endpoint.rsplit(":", 1)[0] for endpoint in (endpoints.rw, endpoints.ro)]
+    return list(dict.fromkeys(names))
+
+
+def tls_placement(inventory: Inventory, host: Host) -> tuple[list[dict[str, str]], list[str]]:
+    """What the playbook copies from the inventory's tls source_dir (ca.crt, <host>/tls.crt,
+    <host>/tls.key) to where the servers' configuration expects it, and who reads the key."""
+    if inventory.tls is None or inventory.tls_source is None:
+        return [], []
+    source, paths = inventory.tls_source, inventory.tls
+
+    def placed(src: Path, dest: str, mode: str, group: str = "root") -> dict[str, str]:
+        return {"src": str(src), "dest": dest, "mode": mode, "group": group}
+
+    files = [placed(source / CA_CERT, paths.ca_file, "0644")]
+    readers = sorted({TLS_SERVERS[r] for r in host.roles if r in TLS_SERVERS})
+    if readers:
+        files += [
+            placed(source / host.name / CERT, paths.cert_file, "0644"),
+            placed(source / host.name / KEY, paths.key_file, "0640", TLS_GROUP),
+        ]
+    return files, readers
 
 
 ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
@@ -384,6 +425,7 @@ def plan_bundle(inventory: Inventory, versions: Mapping[str, str]) -> list[HostB
     bundles = []
     for host in inventory.hosts:
         bundle = HostBundle(host)
+        bundle.tls, bundle.tls_readers = tls_placement(inventory, host)
         for role in host.roles:
             packages = [p for _, names in PACKAGES[role] for p in names]
             bundle.packages += [
@@ -406,7 +448,31 @@ PLAYBOOK: list[dict[str, Any]] = [
         "name": "gardenlab: the configuration the lab proved, on Debian 13 servers",
         "hosts": "all",
         "become": True,
+        "any_errors_fatal": True,  # one server refused or failed: the others stop too
         "tasks": [
+            {
+                "name": "Find the operator's TLS certificates on this machine",
+                "ansible.builtin.stat": {"path": "{{ item.src }}"},
+                "delegate_to": "localhost",
+                "become": False,
+                "loop": "{{ gardenlab_tls }}",
+                "register": "gardenlab_tls_found",
+                "tags": ["preflight"],
+            },
+            {
+                "name": "Refuse before any server is touched when one is missing",
+                "ansible.builtin.assert": {
+                    "that": "missing | length == 0",
+                    "fail_msg": "missing on this machine: {{ missing | join(', ') }} (the "
+                    "inventory's tls source_dir holds ca.crt, <host>/tls.crt and <host>/tls.key)",
+                    "quiet": True,
+                },
+                "vars": {
+                    "missing": "{{ gardenlab_tls_found.results | default([])"
+                    " | rejectattr('stat.exists') | map(attribute='item.src') | list }}"
+                },
+                "tags": ["preflight"],
+            },
             {
                 "name": "Keep the PostgreSQL package from creating a cluster of its own",
                 "ansible.builtin.copy": {
@@ -422,6 +488,36 @@ PLAYBOOK: list[dict[str, Any]] = [
                     "update_cache": True,
                     "install_recommends": False,
                 },
+            },
+            {
+                "name": "Make the group that may read the TLS keys",
+                "ansible.builtin.group": {"name": TLS_GROUP, "system": True},
+                "when": "gardenlab_tls_readers | length > 0",
+            },
+            {
+                "name": "Let the services' users read the TLS keys",
+                "ansible.builtin.user": {"name": "{{ item }}", "groups": TLS_GROUP, "append": True},
+                "loop": "{{ gardenlab_tls_readers }}",
+            },
+            {
+                "name": "Make the TLS certificates' directories",
+                "ansible.builtin.file": {
+                    "path": "{{ item.dest | dirname }}",
+                    "state": "directory",
+                    "mode": "0755",
+                },
+                "loop": "{{ gardenlab_tls }}",
+            },
+            {
+                "name": "Place the operator's TLS certificates and keys",
+                "ansible.builtin.copy": {
+                    "src": "{{ item.src }}",
+                    "dest": "{{ item.dest }}",
+                    "owner": "root",
+                    "group": "{{ item.group }}",
+                    "mode": "{{ item.mode }}",
+                },
+                "loop": "{{ gardenlab_tls }}",
             },
             {
                 "name": "Make the configuration's directories",
@@ -486,6 +582,8 @@ def ansible_inventory(bundles: list[HostBundle]) -> dict[str, Any]:
                     "gardenlab_files": sorted(f for f in b.files if "postgresql-common" not in f),
                     "gardenlab_templates": sorted(b.templates),
                     "gardenlab_services": b.services,
+                    "gardenlab_tls": b.tls,
+                    "gardenlab_tls_readers": b.tls_readers,
                 }
                 for b in bundles
             }

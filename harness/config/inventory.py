@@ -19,10 +19,12 @@ render from the same templates.
     endpoints: {rw: 10.0.1.21:5000, ro: 10.0.1.21:5001, pooler: 10.0.1.21:6432,
                 patroni: [10.0.1.11:8008, 10.0.1.12:8008, 10.0.1.13:8008]}
     backups: {info_command: ssh bk1 pgbackrest --stanza=gardenlab info --output=json}
-    # TLS (optional): where each server finds the CA, its certificate and key (the operator's,
-    # placed by the playbook), and where this machine finds the CA to verify the servers with.
-    tls: {ca_file: /etc/gardenlab/tls/ca.crt, cert_file: /etc/gardenlab/tls/tls.crt,
-          key_file: /etc/gardenlab/tls/tls.key, client_ca_file: ~/gardenlab-ca.crt}
+    # TLS (optional): where the operator keeps the certificates on this machine (source_dir,
+    # relative to the inventory: ca.crt, <host>/tls.crt, <host>/tls.key; the playbook places
+    # them), where each server finds them, and the CA this machine verifies the servers with.
+    tls: {source_dir: tls, ca_file: /etc/gardenlab/tls/ca.crt,
+          cert_file: /etc/gardenlab/tls/tls.crt, key_file: /etc/gardenlab/tls/tls.key,
+          client_ca_file: ~/gardenlab-ca.crt}
     # The repository in an S3 bucket (instead of a backup host): the object storage's endpoint
     # (a host name), bucket and region; ca_file only for a private CA. The credentials are
     # Ansible variables (pgbackrest_s3_key, pgbackrest_s3_key_secret), never in the inventory.
@@ -47,7 +49,8 @@ from harness.lab.tls import TlsPaths
 
 ROLES = ("database", "etcd", "haproxy", "pgbouncer", "backup", "monitoring")
 KEYS = ("preset", "network", "hosts", "resources", "endpoints", "backups", "tls", "s3")
-TLS_KEYS = ("ca_file", "cert_file", "key_file", "client_ca_file")
+TLS_KEYS = ("source_dir", "ca_file", "cert_file", "key_file", "client_ca_file")
+TLS_PATH_KEYS = TLS_KEYS[1:4]  # where each server finds them: absolute paths
 S3_KEYS = ("endpoint", "bucket", "region", "ca_file")
 S3_REQUIRED = S3_KEYS[:3]
 S3_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -107,6 +110,7 @@ class Inventory:
     size: NodeSize = LAB_NODE  # each database server's, from resources' cores and memory
     backup_info_command: str | None = None  # prints `pgbackrest info --output=json`
     tls: TlsPaths | None = None  # on every server; None: the bundle renders no TLS
+    tls_source: Path | None = None  # this machine's directory the playbook copies them from
     client_ca_file: str | None = None  # this machine's copy of the CA, for the gate
     s3: S3Repository | None = None  # the repository's bucket; None: a backup host or local
 
@@ -195,11 +199,11 @@ class Reader:
             if "info_command" in backups
             else None,
         )
-        tls, client_ca = self.tls(top.get("tls"))
+        tls, tls_source, client_ca = self.tls(top.get("tls"))
         s3 = self.s3(top.get("s3"))
         if s3 is not None and inventory.with_role("backup"):
             raise self.fail(top["s3"], "s3 and a backup host: name one place for the repository")
-        return replace(inventory, tls=tls, client_ca_file=client_ca, s3=s3)
+        return replace(inventory, tls=tls, tls_source=tls_source, client_ca_file=client_ca, s3=s3)
 
     def s3(self, node: yaml.Node | None) -> S3Repository | None:
         """The bucket's endpoint (a host name, no scheme), bucket and region; a private CA."""
@@ -221,20 +225,30 @@ class Reader:
             raise self.fail(fields["ca_file"], f"s3: ca_file {ca_file!r} is not an absolute path")
         return S3Repository(given["endpoint"], given["bucket"], given["region"], ca_file)
 
-    def tls(self, node: yaml.Node | None) -> tuple[TlsPaths | None, str | None]:
-        """The servers' certificate paths (absolute, all three) and the gate's CA."""
+    def tls(self, node: yaml.Node | None) -> tuple[TlsPaths | None, Path | None, str | None]:
+        """The servers' certificate paths (absolute, all three), the directory on this machine
+        the playbook copies them from, and this machine's copy of the CA for the gate."""
         if node is None:
-            return None, None
+            return None, None, None
         fields = self.mapping(node, "tls", TLS_KEYS)
         given = {key: self.scalar(value, key) for key, value in fields.items()}
-        for key in TLS_KEYS[:3]:
+        for key in ("source_dir", *TLS_PATH_KEYS):
             if key not in given:
-                raise self.fail(node, f"tls: {key!r} is missing (give all of ca, cert and key)")
+                raise self.fail(node, f"tls: {key!r} is missing (give {', '.join(TLS_KEYS[:4])})")
+        for key in TLS_PATH_KEYS:
             if not given[key].startswith("/"):
                 raise self.fail(fields[key], f"tls: {key} {given[key]!r} is not an absolute path")
-        client_ca = given.get("client_ca_file")
         paths = TlsPaths(given["ca_file"], given["cert_file"], given["key_file"])
-        return paths, str(Path(client_ca).expanduser()) if client_ca else None
+        client_ca = given.get("client_ca_file")
+        return (
+            paths,
+            self.local(given["source_dir"]),
+            str(self.local(client_ca)) if client_ca else None,
+        )
+
+    def local(self, path: str) -> Path:
+        """A path on this machine, as the inventory gives it: relative to the inventory's file."""
+        return (self.path.parent / Path(path).expanduser()).resolve()
 
     def endpoints(self, node: yaml.Node | None, inventory: Inventory) -> Endpoints:
         lb, pooler = inventory.with_role("haproxy")[0], inventory.with_role("pgbouncer")[0]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +177,18 @@ def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
+
+
+def write_server_certificates(directory: Path, names: Mapping[str, Sequence[str]]) -> None:
+    """A new CA and a certificate per server, laid out as an inventory's tls source_dir
+    (ca.crt, <server>/tls.crt, <server>/tls.key): the rehearsal's, made for each run."""
+    now = _now()
+    ca, ca_key = make_ca(now)
+    _write(directory / CA_CERT, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    for server, server_names in names.items():
+        cert, key = issue(server, server_names, ca, ca_key, now)
+        _write(directory / server / KEY, _pem_key(key), 0o600)
+        _write(directory / server / CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 @dataclass(frozen=True)

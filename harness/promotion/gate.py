@@ -22,7 +22,7 @@ import psycopg
 
 from harness.chaos.invariants import outage
 from harness.chaos.workload import TABLE, Workload, WorkloadTarget
-from harness.clients.addresses import conninfo, http_url, split_address
+from harness.clients.addresses import PLAINTEXT_REFUSED, conninfo, http_url, split_address
 from harness.clients.patroni import Cluster, PatroniClient, verifying
 from harness.clients.pgbackrest import RepositoryInfo
 from harness.config.inventory import Inventory
@@ -135,7 +135,28 @@ def routing_checks(
             passed, detail = False, f"{address}: {str(exc).strip().splitlines()[-1]}"
         wanted = "a replica" if standby else "the primary"
         ok &= report.add(f"{name} reaches {wanted} of this cluster", passed, detail)
+    if inventory.tls is not None:
+        ok &= plaintext_check(report, inventory, secrets)
     return ok
+
+
+def plaintext_check(report: GateReport, inventory: Inventory, secrets: Mapping[str, str]) -> bool:
+    """With TLS rendered, every endpoint refuses a client that does not encrypt (as refused by
+    pg_hba or PgBouncer: an endpoint that is merely down does not count)."""
+    endpoints = inventory.endpoints
+    failures: list[str] = []
+    refusals: list[str] = []
+    for address in (endpoints.rw, endpoints.ro, endpoints.pooler):
+        try:
+            one_row(f"{dsn(address, secrets)} sslmode=disable", "SELECT 1")
+            failures.append(f"{address}: answered in plaintext")
+        except psycopg.OperationalError as exc:
+            why = str(exc).strip().splitlines()[-1]
+            refused = any(phrase in str(exc) for phrase in PLAINTEXT_REFUSED)
+            (refusals if refused else failures).append(f"{address}: {why}")
+    return report.add(
+        "plaintext connections refused", not failures, "; ".join(failures or refusals)
+    )
 
 
 def backup_checks(

@@ -1,6 +1,7 @@
 """Rehearse the deployment: the rendered bundle, applied by Ansible to three bare Debian 13
 containers standing in for the servers, brought up under systemd as the servers would run
-it, then checked with the gate's read-only checks.
+it, with TLS on every link from certificates the playbook places, then checked with the
+gate's read-only checks (verify-full against the rehearsal's CA, plaintext refused).
 
 The containers run systemd as init and sshd; Ansible reaches them over SSH with a key made
 for the rehearsal, on a network of their own. They are removed afterwards, whatever
@@ -24,12 +25,18 @@ import yaml
 
 from harness.clients.docker import ContainerRuntime, DockerRuntime, RunSpec
 from harness.clients.patroni import PatroniClient
-from harness.config.bundle import lab_package_versions, plan_bundle, write_bundle
+from harness.config.bundle import (
+    certificate_names,
+    lab_package_versions,
+    plan_bundle,
+    write_bundle,
+)
 from harness.config.inventory import load_inventory
 from harness.core.errors import CommandError, HarnessError
 from harness.core.process import run
 from harness.core.progress import Say
 from harness.lab.project import Lab
+from harness.lab.tls import CA_CERT, CERT, KEY, write_server_certificates
 from harness.promotion.gate import GateReport, read_only_checks, rest_url
 from harness.stack.engine import BASE_IMAGE
 from harness.stack.readiness import PatroniTopology, wait_for
@@ -40,6 +47,7 @@ SERVERS = {"db1": "10.99.1.11", "db2": "10.99.1.12", "db3": "10.99.1.13"}
 LABEL = "org.gardenlab.rehearsal"
 PLAYBOOK_TIMEOUT = 1200.0
 READY_TIMEOUT = 240.0
+SERVER_TLS = "/etc/gardenlab/tls"  # where the servers keep the certificates, as production's
 
 
 def journal_hint() -> str:
@@ -47,14 +55,20 @@ def journal_hint() -> str:
     return "see `journalctl -u gardenlab-patroni` in the servers"
 
 
-def inventory_text() -> str:
-    """Three servers; the first also balances and pools, as a small deployment would."""
+def inventory_text(tls_dir: Path) -> str:
+    """Three servers; the first also balances and pools, as a small deployment would. TLS as
+    production runs it: the certificates in `tls_dir`, placed by the playbook."""
     roles = {"db1": "[etcd, database, haproxy, pgbouncer]"}
     hosts = "\n".join(
         f"  - {{name: {name}, address: {address}, roles: {roles.get(name, '[etcd, database]')}}}"
         for name, address in SERVERS.items()
     )
-    return f"preset: fast\nnetwork: {SUBNET}\nhosts:\n{hosts}\n"
+    tls = (
+        f"tls: {{source_dir: {tls_dir}, ca_file: {SERVER_TLS}/{CA_CERT}, "
+        f"cert_file: {SERVER_TLS}/{CERT}, key_file: {SERVER_TLS}/{KEY}, "
+        f"client_ca_file: {tls_dir / CA_CERT}}}"
+    )
+    return f"preset: fast\nnetwork: {SUBNET}\nhosts:\n{hosts}\n{tls}\n"
 
 
 @dataclass
@@ -118,9 +132,12 @@ def rehearse(
     runtime.build_image(lab.compose_dir / "images" / "server", IMAGE, {"BASE_IMAGE": BASE_IMAGE})
     report.seconds["image"] = time.monotonic() - started
     with tempfile.TemporaryDirectory(prefix="gardenlab-bundle-") as tmp:
-        path = Path(tmp) / "inventory.yml"
-        path.write_text(inventory_text())
+        path, tls_dir = Path(tmp) / "inventory.yml", Path(tmp) / "tls"
+        path.write_text(inventory_text(tls_dir))
         inventory = load_inventory(path)
+        write_server_certificates(
+            tls_dir, {h.name: certificate_names(inventory, h) for h in inventory.hosts}
+        )
         versions = lab_package_versions({r for h in inventory.hosts for r in h.roles}, runtime)
         bundle = Path(tmp) / "bundle"
         write_bundle(plan_bundle(inventory, versions), bundle)

@@ -46,7 +46,8 @@ endpoints:
   ro: 127.0.0.1:{ports["ro"]}
   pooler: 127.0.0.1:{ports["pooler"]}
   patroni: [{", ".join(f"127.0.0.1:{p}" for p in rest)}]
-tls: {{ca_file: /etc/gardenlab/tls/ca.crt, cert_file: /etc/gardenlab/tls/tls.crt,
+tls: {{source_dir: {stack.lab.tls.directory}, ca_file: /etc/gardenlab/tls/ca.crt,
+      cert_file: /etc/gardenlab/tls/tls.crt,
       key_file: /etc/gardenlab/tls/tls.key, client_ca_file: {stack.lab.tls.ca_file}}}
 backups:
   info_command: docker exec -u postgres {stack.container(stack.leader()).name} pgbackrest --stanza=gardenlab info --output=json

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -102,3 +106,27 @@ def test_psql_arguments_alone_go_to_the_rw_endpoint(monkeypatch: pytest.MonkeyPa
         result = CliRunner().invoke(cli.cli, ["psql", *args], obj=app)
         assert result.exit_code == 0, result.output
     assert asked == [("rw", ["-c", "select 1"]), ("ro", ["-Atc", "select 1"])]
+
+
+def test_a_commands_ctrl_c_ends_the_process_as_sigint_does_after_unwinding() -> None:
+    """A shell or make then stops as well; the `with` blocks on the way out still ran."""
+    program = (
+        "import contextlib, harness.cli as c\n"
+        "from harness.cli.output import exit_interrupted\n"
+        "@contextlib.contextmanager\n"
+        "def block():\n"
+        "    try:\n"
+        "        yield\n"
+        "    finally:\n"
+        "        print('unwound', flush=True)\n"
+        "def command(standalone_mode):\n"
+        "    with block():\n"
+        "        exit_interrupted('interrupted: nothing to clean')\n"
+        "c.cli = command\n"
+        "c.main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == -signal.SIGINT, done.stderr
+    assert done.stdout == "unwound\n" and "interrupted: nothing to clean" in done.stderr

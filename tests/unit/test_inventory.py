@@ -281,7 +281,9 @@ def test_whichever_host_holds_the_repository_encrypts_it_as_the_lab_does(tmp_pat
 
 
 def test_the_servers_get_the_labs_tls_settings_with_the_inventorys_paths(tmp_path: Path) -> None:
-    paths = "{ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}"
+    paths = (
+        "{source_dir: certs, ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}"
+    )
     inventory = load_inventory(write(tmp_path, GOOD + f"tls: {paths}\n"))
     config = node_patroni_config(inventory, inventory.host("db1"))["postgresql"]
     assert config["parameters"]["ssl_cert_file"] == "/srv/db.pem"
@@ -297,7 +299,9 @@ def test_an_inventory_without_tls_renders_none_and_a_relative_path_is_refused(
 ) -> None:
     plain = load_inventory(write(tmp_path, GOOD))
     assert "ssl" not in node_patroni_config(plain, plain.host("db1"))["postgresql"]["parameters"]
-    bad = "tls: {ca_file: ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+    bad = (
+        "tls: {source_dir: certs, ca_file: ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+    )
     with pytest.raises(InventoryError, match=r"inventory.yml:8: tls: ca_file 'ca.pem' is not"):
         load_inventory(write(tmp_path, GOOD + bad))
 

@@ -115,7 +115,10 @@ def test_hash_changes_only_for_files_the_preset_touches(tmp_path: Path) -> None:
 
 
 ROOT = Path(__file__).parents[2]
-TLS_SECTION = "tls: {ca_file: /srv/ca.pem, cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+TLS_SECTION = (
+    "tls: {source_dir: certs, ca_file: /srv/ca.pem, "
+    "cert_file: /srv/db.pem, key_file: /srv/db.key}\n"
+)
 
 
 def test_patroni_reaches_etcd_over_https_with_a_client_certificate() -> None:

@@ -293,7 +293,10 @@ def test_the_servers_render_the_same_https_from_the_inventorys_paths() -> None:
     assert inventory.tls is not None
     config = node_patroni_config(inventory, inventory.host("db1"))
     assert config["restapi"]["certfile"] == inventory.tls.cert_file
-    assert f"ca-file {inventory.tls.ca_file}" in haproxy_cfg(inventory.preset, site_of(inventory))
+    balancer = haproxy_cfg(inventory.preset, site_of(inventory))
+    assert f"ca-file {inventory.tls.ca_file}" in balancer
+    # the name, not the address: HAProxy's verifyhost never matches an IP address SAN
+    assert "    server db1 10.0.1.11:5432 verifyhost db1\n" in balancer
     scrape = yaml.safe_load(prometheus_config(targets_of(inventory)))["scrape_configs"][0]
     assert scrape["scheme"] == "https" and scrape["tls_config"]["ca_file"] == inventory.tls.ca_file
     assert rest_url(inventory, "10.0.1.11:8008") == "https://10.0.1.11:8008"
