@@ -74,10 +74,15 @@ def tls_conninfo(dsn: str, sslrootcert: str = LAB_CA) -> str:
     return " ".join(f"{key}={libpq_value(value)}" for key, value in params.items())
 
 
+def refused_plaintext(exc: Exception) -> bool:
+    """The server turned the connection down for want of TLS (not down, not a bad password)."""
+    return any(phrase in str(exc) for phrase in PLAINTEXT_REFUSED)
+
+
 def connection_error(exc: Exception, what: str, hint: str, dsn: str) -> HarnessError:
     """A failed connection in one line; refused for want of TLS, it says so and shows the
     connection string to use instead of the generic `hint`."""
-    if any(phrase in str(exc) for phrase in PLAINTEXT_REFUSED):
+    if refused_plaintext(exc):
         return HarnessError(
             f"the {what} requires TLS and refused a plaintext connection: {first_line(exc)}",
             f'connect with TLS verified against the lab CA: "{tls_conninfo(dsn)}"',

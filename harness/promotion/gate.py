@@ -22,7 +22,7 @@ import psycopg
 
 from harness.chaos.invariants import outage
 from harness.chaos.workload import TABLE, Workload, WorkloadTarget
-from harness.clients.addresses import PLAINTEXT_REFUSED, conninfo, http_url, split_address
+from harness.clients.addresses import conninfo, http_url, refused_plaintext, split_address
 from harness.clients.patroni import Cluster, PatroniClient, verifying
 from harness.clients.pgbackrest import RepositoryInfo
 from harness.config.inventory import Inventory
@@ -152,8 +152,7 @@ def plaintext_check(report: GateReport, inventory: Inventory, secrets: Mapping[s
             failures.append(f"{address}: answered in plaintext")
         except psycopg.OperationalError as exc:
             why = str(exc).strip().splitlines()[-1]
-            refused = any(phrase in str(exc) for phrase in PLAINTEXT_REFUSED)
-            (refusals if refused else failures).append(f"{address}: {why}")
+            (refusals if refused_plaintext(exc) else failures).append(f"{address}: {why}")
     return report.add(
         "plaintext connections refused", not failures, "; ".join(failures or refusals)
     )
