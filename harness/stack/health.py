@@ -44,19 +44,32 @@ def cluster_findings(
     ]
 
 
+def routing_findings(cluster: Cluster, backends: Sequence[BackendServer]) -> list[Finding]:
+    """HAProxy routing rw to the leader alone and ro to every streaming replica: a replica
+    streaming but not yet UP in ro is a lab that reads from fewer nodes than it reports."""
+    leader = cluster.leader
+    rw, ro = (
+        sorted(b.server for b in backends if b.listener == name and b.up) for name in ("rw", "ro")
+    )
+    replicas = sorted(m.name for m in cluster.streaming_replicas)
+    return [
+        Finding(
+            "HAProxy routes rw to the leader",
+            leader is not None and rw == [leader.name],
+            f"rw UP on {', '.join(rw) or 'nothing'}",
+        ),
+        Finding(
+            "HAProxy routes ro to every streaming replica",
+            bool(replicas) and ro == replicas,
+            f"ro UP on {', '.join(ro) or 'nothing'}; streaming {', '.join(replicas) or 'none'}",
+        ),
+    ]
+
+
 def stack_findings(
     cluster: Cluster | None, backends: Sequence[BackendServer], *, replicas: int
 ) -> list[Finding]:
-    """The cluster's findings, and HAProxy routing rw to its leader."""
+    """The cluster's findings, and HAProxy's routing of both ports."""
     if cluster is None:
         return [Finding("Patroni answers", False, "no Patroni REST endpoint answered")]
-    leader = cluster.leader
-    routed = [b.server for b in backends if b.listener == "rw" and b.up]
-    return [
-        *cluster_findings(cluster, replicas=replicas),
-        Finding(
-            "HAProxy routes rw to the leader",
-            leader is not None and routed == [leader.name],
-            f"rw UP on {', '.join(routed) or 'nothing'}",
-        ),
-    ]
+    return [*cluster_findings(cluster, replicas=replicas), *routing_findings(cluster, backends)]

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 
 from harness.clients.faultproxy import FaultProxyClient
+from harness.clients.haproxy import fetch_backends
 from harness.clients.monitoring import PrometheusClient
 from harness.clients.patroni import PatroniClient
 from harness.clients.s3 import S3Client
@@ -23,7 +24,7 @@ from harness.core.errors import HarnessError, ReadinessTimeout, first_line
 from harness.core.polling import SYSTEM_CLOCK, Clock, poll
 from harness.lab.project import Lab
 from harness.lab.topology import ALERT_LOG, CSV_IMPORT, NODES, PROXY_LINKS, S3_BUCKET
-from harness.stack.health import cluster_findings
+from harness.stack.health import cluster_findings, routing_findings
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class PatroniTopology:
         cluster = self.patroni.cluster()
         findings = cluster_findings(cluster, replicas=self.replicas)
         return Observation(all(f.passed for f in findings), cluster.describe())
+
+
+@dataclass(frozen=True)
+class HAProxyRoutes:
+    """HAProxy's stats show rw UP on the leader alone and ro UP on every streaming replica:
+    one ro connection answering proves only one replica routable."""
+
+    patroni: PatroniClient
+    stats_url: str
+    name: str = "HAProxy: rw to the leader, ro to every replica"
+
+    def probe(self) -> Observation:
+        findings = routing_findings(self.patroni.cluster(), fetch_backends(self.stats_url))
+        return Observation(all(f.passed for f in findings), "; ".join(f.detail for f in findings))
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,7 @@ def ready_checks(lab: Lab, patroni: PatroniClient) -> list[Check]:
         ),
         BucketThere(lab.s3()),
         PatroniTopology(patroni),
+        HAProxyRoutes(patroni, lab.url("stats", "/;csv")),
         SqlAnswers("rw port on the primary", lab.dsn("rw", connect_timeout=2), False),
         SqlAnswers("ro port on a replica", lab.dsn("ro", connect_timeout=2), True),
         SqlAnswers("PgBouncer answering", lab.dsn("pooler", connect_timeout=2), None),

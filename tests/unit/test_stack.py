@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from harness.clients.docker import Volume
-from harness.clients.haproxy import parse_stats_csv
+from harness.clients.haproxy import BackendServer, parse_stats_csv
 from harness.clients.patroni import Cluster
 from harness.core.errors import CommandError, ConfigError, PortInUseError, StateError
 from harness.lab.presets import get_preset
@@ -102,13 +102,23 @@ def test_data_made_with_other_secrets_is_refused_before_anything_starts(tmp_path
     assert not (tmp_path / "compose" / "rendered").exists()
 
 
-def test_health_needs_haproxy_to_route_rw_to_the_leader(
+def test_health_needs_haproxy_to_route_rw_to_the_leader_and_ro_to_every_replica(
     cluster_json: dict[str, Any], stats_csv: str
 ) -> None:
     cluster = Cluster.from_json(cluster_json)
     backends = parse_stats_csv(stats_csv)
     assert StackStatus({}, cluster, "", backends).healthy
     assert not StackStatus({}, cluster, "", []).healthy
+    one_replica_down = [
+        BackendServer(
+            b.listener, b.server, "DOWN" if (b.listener, b.server) == ("ro", "pg2") else b.status
+        )
+        for b in backends
+    ]
+    status = StackStatus({}, cluster, "", one_replica_down)
+    assert [f.name for f in status.findings if not f.passed] == [
+        "HAProxy routes ro to every streaming replica"
+    ]
     assert not StackStatus({}, None, "no Patroni", backends).healthy
     cluster_json["members"][0]["state"] = "starting"
     assert not StackStatus({}, Cluster.from_json(cluster_json), "", backends).healthy
