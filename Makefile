@@ -104,14 +104,14 @@ bench-import: venv ## Figures: CSV import rows/s vs harness seed's COPY rate, se
 bench-import-chaos: venv ## Figures: the exactly-once import scenarios over RUNS runs (default 5): pass rate, run and import times
 	$(BIN)/python -m benchmarks.import_chaos --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 
-bench-rto: venv ## Figures: RTO p50/p95 per scenario over RUNS runs (default 5) on the dev lab
-	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(SCENARIOS),--scenarios $(SCENARIOS))
+bench-rto: venv ## Figures: RTO p50/p95 and alert latency per scenario over RUNS runs (default 5) on the dev lab (SCENARIOS=ci: the CI subset)
+	$(BIN)/python -m benchmarks.chaos_rto --runs $(or $(RUNS),5) $(if $(filter ci,$(SCENARIOS)),--ci,$(if $(SCENARIOS),--scenarios $(SCENARIOS)))
 
 bench-switchover: venv ## Figures: a switchover's client errors and largest gap, via PgBouncer and direct (RUNS=5)
 	$(BIN)/python -m benchmarks.switchover --runs $(or $(RUNS),5)
 
-bench-monitoring: venv ## Figures: monitoring's memory and CPU at rest and under load, and the alerts a steady load fires (must be none; USERS=100 MINUTES=10)
-	$(BIN)/python -m benchmarks.monitoring --users $(or $(USERS),100) --minutes $(or $(MINUTES),10)
+bench-monitoring: venv ## Figures: monitoring's memory and CPU at rest and under load, the alerts a steady load fires (must be none), scraping's effect on p95 (USERS=100 MINUTES=10 PAIRS=2)
+	$(BIN)/python -m benchmarks.monitoring --users $(or $(USERS),100) --minutes $(or $(MINUTES),10) --pairs $(or $(PAIRS),2)
 
 bench-backup: venv ## Figures: full backup, WAL archived per minute under load, restore drill RTO
 	$(BIN)/python -m benchmarks.backup

@@ -1,14 +1,17 @@
 """Monitoring figures on the dev lab, printed, never asserted: memory and CPU of the monitoring
-services at rest and under a steady load, and the alerts that load fired (false alarms: the
-load breaks nothing, so every one is a rule to fix). Exit 1 when an alert fired.
+services at rest and under a steady load, the alerts that load fired (false alarms: the
+load breaks nothing, so every one is a rule to fix), and what scraping costs the load: short
+runs in turn with monitoring running and with every monitoring container paused (nothing
+scrapes, nothing is scraped), the steady p95 of each. Exit 1 when an alert fired.
 
     make dev-up && make seed
-    python -m benchmarks.monitoring --users 100 --minutes 10
+    python -m benchmarks.monitoring --users 100 --minutes 10 [--pairs 2 --pair-minutes 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import threading
 import time
@@ -48,11 +51,41 @@ def print_memory(title: str, usage: dict[str, float]) -> None:
         print(f"  {service:<22} {mib:7.1f} MiB")
 
 
+def steady_p95(stack: Stack, users: int, minutes: float, directory: Path) -> float:
+    result = run_load(stack, LoadPlan(users=users, duration=minutes * 60), directory, say=print)
+    return next(s for s in result.stats["steady"] if s.name == "*").p95
+
+
+def scrape_effect(
+    stack: Stack, names: dict[str, str], users: int, minutes: float, pairs: int, out: Path
+) -> None:
+    """Load runs in turn with and without monitoring (alternated, so drift hits both)."""
+    p95: dict[str, list[float]] = {"with": [], "without": []}
+    for pair in range(pairs):
+        for mode in ("with", "without"):
+            print(f"scrape effect, pair {pair + 1}/{pairs}: {mode} monitoring", flush=True)
+            if mode == "without":
+                stack.runtime.act("pause", list(names))
+            try:
+                p95[mode].append(steady_p95(stack, users, minutes, out / f"{mode}-{pair + 1}"))
+            finally:
+                if mode == "without":
+                    stack.runtime.act("unpause", list(names))
+    print(f"scrape effect on the load's steady p95 ({users} users, {minutes:g} min runs):")
+    for mode, values in p95.items():
+        runs = ", ".join(f"{v:.1f}" for v in values)
+        print(f"  {mode:<8} monitoring: median {statistics.median(values):6.1f} ms ({runs})")
+    change = statistics.median(p95["with"]) - statistics.median(p95["without"])
+    print(f"  scraping adds {change:+.1f} ms to the median p95")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--out", default="artifacts/bench-monitoring")
+    parser.add_argument("--pairs", type=int, default=2, help="with/without runs (0: none)")
+    parser.add_argument("--pair-minutes", type=float, default=2.0)
     args = parser.parse_args()
 
     stack = Stack(Lab.discover(), say=print)
@@ -107,6 +140,8 @@ def main() -> None:
     )
     for n in notified:
         print(f"  notified {n.name} ({n.where}) at +{n.received - start:.0f} s")
+    if args.pairs:
+        scrape_effect(stack, names, args.users, args.pair_minutes, args.pairs, Path(args.out))
     sys.exit(1 if names_fired or notified else 0)
 
 
