@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
 from harness.clients.patroni import PatroniClient, verifying
-from harness.core.errors import CommandError, ConfigError, HarnessError
+from harness.core.errors import CommandError, ConfigError, HarnessError, ReadinessTimeout
 from harness.faults.controller import Faults
 from harness.lab.topology import NODES
 from harness.stack.lifecycle import Stack
@@ -18,15 +21,49 @@ from tests.integration.conftest import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 HEAL_TIMEOUT = 120.0
+REBUILD_TIMEOUT = 300.0
 
 
 @pytest.fixture
-def faults(stack: Stack) -> Iterator[Faults]:
+def faults(stack: Stack, request: pytest.FixtureRequest) -> Iterator[Faults]:
     """Every test ends healed and ready, even when it fails half-way."""
     controller = Faults(stack)
+    since = datetime.now(UTC)
     yield controller
     controller.heal_all()
-    stack.wait_ready(HEAL_TIMEOUT)
+    try:
+        stack.wait_ready(HEAL_TIMEOUT)
+    except ReadinessTimeout:
+        if not rebuild_unjoined(stack, since, request.node.name):
+            raise
+
+
+def rebuild_unjoined(stack: Stack, since: datetime, test: str) -> list[str]:
+    """A member that never rejoined after the heal is rebuilt, as an operator would, so the
+    tests after this one start healthy; its whole log is kept and the test warns, since a
+    member that cannot rejoin is a finding about the platform, not about this test's fault.
+    Seen after the isolated-leader test: the old leader sat `starting`, "consistent recovery
+    state has not been yet reached", for the whole heal budget."""
+    cluster = stack.status().cluster
+    if cluster is None or cluster.leader is None:
+        return []
+    stuck = [m.name for m in cluster.members if not m.is_leader and m.state != "streaming"]
+    if not stuck:
+        return []
+    logs = Path("artifacts") / "test-faults"
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in stuck:
+        (logs / f"{test}-{name}.log").write_text(stack.logs_since(name, since))
+    warnings.warn(
+        f"{', '.join(stuck)} did not rejoin within {HEAL_TIMEOUT:.0f} s of the heal and were "
+        f"rebuilt from the leader; their logs are in {logs}",
+        stacklevel=1,
+    )
+    with stack.patroni() as patroni:
+        for name in stuck:
+            patroni.reinitialize(stack.lab.rest_url(name))
+    stack.wait_ready(REBUILD_TIMEOUT)
+    return stuck
 
 
 def query_ms(dsn: str) -> float:
