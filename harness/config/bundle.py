@@ -22,6 +22,7 @@ from harness.config.inventory import Host, Inventory
 from harness.config.monitoring import (
     MONITORING_IMAGE,
     NODE_EXPORTER,
+    PGBACKREST_EXPORTER,
     PGBOUNCER_EXPORTER,
     POSTGRES_EXPORTER,
     PRODUCTION_ROUTING,
@@ -72,7 +73,10 @@ PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
                 "pgbackrest",
             ),
         ),
-        (MONITORING_IMAGE, (POSTGRES_EXPORTER.package, NODE_EXPORTER.package)),
+        (
+            MONITORING_IMAGE,
+            (POSTGRES_EXPORTER.package, PGBACKREST_EXPORTER.package, NODE_EXPORTER.package),
+        ),
     ),
     "etcd": (("gardenlab/etcd:3.5", ("etcd-server", "etcd-client")),),
     "haproxy": (
@@ -87,7 +91,14 @@ PACKAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "monitoring": ((MONITORING_IMAGE, ("prometheus", "prometheus-alertmanager")),),
 }
 SERVICES: dict[str, tuple[str, ...]] = {
-    "database": ("gardenlab-patroni", POSTGRES_EXPORTER.package, NODE_EXPORTER.package),
+    # every database server reads the repository it archives to (as postgres, the unit's
+    # user, which can read the repository's secrets); the backup-age rule takes the minimum
+    "database": (
+        "gardenlab-patroni",
+        POSTGRES_EXPORTER.package,
+        PGBACKREST_EXPORTER.package,
+        NODE_EXPORTER.package,
+    ),
     "etcd": ("etcd",),
     "haproxy": ("haproxy", NODE_EXPORTER.package),
     "pgbouncer": ("pgbouncer", PGBOUNCER_EXPORTER.package, NODE_EXPORTER.package),
@@ -265,6 +276,7 @@ def targets_of(inventory: Inventory) -> Targets:
             ("etcd", at("etcd", ETCD_METRICS_PORT)),
             ("haproxy", at("haproxy", HAPROXY_METRICS_PORT)),
             ("pgbouncer", at("pgbouncer", PGBOUNCER_EXPORTER.port)),
+            ("pgbackrest", at("database", PGBACKREST_EXPORTER.port)),
             ("node", tuple(f"{h.address}:{NODE_EXPORTER.port}" for h in node_hosts)),
         ),
         alertmanagers=tuple(
@@ -357,6 +369,7 @@ ROLE_FILES: dict[str, Callable[[Inventory, Host], tuple[Files, Templates]]] = {
             "etc/pgbackrest/pgbackrest.conf": pgbackrest_conf(site_of(inv)),
             "etc/postgresql-common/createcluster.conf": NO_DEFAULT_CLUSTER,
             "etc/systemd/system/gardenlab-patroni.service": PATRONI_UNIT,
+            f"etc/default/{PGBACKREST_EXPORTER.package}": PGBACKREST_EXPORTER.defaults(),
         },
         {
             "etc/patroni/patroni.env": PATRONI_ENV + tls_environment(inv),

@@ -445,6 +445,12 @@ POSTGRES_EXPORTER = Exporter(
     ("--collector.stat_checkpointer",),
 )
 PGBOUNCER_EXPORTER = Exporter("prometheus-pgbouncer-exporter", PGBOUNCER_EXPORTER_PORT)
+PGBACKREST_EXPORTER = Exporter(
+    # `pgbackrest info` every 30 s: its default 600 s leaves a finished backup unseen for long
+    "prometheus-pgbackrest-exporter",
+    PGBACKREST_EXPORTER_PORT,
+    ("--collect.interval=30",),
+)
 NODE_EXPORTER = Exporter(
     "prometheus-node-exporter",
     NODE_EXPORTER_PORT,
@@ -481,7 +487,7 @@ LAB_TARGETS = Targets(
         ("etcd", tuple(f"{m}:{ETCD_METRICS_PORT}" for m in ETCD_MEMBERS)),
         ("haproxy", (f"{HAPROXY}:{HAPROXY_METRICS_PORT}",)),
         ("pgbouncer", (f"{PGBOUNCER}-exporter:{PGBOUNCER_EXPORTER_PORT}",)),
-        ("pgbackrest", (f"pgbackrest-exporter:{PGBACKREST_EXPORTER_PORT}",)),
+        ("pgbackrest", (f"pgbackrest-exporter:{PGBACKREST_EXPORTER.port}",)),
         ("node", (f"node-exporter:{NODE_EXPORTER_PORT}",)),
     ),
     alertmanagers=(f"{ALERTMANAGER}:{ALERTMANAGER_PORT}",),

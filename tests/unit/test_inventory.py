@@ -24,6 +24,7 @@ from harness.config.inventory import Inventory, InventoryError, load_inventory
 from harness.config.monitoring import (
     LAB_TARGETS,
     NODE_EXPORTER,
+    PGBACKREST_EXPORTER,
     PGBOUNCER_EXPORTER,
     POSTGRES_EXPORTER,
     Exporter,
@@ -373,11 +374,18 @@ def test_the_database_and_balancer_hosts_run_the_labs_exporters_and_are_scraped(
     assert targets["postgres"] == ["10.0.1.11:9187", "10.0.1.12:9187", "10.0.1.13:9187"]
     assert targets["pgbouncer"] == ["10.0.1.21:9127"]
     assert "10.0.1.21:9100" in targets["node"] and "10.0.1.11:9100" in targets["node"]
+    assert targets["pgbackrest"] == ["10.0.1.11:9854", "10.0.1.12:9854", "10.0.1.13:9854"]
+    assert "prometheus-pgbackrest-exporter" in db1.services
+    assert db1.files["etc/default/prometheus-pgbackrest-exporter"].endswith(
+        "ARGS='--web.listen-address=:9854 --collect.interval=30'\n"
+    )  # pgBackRest's own configuration path: the repository's, secrets in conf.d
     # the jobs the lab's Prometheus has, so every rule reads the same series in both
-    assert set(targets) >= {job for job, _ in LAB_TARGETS.jobs} - {"pgbackrest"}
+    assert set(targets) >= {job for job, _ in LAB_TARGETS.jobs}
 
 
-@pytest.mark.parametrize("exporter", [POSTGRES_EXPORTER, PGBOUNCER_EXPORTER, NODE_EXPORTER])
+@pytest.mark.parametrize(
+    "exporter", [POSTGRES_EXPORTER, PGBOUNCER_EXPORTER, PGBACKREST_EXPORTER, NODE_EXPORTER]
+)
 def test_the_lab_runs_each_exporter_as_the_bundle_does(exporter: Exporter) -> None:
     compose = (Path(__file__).parents[2] / "compose" / "docker-compose.yml").read_text()
     assert " ".join(exporter.command()) in compose.replace('", "', " ").replace("\n", " ")
