@@ -21,17 +21,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import yaml
 
 from harness.clients.docker import ContainerRuntime, DockerRuntime, RunSpec
-from harness.clients.patroni import PatroniClient
+from harness.clients.patroni import PatroniClient, verifying
 from harness.config.bundle import (
     certificate_names,
     lab_package_versions,
     plan_bundle,
+    targets_of,
     write_bundle,
 )
-from harness.config.inventory import load_inventory
+from harness.config.inventory import Inventory, load_inventory
+from harness.config.monitoring import scrape_tls
 from harness.core.errors import CommandError, HarnessError
 from harness.core.process import run
 from harness.core.progress import Say
@@ -69,6 +72,30 @@ def inventory_text(tls_dir: Path) -> str:
         f"client_ca_file: {tls_dir / CA_CERT}}}"
     )
     return f"preset: fast\nnetwork: {SUBNET}\nhosts:\n{hosts}\n{tls}\n"
+
+
+def scrape_checks(report: GateReport, inventory: Inventory) -> bool:
+    """Every target the monitoring host would scrape answers /metrics as Prometheus asks for
+    it (HTTPS against the CA where the bundle renders it): the exporters the playbook set up
+    run, with the configuration it gave them."""
+    targets = targets_of(inventory)
+    failed, asked = [], 0
+    for job, addresses in targets.jobs:
+        scheme = scrape_tls(job, targets.https_ca).get("scheme", "http")
+        for address in addresses:
+            asked += 1
+            try:
+                answer = httpx.get(
+                    f"{scheme}://{address}/metrics",
+                    timeout=5,
+                    verify=verifying(inventory.client_ca_file) if scheme == "https" else False,
+                )
+                if answer.status_code != 200:
+                    failed.append(f"{job} {address}: HTTP {answer.status_code}")
+            except httpx.HTTPError as exc:
+                failed.append(f"{job} {address}: {exc}")
+    detail = "; ".join(failed) or f"{asked} targets of {len(targets.jobs)} jobs"
+    return report.add("every scrape target answers /metrics", not failed, detail)
 
 
 @dataclass
@@ -199,5 +226,6 @@ def rehearse(
                     max_lag=1024 * 1024,
                     max_backup_age=None,
                 )
+                scrape_checks(report.checks, inventory)
     report.seconds["total"] = time.monotonic() - started
     return report

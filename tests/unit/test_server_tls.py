@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import yaml
@@ -170,3 +171,24 @@ def test_the_gate_counts_only_a_servers_refusal_of_plaintext(
     report = GateReport("target")
     assert plaintext_check(report, inventory, {}) is passed
     assert report.checks[0].name == "plaintext connections refused"
+
+
+def test_the_rehearsal_asks_every_scrape_target_as_prometheus_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.promotion import rehearse
+
+    inventory = load_inventory(EXAMPLE)
+    asked: list[str] = []
+
+    def get(url: str, timeout: float, verify: object) -> httpx.Response:
+        asked.append(url)
+        assert (verify is not False) == url.startswith("https://")
+        return httpx.Response(503 if url == "http://10.0.1.12:9854/metrics" else 200)
+
+    monkeypatch.setattr(rehearse.httpx, "get", get)
+    monkeypatch.setattr(rehearse, "verifying", lambda ca: f"context for {ca}")
+    report = GateReport("target")
+    assert rehearse.scrape_checks(report, inventory) is False
+    assert report.checks[0].detail == "pgbackrest 10.0.1.12:9854: HTTP 503"
+    assert "https://10.0.1.11:8008/metrics" in asked and "http://10.0.1.11:9100/metrics" in asked
