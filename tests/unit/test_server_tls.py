@@ -186,7 +186,7 @@ def test_the_rehearsal_asks_every_scrape_target_as_prometheus_would(
         assert (verify is not False) == url.startswith("https://")
         return httpx.Response(503 if url == "http://10.0.1.12:9854/metrics" else 200)
 
-    monkeypatch.setattr(rehearse.httpx, "get", get)
+    monkeypatch.setattr(httpx, "get", get)
     monkeypatch.setattr(rehearse, "verifying", lambda ca: f"context for {ca}")
     report = GateReport("target")
     assert rehearse.scrape_checks(report, inventory) is False
