@@ -55,7 +55,7 @@ def main() -> None:
         load = run_load(stack, LoadPlan(duration=args.load_seconds), Path(out), say=lambda _: None)
     minutes = (time.monotonic() - started) / 60
     segments_after, wal_after = archived(stack)
-    steady = {s.name: s for s in load.stats["steady"]}["*"]
+    steady = load.aggregate()
     print(
         f"under load ({steady.rps:.0f} requests/s, 100 users): "
         f"{(segments_after - segments) / minutes:.1f} WAL segments archived per minute, "

@@ -42,8 +42,7 @@ def collect_alerts(result: Result, times: dict[str, AlertTimes], expected: set[s
         if seen.start < fault - 1:
             continue  # an earlier fault's, still showing
         earliest[seen.name] = min(earliest.get(seen.name, seen.start), seen.start)
-        end = seen.resolved if seen.first is not None else seen.notified_resolved
-        before = cleared.get(seen.name, 0.0)
+        end, before = seen.cleared, cleared.get(seen.name, 0.0)
         cleared[seen.name] = None if end is None or before is None else max(end, before)
     for name, start in earliest.items():
         entry = times.setdefault(name, AlertTimes(name in expected))

@@ -53,7 +53,7 @@ def print_memory(title: str, usage: dict[str, float]) -> None:
 
 def steady_p95(stack: Stack, users: int, minutes: float, directory: Path) -> float:
     result = run_load(stack, LoadPlan(users=users, duration=minutes * 60), directory, say=print)
-    return next(s for s in result.stats["steady"] if s.name == "*").p95
+    return result.aggregate().p95
 
 
 def scrape_effect(
@@ -119,7 +119,7 @@ def main() -> None:
         print(f"monitoring CPU under load: {sum(cpu.values()) / seconds:.3f} cores in all")
         for service, used in sorted(cpu.items()):
             print(f"  {service:<22} {used / seconds:7.3f} cores")
-    steady = next(s for s in result.stats["steady"] if s.name == "*")
+    steady = result.aggregate()
     print(f"load: {steady.count:,} requests in the steady window, p95 {steady.p95:.1f} ms")
 
     # Let a `for` that began near the end run out, then read both sources.

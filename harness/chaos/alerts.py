@@ -63,6 +63,11 @@ class Seen:
         """When this alert first showed, by either source (one of them always saw it)."""
         return min(t for t in (self.first, self.notified) if t is not None)
 
+    @property
+    def cleared(self) -> float | None:
+        """When it resolved, by the source that saw it fire (the API's when it did)."""
+        return self.resolved if self.first is not None else self.notified_resolved
+
 
 Firing = Callable[[], list[FiringAlert]]
 Notified = Callable[[float], list[Notification]]  # since, in unix seconds
@@ -224,7 +229,7 @@ def alert_failures(
         if e.resolve_within is None:
             continue
         for s in fired:
-            cleared = s.resolved if s.first is not None else s.notified_resolved
+            cleared = s.cleared
             if cleared is None or cleared - heal > e.resolve_within:
                 when = "never" if cleared is None else f"{cleared - heal:.1f} s after the heal"
                 failures.append(

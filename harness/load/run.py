@@ -125,6 +125,10 @@ class LoadResult:
     def requests(self) -> int:
         return sum(s.count for w in self.windows for s in self.stats[w.name] if s.name == ALL)
 
+    def aggregate(self, window: str = "steady") -> Stats:
+        """The row over every request type in one window."""
+        return next(s for s in self.stats[window] if s.name == ALL)
+
     @property
     def passed(self) -> bool:
         return not self.failures

@@ -280,7 +280,7 @@ def gate(
         )
         report.load = run_target(target, plan, out_dir / "load", say)
         rows = report.load.stats["steady"]
-        steady = {s.name: s for s in rows}[ALL]
+        steady = report.load.aggregate()
         slowest = max((s for s in rows if s.name != ALL and s.count), key=lambda s: s.p95)
         passed = report.add(
             "Locust: " + ", ".join(str(lim) for lim in plan.limits),
